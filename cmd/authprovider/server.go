@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/isobox/isobox/internal/daemon"
+	"github.com/isobox/isobox/internal/grpcauth"
+	"github.com/isobox/isobox/internal/store"
+)
+
+// app is the running server's parts, built by serve and handed to each
+// feature's mount function (oauth.go, portal.go, ...), which adds routes,
+// gRPC services and their authentication.
+type app struct {
+	cfg *config
+	log *slog.Logger
+	db  *store.DB
+	d   *daemon.Daemon
+
+	// bitrix is the Bitrix-facing mux on --http-addr.
+	bitrix *http.ServeMux
+	// admin is the admin mux on --admin-addr (health, metrics, gateway).
+	admin *http.ServeMux
+	// grpc is the gRPC server on --grpc-addr.
+	grpc *grpc.Server
+	// grpcAuth says how each gRPC service authenticates its callers; a
+	// service missing here refuses every call.
+	grpcAuth grpcauth.Checks
+	// gateway is the grpc-gateway mux, mounted on admin under /v1/.
+	gateway *runtime.ServeMux
+	// gatewayRegs register gateway handlers once the gRPC listener is bound.
+	gatewayRegs []func(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error
+	// adminKeyHash is the SHA-256 of the admin API key.
+	adminKeyHash string
+}
+
+func newLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	cfg, _, err := parseConfig("authprovider", args, getenv, nil)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	db, err := store.Open(ctx, cfg.dsn())
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	log.Info("database ready", "engine", db.Dialect)
+
+	a := &app{
+		cfg:      cfg,
+		log:      log,
+		db:       db,
+		d:        daemon.New(log),
+		bitrix:   http.NewServeMux(),
+		grpcAuth: grpcauth.Checks{},
+	}
+	a.d.OnClose(func(context.Context) { db.Close() })
+	a.admin = a.d.AdminHandler()
+	a.grpc = grpc.NewServer(a.grpcAuth.ServerOptions()...)
+	a.gateway = newGateway()
+	a.admin.Handle("/v1/", a.gateway)
+	a.d.Ready("database", db.PingContext)
+
+	if err := a.setupAdminKey(ctx); err != nil {
+		db.Close()
+		return err
+	}
+	for _, mount := range []func(context.Context, *app) error{mountOAuth, mountPortal} {
+		if err := mount(ctx, a); err != nil {
+			db.Close()
+			return err
+		}
+	}
+
+	a.d.HTTP("http", cfg.HTTPAddr, a.bitrix)
+	a.d.GRPC("grpc", cfg.GRPCAddr, a.grpc)
+	a.d.HTTP("admin", cfg.AdminAddr, a.admin)
+	if err := a.d.Listen(); err != nil {
+		db.Close()
+		return err
+	}
+	conn, err := grpc.NewClient(a.d.Addr("grpc"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		db.Close()
+		return fmt.Errorf("gateway connection: %w", err)
+	}
+	a.d.OnClose(func(context.Context) { conn.Close() })
+	for _, reg := range a.gatewayRegs {
+		if err := reg(ctx, a.gateway, conn); err != nil {
+			db.Close()
+			return fmt.Errorf("register gateway: %w", err)
+		}
+	}
+	fmt.Fprintf(stdout, "authprovider: Bitrix OAuth on http://%s, gRPC on %s, admin on http://%s (data in %s)\n",
+		a.d.Addr("http"), a.d.Addr("grpc"), a.d.Addr("admin"), cfg.DataDir)
+	return a.d.Run(ctx)
+}

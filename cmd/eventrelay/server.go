@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/isobox/isobox/internal/broker"
+	"github.com/isobox/isobox/internal/daemon"
+	"github.com/isobox/isobox/internal/grpcauth"
+)
+
+// app is the running relay's parts, handed to each feature's mount
+// function (events.go, push.go), which adds routes and services.
+type app struct {
+	cfg *config
+	log *slog.Logger
+	d   *daemon.Daemon
+	nc  *broker.Broker
+
+	// http is the mux on --http-addr: ingest and push subscribers.
+	http *http.ServeMux
+	// publish is the mux on --publish-addr: the portal's push publishing.
+	publish *http.ServeMux
+	// admin is the admin mux on --admin-addr (health, metrics, gateway).
+	admin *http.ServeMux
+	// grpc is the gRPC server on --grpc-addr.
+	grpc *grpc.Server
+	// grpcAuth says how each gRPC service authenticates its callers.
+	grpcAuth grpcauth.Checks
+	// gateway is the grpc-gateway mux, mounted on admin under /v1/.
+	gateway     *runtime.ServeMux
+	gatewayRegs []func(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	cfg, err := parseConfig("eventrelay", args, getenv)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	nc, err := broker.Open(ctx, broker.Config{
+		URL:        cfg.NATSURL,
+		DataDir:    cfg.DataDir,
+		Listen:     cfg.NATSListen,
+		SyncAlways: cfg.SyncAlways,
+		Name:       "eventrelay",
+	}, log)
+	if err != nil {
+		return err
+	}
+	a := &app{
+		cfg:      cfg,
+		log:      log,
+		d:        daemon.New(log),
+		nc:       nc,
+		http:     http.NewServeMux(),
+		publish:  http.NewServeMux(),
+		grpcAuth: grpcauth.Checks{},
+	}
+	a.d.OnClose(func(context.Context) { nc.Close() })
+	a.admin = a.d.AdminHandler()
+	a.grpc = grpc.NewServer(a.grpcAuth.ServerOptions()...)
+	a.gateway = runtime.NewServeMux()
+	a.admin.Handle("/v1/", a.gateway)
+	a.d.Ready("nats", nc.Ready)
+
+	for _, mount := range []func(context.Context, *app) error{mountEvents, mountPush} {
+		if err := mount(ctx, a); err != nil {
+			nc.Close()
+			return err
+		}
+	}
+	a.d.HTTP("http", cfg.HTTPAddr, a.http)
+	a.d.HTTP("publish", cfg.PublishAddr, a.publish)
+	a.d.GRPC("grpc", cfg.GRPCAddr, a.grpc)
+	a.d.HTTP("admin", cfg.AdminAddr, a.admin)
+	if err := a.d.Listen(); err != nil {
+		nc.Close()
+		return err
+	}
+	conn, err := grpc.NewClient(a.d.Addr("grpc"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		nc.Close()
+		return fmt.Errorf("gateway connection: %w", err)
+	}
+	a.d.OnClose(func(context.Context) { conn.Close() })
+	for _, reg := range a.gatewayRegs {
+		if err := reg(ctx, a.gateway, conn); err != nil {
+			nc.Close()
+			return fmt.Errorf("register gateway: %w", err)
+		}
+	}
+	natsWhere := cfg.NATSURL
+	if nc.Server != nil {
+		natsWhere = "embedded " + nc.Server.ClientURL()
+	}
+	fmt.Fprintf(stdout, "eventrelay: ingest and subscribers on http://%s, publish on http://%s, gRPC on %s, admin on http://%s, NATS %s\n",
+		a.d.Addr("http"), a.d.Addr("publish"), a.d.Addr("grpc"), a.d.Addr("admin"), natsWhere)
+	return a.d.Run(ctx)
+}

@@ -1,0 +1,217 @@
+// Package daemon runs a service's listeners (HTTP and gRPC) side by side,
+// answers liveness, readiness and metrics on the admin listener, and shuts
+// everything down in order when asked: stop accepting, drain in-flight work,
+// then release resources, within a deadline.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+)
+
+// ShutdownTimeout bounds a graceful shutdown: in-flight requests get this
+// long to finish before connections are closed.
+const ShutdownTimeout = 8 * time.Second
+
+// Check is a readiness probe: nil when the dependency it checks is usable.
+type Check func(ctx context.Context) error
+
+type listener struct {
+	name string
+	addr string
+	ln   net.Listener
+	http *http.Server
+	grpc *grpc.Server
+}
+
+// Daemon collects listeners, readiness checks and shutdown hooks, then runs
+// them. Configure it before Run; it is not safe to add to while running.
+type Daemon struct {
+	log        *slog.Logger
+	Registry   *prometheus.Registry
+	listeners  []*listener
+	checks     map[string]Check
+	checkOrder []string
+	closers    []func(context.Context)
+	drainers   []func(context.Context)
+}
+
+// New returns a Daemon with a fresh Prometheus registry holding the Go
+// runtime and process collectors.
+func New(log *slog.Logger) *Daemon {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return &Daemon{log: log, Registry: reg, checks: map[string]Check{}}
+}
+
+// HTTP adds an HTTP server named name that will listen on addr.
+func (d *Daemon) HTTP(name, addr string, h http.Handler) {
+	d.listeners = append(d.listeners, &listener{name: name, addr: addr, http: &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
+	}})
+}
+
+// GRPC adds a gRPC server named name that will listen on addr.
+func (d *Daemon) GRPC(name, addr string, s *grpc.Server) {
+	d.listeners = append(d.listeners, &listener{name: name, addr: addr, grpc: s})
+}
+
+// Ready registers a readiness check; /readyz answers 200 only when all pass.
+func (d *Daemon) Ready(name string, c Check) {
+	if _, ok := d.checks[name]; !ok {
+		d.checkOrder = append(d.checkOrder, name)
+	}
+	d.checks[name] = c
+}
+
+// OnDrain registers fn to run after the listeners stopped accepting and
+// finished their requests, before OnClose hooks: the place to finish
+// background work (workers, hijacked connections such as websockets, which
+// http.Server.Shutdown does not wait for).
+func (d *Daemon) OnDrain(fn func(context.Context)) { d.drainers = append(d.drainers, fn) }
+
+// OnClose registers fn to release a resource (database, broker) at the very
+// end of shutdown. Hooks run in reverse order of registration.
+func (d *Daemon) OnClose(fn func(context.Context)) { d.closers = append(d.closers, fn) }
+
+// AdminHandler returns the admin mux: GET /healthz, GET /readyz and
+// GET /metrics. Callers mount their own admin routes on it.
+func (d *Daemon) AdminHandler() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", d.serveReady)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{Registry: d.Registry}))
+	return mux
+}
+
+func (d *Daemon) serveReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	failed := false
+	var body []byte
+	for _, name := range d.checkOrder {
+		if err := d.checks[name](ctx); err != nil {
+			failed = true
+			body = fmt.Appendf(body, "%s: %v\n", name, err)
+		} else {
+			body = fmt.Appendf(body, "%s: ok\n", name)
+		}
+	}
+	if failed {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	w.Write(body)
+}
+
+// Listen binds every listener. It fails, releasing what it bound, if any
+// address is taken. After Listen, Addr reports the bound addresses.
+func (d *Daemon) Listen() error {
+	for _, l := range d.listeners {
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			for _, o := range d.listeners {
+				if o.ln != nil {
+					o.ln.Close()
+				}
+			}
+			return fmt.Errorf("listen %s on %s: %w", l.name, l.addr, err)
+		}
+		l.ln = ln
+	}
+	return nil
+}
+
+// Addr returns the bound address of the listener named name, or "".
+func (d *Daemon) Addr(name string) string {
+	for _, l := range d.listeners {
+		if l.name == name && l.ln != nil {
+			return l.ln.Addr().String()
+		}
+	}
+	return ""
+}
+
+// Run serves every listener until ctx is done or one fails, then shuts down
+// gracefully. Listen must have been called. It returns nil after a clean
+// shutdown caused by ctx.
+func (d *Daemon) Run(ctx context.Context) error {
+	errc := make(chan error, len(d.listeners))
+	var wg sync.WaitGroup
+	for _, l := range d.listeners {
+		d.log.Info("listening", "listener", l.name, "addr", l.ln.Addr().String())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var err error
+			if l.http != nil {
+				err = l.http.Serve(l.ln)
+			} else {
+				err = l.grpc.Serve(l.ln)
+			}
+			if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, grpc.ErrServerStopped) {
+				errc <- fmt.Errorf("serve %s: %w", l.name, err)
+			}
+		}()
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+		d.log.Info("shutting down", "cause", context.Cause(ctx))
+	case runErr = <-errc:
+		d.log.Error("listener failed, shutting down", "err", runErr)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	d.shutdown(sctx)
+	wg.Wait()
+	return runErr
+}
+
+func (d *Daemon) shutdown(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, l := range d.listeners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if l.http != nil {
+				if err := l.http.Shutdown(ctx); err != nil {
+					l.http.Close()
+				}
+				return
+			}
+			stopped := make(chan struct{})
+			go func() { l.grpc.GracefulStop(); close(stopped) }()
+			select {
+			case <-stopped:
+			case <-ctx.Done():
+				l.grpc.Stop()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, fn := range d.drainers {
+		fn(ctx)
+	}
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		d.closers[i](ctx)
+	}
+	d.log.Info("stopped")
+}

@@ -1,0 +1,45 @@
+package testkit
+
+import (
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// NATS starts a NATS server with JetStream on a random loopback port, storing
+// in t.TempDir(), and returns it; it is shut down when the test ends. Use
+// srv.ClientURL() to connect.
+func NATS(t testing.TB) *server.Server {
+	t.Helper()
+	return NATSAt(t, t.TempDir())
+}
+
+// NATSAt is NATS with an explicit store directory, so that a test can stop
+// a server and start another on the same data (a restart).
+func NATSAt(t testing.TB, storeDir string) *server.Server {
+	t.Helper()
+	opts := &server.Options{
+		Host:       "127.0.0.1",
+		Port:       server.RANDOM_PORT,
+		JetStream:  true,
+		StoreDir:   storeDir,
+		NoSigs:     true,
+		NoLog:      true,
+		SyncAlways: true,
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatalf("testkit: nats server: %v", err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		srv.Shutdown()
+		t.Fatal("testkit: nats server not ready after 30s")
+	}
+	t.Cleanup(func() {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	})
+	return srv
+}
