@@ -34,6 +34,9 @@ type config struct {
 	PublicURL          string // how portals and apps reach HTTPAddr, for server_endpoint
 	RelayURL           string // eventrelay ingest, where rest.event.call items go
 	ServiceKeyFile     string // shared secret between authprovider and eventrelay
+
+	OAuth  oauthConfig  // further OAuth settings, oauth.go
+	Portal portalConfig // further portal-protocol settings, portal.go
 }
 
 // register binds the flags shared by the server and the CLI subcommands.
@@ -55,6 +58,8 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.PublicURL, "public-url", "", "URL portals and apps use to reach --http-addr (for server_endpoint); empty derives it from each request")
 	fs.StringVar(&c.RelayURL, "relay-url", "http://127.0.0.1:8090", "eventrelay ingest base URL, where rest.event.call items are handed")
 	fs.StringVar(&c.ServiceKeyFile, "service-key-file", "", "file holding the key authprovider and eventrelay authenticate each other with; empty = <data-dir>/service.key, created if absent")
+	c.OAuth.register(fs)
+	c.Portal.register(fs)
 }
 
 // dsn returns the database DSN, defaulting to the embedded file.

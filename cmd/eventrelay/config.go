@@ -27,6 +27,9 @@ type config struct {
 
 	AuthGRPCAddr   string // authprovider's gRPC address, for minting delivery tokens
 	ServiceKeyFile string // shared secret with authprovider
+
+	Events eventsConfig // delivery settings, events.go
+	Push   pushConfig   // push channel settings, push.go
 }
 
 func (c *config) register(fs *flag.FlagSet) {
@@ -41,6 +44,8 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
 	fs.StringVar(&c.AuthGRPCAddr, "auth-grpc-addr", "127.0.0.1:9090", "authprovider gRPC address, where delivery tokens are minted")
 	fs.StringVar(&c.ServiceKeyFile, "service-key-file", "", "file holding the key authprovider and eventrelay authenticate each other with; empty = <data-dir>/service.key, created if absent")
+	c.Events.register(fs)
+	c.Push.register(fs)
 }
 
 func (c *config) serviceKeyPath() string {

@@ -1,6 +1,14 @@
 package main
 
-import "context"
+import (
+	"context"
+	"flag"
+)
+
+// pushConfig holds the push channel settings.
+type pushConfig struct{}
+
+func (c *pushConfig) register(fs *flag.FlagSet) {}
 
 // mountPush adds the Push & Pull channel: subscribers on --http-addr,
 // publishing on --publish-addr.
