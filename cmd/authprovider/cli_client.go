@@ -1,0 +1,4 @@
+package main
+
+// addClientCommands adds `client ...` and `token ...`.
+func addClientCommands(cmds map[string]command) {}

@@ -1,0 +1,4 @@
+package main
+
+// addPortalCommands adds `portal ...`.
+func addPortalCommands(cmds map[string]command) {}
