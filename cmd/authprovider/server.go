@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/isobox/isobox/internal/daemon"
+	"github.com/isobox/isobox/internal/gateway"
 	"github.com/isobox/isobox/internal/grpcauth"
 	"github.com/isobox/isobox/internal/store"
 )
@@ -73,7 +74,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	a.d.OnClose(func(context.Context) { db.Close() })
 	a.admin = a.d.AdminHandler()
 	a.grpc = grpc.NewServer(a.grpcAuth.ServerOptions()...)
-	a.gateway = newGateway()
+	a.gateway = gateway.New()
 	a.admin.Handle("/v1/", a.gateway)
 	a.d.Ready("database", db.PingContext)
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/isobox/isobox/internal/broker"
 	"github.com/isobox/isobox/internal/daemon"
+	"github.com/isobox/isobox/internal/gateway"
 	"github.com/isobox/isobox/internal/grpcauth"
 )
 
@@ -71,7 +72,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	a.d.OnClose(func(context.Context) { nc.Close() })
 	a.admin = a.d.AdminHandler()
 	a.grpc = grpc.NewServer(a.grpcAuth.ServerOptions()...)
-	a.gateway = runtime.NewServeMux()
+	a.gateway = gateway.New()
 	a.admin.Handle("/v1/", a.gateway)
 	a.d.Ready("nats", nc.Ready)
 
