@@ -27,6 +27,120 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type VerifyPortalRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClientId      string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	ClientSecret  string                 `protobuf:"bytes,2,opt,name=client_secret,json=clientSecret,proto3" json:"client_secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyPortalRequest) Reset() {
+	*x = VerifyPortalRequest{}
+	mi := &file_isobox_token_v1_token_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyPortalRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyPortalRequest) ProtoMessage() {}
+
+func (x *VerifyPortalRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_isobox_token_v1_token_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyPortalRequest.ProtoReflect.Descriptor instead.
+func (*VerifyPortalRequest) Descriptor() ([]byte, []int) {
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *VerifyPortalRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *VerifyPortalRequest) GetClientSecret() string {
+	if x != nil {
+		return x.ClientSecret
+	}
+	return ""
+}
+
+type VerifyPortalResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// False when the credentials are wrong or the portal is not active.
+	Ok bool `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
+	// The portal's host and member_id (md5 of its client_id).
+	Host          string `protobuf:"bytes,2,opt,name=host,proto3" json:"host,omitempty"`
+	MemberId      string `protobuf:"bytes,3,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyPortalResponse) Reset() {
+	*x = VerifyPortalResponse{}
+	mi := &file_isobox_token_v1_token_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyPortalResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyPortalResponse) ProtoMessage() {}
+
+func (x *VerifyPortalResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_isobox_token_v1_token_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyPortalResponse.ProtoReflect.Descriptor instead.
+func (*VerifyPortalResponse) Descriptor() ([]byte, []int) {
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *VerifyPortalResponse) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *VerifyPortalResponse) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *VerifyPortalResponse) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
 type ValidateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The access token as the app sent it.
@@ -39,7 +153,7 @@ type ValidateRequest struct {
 
 func (x *ValidateRequest) Reset() {
 	*x = ValidateRequest{}
-	mi := &file_isobox_token_v1_token_proto_msgTypes[0]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -51,7 +165,7 @@ func (x *ValidateRequest) String() string {
 func (*ValidateRequest) ProtoMessage() {}
 
 func (x *ValidateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_token_v1_token_proto_msgTypes[0]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -64,7 +178,7 @@ func (x *ValidateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateRequest.ProtoReflect.Descriptor instead.
 func (*ValidateRequest) Descriptor() ([]byte, []int) {
-	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{0}
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ValidateRequest) GetAccessToken() string {
@@ -108,7 +222,7 @@ type ValidateResponse struct {
 
 func (x *ValidateResponse) Reset() {
 	*x = ValidateResponse{}
-	mi := &file_isobox_token_v1_token_proto_msgTypes[1]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -120,7 +234,7 @@ func (x *ValidateResponse) String() string {
 func (*ValidateResponse) ProtoMessage() {}
 
 func (x *ValidateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_token_v1_token_proto_msgTypes[1]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -133,7 +247,7 @@ func (x *ValidateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateResponse.ProtoReflect.Descriptor instead.
 func (*ValidateResponse) Descriptor() ([]byte, []int) {
-	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{1}
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ValidateResponse) GetClientId() string {
@@ -226,7 +340,7 @@ type MintRequest struct {
 
 func (x *MintRequest) Reset() {
 	*x = MintRequest{}
-	mi := &file_isobox_token_v1_token_proto_msgTypes[2]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -238,7 +352,7 @@ func (x *MintRequest) String() string {
 func (*MintRequest) ProtoMessage() {}
 
 func (x *MintRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_token_v1_token_proto_msgTypes[2]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -251,7 +365,7 @@ func (x *MintRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MintRequest.ProtoReflect.Descriptor instead.
 func (*MintRequest) Descriptor() ([]byte, []int) {
-	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{2}
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *MintRequest) GetClientId() string {
@@ -303,7 +417,7 @@ type MintResponse struct {
 
 func (x *MintResponse) Reset() {
 	*x = MintResponse{}
-	mi := &file_isobox_token_v1_token_proto_msgTypes[3]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -315,7 +429,7 @@ func (x *MintResponse) String() string {
 func (*MintResponse) ProtoMessage() {}
 
 func (x *MintResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_token_v1_token_proto_msgTypes[3]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -328,7 +442,7 @@ func (x *MintResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MintResponse.ProtoReflect.Descriptor instead.
 func (*MintResponse) Descriptor() ([]byte, []int) {
-	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{3}
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *MintResponse) GetAccessToken() string {
@@ -427,7 +541,7 @@ type MintCodeRequest struct {
 
 func (x *MintCodeRequest) Reset() {
 	*x = MintCodeRequest{}
-	mi := &file_isobox_token_v1_token_proto_msgTypes[4]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -439,7 +553,7 @@ func (x *MintCodeRequest) String() string {
 func (*MintCodeRequest) ProtoMessage() {}
 
 func (x *MintCodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_token_v1_token_proto_msgTypes[4]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -452,7 +566,7 @@ func (x *MintCodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MintCodeRequest.ProtoReflect.Descriptor instead.
 func (*MintCodeRequest) Descriptor() ([]byte, []int) {
-	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{4}
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *MintCodeRequest) GetClientId() string {
@@ -498,7 +612,7 @@ type MintCodeResponse struct {
 
 func (x *MintCodeResponse) Reset() {
 	*x = MintCodeResponse{}
-	mi := &file_isobox_token_v1_token_proto_msgTypes[5]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -510,7 +624,7 @@ func (x *MintCodeResponse) String() string {
 func (*MintCodeResponse) ProtoMessage() {}
 
 func (x *MintCodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_token_v1_token_proto_msgTypes[5]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -523,7 +637,7 @@ func (x *MintCodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MintCodeResponse.ProtoReflect.Descriptor instead.
 func (*MintCodeResponse) Descriptor() ([]byte, []int) {
-	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{5}
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *MintCodeResponse) GetCode() string {
@@ -593,7 +707,7 @@ type BuildEventAuthRequest struct {
 
 func (x *BuildEventAuthRequest) Reset() {
 	*x = BuildEventAuthRequest{}
-	mi := &file_isobox_token_v1_token_proto_msgTypes[6]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -605,7 +719,7 @@ func (x *BuildEventAuthRequest) String() string {
 func (*BuildEventAuthRequest) ProtoMessage() {}
 
 func (x *BuildEventAuthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_token_v1_token_proto_msgTypes[6]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -618,7 +732,7 @@ func (x *BuildEventAuthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildEventAuthRequest.ProtoReflect.Descriptor instead.
 func (*BuildEventAuthRequest) Descriptor() ([]byte, []int) {
-	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{6}
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *BuildEventAuthRequest) GetClientId() string {
@@ -687,7 +801,7 @@ type BuildEventAuthResponse struct {
 
 func (x *BuildEventAuthResponse) Reset() {
 	*x = BuildEventAuthResponse{}
-	mi := &file_isobox_token_v1_token_proto_msgTypes[7]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -699,7 +813,7 @@ func (x *BuildEventAuthResponse) String() string {
 func (*BuildEventAuthResponse) ProtoMessage() {}
 
 func (x *BuildEventAuthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_token_v1_token_proto_msgTypes[7]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -712,7 +826,7 @@ func (x *BuildEventAuthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildEventAuthResponse.ProtoReflect.Descriptor instead.
 func (*BuildEventAuthResponse) Descriptor() ([]byte, []int) {
-	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{7}
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *BuildEventAuthResponse) GetAuth() []*Field {
@@ -733,7 +847,7 @@ type Field struct {
 
 func (x *Field) Reset() {
 	*x = Field{}
-	mi := &file_isobox_token_v1_token_proto_msgTypes[8]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -745,7 +859,7 @@ func (x *Field) String() string {
 func (*Field) ProtoMessage() {}
 
 func (x *Field) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_token_v1_token_proto_msgTypes[8]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -758,7 +872,7 @@ func (x *Field) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Field.ProtoReflect.Descriptor instead.
 func (*Field) Descriptor() ([]byte, []int) {
-	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{8}
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Field) GetKey() string {
@@ -779,7 +893,14 @@ var File_isobox_token_v1_token_proto protoreflect.FileDescriptor
 
 const file_isobox_token_v1_token_proto_rawDesc = "" +
 	"\n" +
-	"\x1bisobox/token/v1/token.proto\x12\x0fisobox.token.v1\"J\n" +
+	"\x1bisobox/token/v1/token.proto\x12\x0fisobox.token.v1\"W\n" +
+	"\x13VerifyPortalRequest\x12\x1b\n" +
+	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12#\n" +
+	"\rclient_secret\x18\x02 \x01(\tR\fclientSecret\"W\n" +
+	"\x14VerifyPortalResponse\x12\x0e\n" +
+	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x12\n" +
+	"\x04host\x18\x02 \x01(\tR\x04host\x12\x1b\n" +
+	"\tmember_id\x18\x03 \x01(\tR\bmemberId\"J\n" +
 	"\x0fValidateRequest\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12\x14\n" +
 	"\x05scope\x18\x02 \x01(\tR\x05scope\"\xc6\x03\n" +
@@ -866,9 +987,10 @@ const file_isobox_token_v1_token_proto_rawDesc = "" +
 	"\fPortalTokens\x12O\n" +
 	"\bValidate\x12 .isobox.token.v1.ValidateRequest\x1a!.isobox.token.v1.ValidateResponse\x12C\n" +
 	"\x04Mint\x12\x1c.isobox.token.v1.MintRequest\x1a\x1d.isobox.token.v1.MintResponse\x12O\n" +
-	"\bMintCode\x12 .isobox.token.v1.MintCodeRequest\x1a!.isobox.token.v1.MintCodeResponse2e\n" +
+	"\bMintCode\x12 .isobox.token.v1.MintCodeRequest\x1a!.isobox.token.v1.MintCodeResponse2\xc2\x01\n" +
 	"\tEventAuth\x12X\n" +
-	"\x05Build\x12&.isobox.token.v1.BuildEventAuthRequest\x1a'.isobox.token.v1.BuildEventAuthResponseB6Z4github.com/isobox/isobox/api/isobox/token/v1;tokenv1b\x06proto3"
+	"\x05Build\x12&.isobox.token.v1.BuildEventAuthRequest\x1a'.isobox.token.v1.BuildEventAuthResponse\x12[\n" +
+	"\fVerifyPortal\x12$.isobox.token.v1.VerifyPortalRequest\x1a%.isobox.token.v1.VerifyPortalResponseB6Z4github.com/isobox/isobox/api/isobox/token/v1;tokenv1b\x06proto3"
 
 var (
 	file_isobox_token_v1_token_proto_rawDescOnce sync.Once
@@ -882,38 +1004,42 @@ func file_isobox_token_v1_token_proto_rawDescGZIP() []byte {
 	return file_isobox_token_v1_token_proto_rawDescData
 }
 
-var file_isobox_token_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_isobox_token_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_isobox_token_v1_token_proto_goTypes = []any{
-	(*ValidateRequest)(nil),        // 0: isobox.token.v1.ValidateRequest
-	(*ValidateResponse)(nil),       // 1: isobox.token.v1.ValidateResponse
-	(*MintRequest)(nil),            // 2: isobox.token.v1.MintRequest
-	(*MintResponse)(nil),           // 3: isobox.token.v1.MintResponse
-	(*MintCodeRequest)(nil),        // 4: isobox.token.v1.MintCodeRequest
-	(*MintCodeResponse)(nil),       // 5: isobox.token.v1.MintCodeResponse
-	(*BuildEventAuthRequest)(nil),  // 6: isobox.token.v1.BuildEventAuthRequest
-	(*BuildEventAuthResponse)(nil), // 7: isobox.token.v1.BuildEventAuthResponse
-	(*Field)(nil),                  // 8: isobox.token.v1.Field
-	nil,                            // 9: isobox.token.v1.ValidateResponse.ParametersEntry
-	nil,                            // 10: isobox.token.v1.MintRequest.ParametersEntry
-	nil,                            // 11: isobox.token.v1.MintCodeRequest.ParametersEntry
-	nil,                            // 12: isobox.token.v1.BuildEventAuthRequest.ParametersEntry
+	(*VerifyPortalRequest)(nil),    // 0: isobox.token.v1.VerifyPortalRequest
+	(*VerifyPortalResponse)(nil),   // 1: isobox.token.v1.VerifyPortalResponse
+	(*ValidateRequest)(nil),        // 2: isobox.token.v1.ValidateRequest
+	(*ValidateResponse)(nil),       // 3: isobox.token.v1.ValidateResponse
+	(*MintRequest)(nil),            // 4: isobox.token.v1.MintRequest
+	(*MintResponse)(nil),           // 5: isobox.token.v1.MintResponse
+	(*MintCodeRequest)(nil),        // 6: isobox.token.v1.MintCodeRequest
+	(*MintCodeResponse)(nil),       // 7: isobox.token.v1.MintCodeResponse
+	(*BuildEventAuthRequest)(nil),  // 8: isobox.token.v1.BuildEventAuthRequest
+	(*BuildEventAuthResponse)(nil), // 9: isobox.token.v1.BuildEventAuthResponse
+	(*Field)(nil),                  // 10: isobox.token.v1.Field
+	nil,                            // 11: isobox.token.v1.ValidateResponse.ParametersEntry
+	nil,                            // 12: isobox.token.v1.MintRequest.ParametersEntry
+	nil,                            // 13: isobox.token.v1.MintCodeRequest.ParametersEntry
+	nil,                            // 14: isobox.token.v1.BuildEventAuthRequest.ParametersEntry
 }
 var file_isobox_token_v1_token_proto_depIdxs = []int32{
-	9,  // 0: isobox.token.v1.ValidateResponse.parameters:type_name -> isobox.token.v1.ValidateResponse.ParametersEntry
-	10, // 1: isobox.token.v1.MintRequest.parameters:type_name -> isobox.token.v1.MintRequest.ParametersEntry
-	11, // 2: isobox.token.v1.MintCodeRequest.parameters:type_name -> isobox.token.v1.MintCodeRequest.ParametersEntry
-	12, // 3: isobox.token.v1.BuildEventAuthRequest.parameters:type_name -> isobox.token.v1.BuildEventAuthRequest.ParametersEntry
-	8,  // 4: isobox.token.v1.BuildEventAuthResponse.auth:type_name -> isobox.token.v1.Field
-	0,  // 5: isobox.token.v1.PortalTokens.Validate:input_type -> isobox.token.v1.ValidateRequest
-	2,  // 6: isobox.token.v1.PortalTokens.Mint:input_type -> isobox.token.v1.MintRequest
-	4,  // 7: isobox.token.v1.PortalTokens.MintCode:input_type -> isobox.token.v1.MintCodeRequest
-	6,  // 8: isobox.token.v1.EventAuth.Build:input_type -> isobox.token.v1.BuildEventAuthRequest
-	1,  // 9: isobox.token.v1.PortalTokens.Validate:output_type -> isobox.token.v1.ValidateResponse
-	3,  // 10: isobox.token.v1.PortalTokens.Mint:output_type -> isobox.token.v1.MintResponse
-	5,  // 11: isobox.token.v1.PortalTokens.MintCode:output_type -> isobox.token.v1.MintCodeResponse
-	7,  // 12: isobox.token.v1.EventAuth.Build:output_type -> isobox.token.v1.BuildEventAuthResponse
-	9,  // [9:13] is the sub-list for method output_type
-	5,  // [5:9] is the sub-list for method input_type
+	11, // 0: isobox.token.v1.ValidateResponse.parameters:type_name -> isobox.token.v1.ValidateResponse.ParametersEntry
+	12, // 1: isobox.token.v1.MintRequest.parameters:type_name -> isobox.token.v1.MintRequest.ParametersEntry
+	13, // 2: isobox.token.v1.MintCodeRequest.parameters:type_name -> isobox.token.v1.MintCodeRequest.ParametersEntry
+	14, // 3: isobox.token.v1.BuildEventAuthRequest.parameters:type_name -> isobox.token.v1.BuildEventAuthRequest.ParametersEntry
+	10, // 4: isobox.token.v1.BuildEventAuthResponse.auth:type_name -> isobox.token.v1.Field
+	2,  // 5: isobox.token.v1.PortalTokens.Validate:input_type -> isobox.token.v1.ValidateRequest
+	4,  // 6: isobox.token.v1.PortalTokens.Mint:input_type -> isobox.token.v1.MintRequest
+	6,  // 7: isobox.token.v1.PortalTokens.MintCode:input_type -> isobox.token.v1.MintCodeRequest
+	8,  // 8: isobox.token.v1.EventAuth.Build:input_type -> isobox.token.v1.BuildEventAuthRequest
+	0,  // 9: isobox.token.v1.EventAuth.VerifyPortal:input_type -> isobox.token.v1.VerifyPortalRequest
+	3,  // 10: isobox.token.v1.PortalTokens.Validate:output_type -> isobox.token.v1.ValidateResponse
+	5,  // 11: isobox.token.v1.PortalTokens.Mint:output_type -> isobox.token.v1.MintResponse
+	7,  // 12: isobox.token.v1.PortalTokens.MintCode:output_type -> isobox.token.v1.MintCodeResponse
+	9,  // 13: isobox.token.v1.EventAuth.Build:output_type -> isobox.token.v1.BuildEventAuthResponse
+	1,  // 14: isobox.token.v1.EventAuth.VerifyPortal:output_type -> isobox.token.v1.VerifyPortalResponse
+	10, // [10:15] is the sub-list for method output_type
+	5,  // [5:10] is the sub-list for method input_type
 	5,  // [5:5] is the sub-list for extension type_name
 	5,  // [5:5] is the sub-list for extension extendee
 	0,  // [0:5] is the sub-list for field type_name
@@ -930,7 +1056,7 @@ func file_isobox_token_v1_token_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_isobox_token_v1_token_proto_rawDesc), len(file_isobox_token_v1_token_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -217,7 +217,8 @@ var PortalTokens_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	EventAuth_Build_FullMethodName = "/isobox.token.v1.EventAuth/Build"
+	EventAuth_Build_FullMethodName        = "/isobox.token.v1.EventAuth/Build"
+	EventAuth_VerifyPortal_FullMethodName = "/isobox.token.v1.EventAuth/VerifyPortal"
 )
 
 // EventAuthClient is the client API for EventAuth service.
@@ -228,6 +229,10 @@ const (
 // that a retry hours later still carries a valid token.
 type EventAuthClient interface {
 	Build(ctx context.Context, in *BuildEventAuthRequest, opts ...grpc.CallOption) (*BuildEventAuthResponse, error)
+	// VerifyPortal checks a portal's credentials (its OAuth client_id and
+	// secret, as the PHP module presents them to eventrelay's ingest) so that
+	// eventrelay can authenticate portals without a database of its own.
+	VerifyPortal(ctx context.Context, in *VerifyPortalRequest, opts ...grpc.CallOption) (*VerifyPortalResponse, error)
 }
 
 type eventAuthClient struct {
@@ -248,6 +253,16 @@ func (c *eventAuthClient) Build(ctx context.Context, in *BuildEventAuthRequest, 
 	return out, nil
 }
 
+func (c *eventAuthClient) VerifyPortal(ctx context.Context, in *VerifyPortalRequest, opts ...grpc.CallOption) (*VerifyPortalResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VerifyPortalResponse)
+	err := c.cc.Invoke(ctx, EventAuth_VerifyPortal_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // EventAuthServer is the server API for EventAuth service.
 // All implementations must embed UnimplementedEventAuthServer
 // for forward compatibility.
@@ -256,6 +271,10 @@ func (c *eventAuthClient) Build(ctx context.Context, in *BuildEventAuthRequest, 
 // that a retry hours later still carries a valid token.
 type EventAuthServer interface {
 	Build(context.Context, *BuildEventAuthRequest) (*BuildEventAuthResponse, error)
+	// VerifyPortal checks a portal's credentials (its OAuth client_id and
+	// secret, as the PHP module presents them to eventrelay's ingest) so that
+	// eventrelay can authenticate portals without a database of its own.
+	VerifyPortal(context.Context, *VerifyPortalRequest) (*VerifyPortalResponse, error)
 	mustEmbedUnimplementedEventAuthServer()
 }
 
@@ -268,6 +287,9 @@ type UnimplementedEventAuthServer struct{}
 
 func (UnimplementedEventAuthServer) Build(context.Context, *BuildEventAuthRequest) (*BuildEventAuthResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Build not implemented")
+}
+func (UnimplementedEventAuthServer) VerifyPortal(context.Context, *VerifyPortalRequest) (*VerifyPortalResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VerifyPortal not implemented")
 }
 func (UnimplementedEventAuthServer) mustEmbedUnimplementedEventAuthServer() {}
 func (UnimplementedEventAuthServer) testEmbeddedByValue()                   {}
@@ -308,6 +330,24 @@ func _EventAuth_Build_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _EventAuth_VerifyPortal_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VerifyPortalRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EventAuthServer).VerifyPortal(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EventAuth_VerifyPortal_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EventAuthServer).VerifyPortal(ctx, req.(*VerifyPortalRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // EventAuth_ServiceDesc is the grpc.ServiceDesc for EventAuth service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -318,6 +358,10 @@ var EventAuth_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Build",
 			Handler:    _EventAuth_Build_Handler,
+		},
+		{
+			MethodName: "VerifyPortal",
+			Handler:    _EventAuth_VerifyPortal_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
