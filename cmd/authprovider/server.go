@@ -15,6 +15,7 @@ import (
 	"github.com/isobox/isobox/internal/daemon"
 	"github.com/isobox/isobox/internal/gateway"
 	"github.com/isobox/isobox/internal/grpcauth"
+	"github.com/isobox/isobox/internal/oauth"
 	"github.com/isobox/isobox/internal/store"
 )
 
@@ -42,6 +43,8 @@ type app struct {
 	gatewayRegs []func(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error
 	// adminKeyHash is the SHA-256 of the admin API key.
 	adminKeyHash string
+	// oauth is the OAuth service (clients, tokens), built by mountOAuth.
+	oauth *oauth.Service
 }
 
 func newLogger(w io.Writer, level slog.Level) *slog.Logger {
