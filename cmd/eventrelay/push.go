@@ -2,16 +2,114 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/isobox/isobox/internal/push"
+	"github.com/isobox/isobox/internal/secret"
 )
 
 // pushConfig holds the push channel settings.
-type pushConfig struct{}
+type pushConfig struct {
+	SignatureKey     string        // the portal's pull signature_key; prefer the file
+	SignatureKeyFile string        // file holding it; "" = <data-dir>/push-signature.key, created if absent
+	SignatureAlgo    string        // the portal's pull signature_algo
+	PollTimeout      time.Duration // long-poll hold
+	PingInterval     time.Duration // WebSocket ping period
+	DefaultExpiry    time.Duration // Message-Expiry when none is given
+	MaxExpiry        time.Duration // longest Message-Expiry, and how long history is kept
+	HistoryBytes     int64         // stream size cap
+	Replicas         int           // stream replicas on a NATS cluster
+	MaxPayload       int64         // publish body limit
+	PublishSignature bool          // require ?signature= on publishes
+}
 
-func (c *pushConfig) register(fs *flag.FlagSet) {}
+func (c *pushConfig) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.SignatureKey, "push-signature-key", "", "push channel signature key: the portal's pull signature_key option (the environment or --push-signature-key-file keeps it out of the process list)")
+	fs.StringVar(&c.SignatureKeyFile, "push-signature-key-file", "", "file holding the push signature key; empty = <data-dir>/push-signature.key, created (0600) on first start")
+	fs.StringVar(&c.SignatureAlgo, "push-signature-algo", "sha1", "HMAC algorithm of channel signatures, the portal's pull signature_algo: sha1, sha224, sha256, sha384, sha512, md5")
+	fs.DurationVar(&c.PollTimeout, "push-poll-timeout", 40*time.Second, "how long a long poll (/bitrix/sub/) is held before 304")
+	fs.DurationVar(&c.PingInterval, "push-ping-interval", 45*time.Second, "WebSocket ping period; a client that does not answer within it is disconnected")
+	fs.DurationVar(&c.DefaultExpiry, "push-default-expiry", 24*time.Hour, "expiry of a message published without Message-Expiry")
+	fs.DurationVar(&c.MaxExpiry, "push-max-expiry", 24*time.Hour, "longest message expiry; the push history keeps messages this long")
+	fs.Int64Var(&c.HistoryBytes, "push-history-bytes", 1<<30, "size cap of the push history stream in bytes; older messages are dropped first and reconnecting clients told")
+	fs.IntVar(&c.Replicas, "push-replicas", 1, "replicas of the push history stream (NATS cluster)")
+	fs.Int64Var(&c.MaxPayload, "push-max-payload", 1<<20, "largest publish request body in bytes (413 above)")
+	fs.BoolVar(&c.PublishSignature, "push-publish-signature", false, "require publishes to carry ?signature= (hex HMAC of the body with the signature key)")
+}
+
+// signatureKey returns the key: from the flag, else from the file (created
+// with a fresh key if absent).
+func (c *pushConfig) signatureKey(a *app) (string, error) {
+	if c.SignatureKey != "" {
+		return c.SignatureKey, nil
+	}
+	path := c.SignatureKeyFile
+	if path == "" {
+		path = filepath.Join(a.cfg.DataDir, "push-signature.key")
+	}
+	if c.SignatureKeyFile != "" {
+		key, err := secret.Read(path)
+		if err != nil {
+			return "", fmt.Errorf("push signature key: %w", err)
+		}
+		return key, nil
+	}
+	key, created, err := secret.LoadOrCreate(path, 64)
+	if err != nil {
+		return "", fmt.Errorf("push signature key: %w", err)
+	}
+	if created {
+		a.log.Warn("push: created a signature key; set the portal's pull option signature_key to its content", "file", path)
+	} else {
+		a.log.Info("push: signature key loaded", "file", path)
+	}
+	return key, nil
+}
 
 // mountPush adds the Push & Pull channel: subscribers on --http-addr,
 // publishing on --publish-addr.
 func mountPush(ctx context.Context, a *app) error {
+	c := &a.cfg.Push
+	key, err := c.signatureKey(a)
+	if err != nil {
+		return err
+	}
+	signer, err := push.NewSigner(key, c.SignatureAlgo)
+	if err != nil {
+		return err
+	}
+	if c.PollTimeout <= 0 || c.PingInterval < time.Second || c.MaxExpiry <= 0 || c.DefaultExpiry <= 0 {
+		return errors.New("push: --push-poll-timeout, --push-default-expiry and --push-max-expiry must be positive, --push-ping-interval at least 1s")
+	}
+	srv, err := push.New(ctx, push.Config{
+		Signer:           signer,
+		PollTimeout:      c.PollTimeout,
+		PingInterval:     c.PingInterval,
+		DefaultExpiry:    c.DefaultExpiry,
+		MaxExpiry:        c.MaxExpiry,
+		HistoryBytes:     c.HistoryBytes,
+		Replicas:         c.Replicas,
+		MaxPayload:       c.MaxPayload,
+		PublishSignature: c.PublishSignature,
+		Registerer:       a.d.Registry,
+	}, a.nc.Conn, a.log)
+	if err != nil {
+		return err
+	}
+	sub := srv.SubscribeHandler()
+	a.http.Handle("/bitrix/sub/", sub)
+	a.http.Handle("/bitrix/subws/", sub)
+	a.publish.Handle("/bitrix/pub/", srv.PublishHandler())
+	a.publish.Handle("GET /server-stat/", srv.StatHandler())
+	a.d.Ready("push", srv.Ready)
+	// Long polls and WebSockets outlive http.Server.Shutdown's patience
+	// (polls are held 40s, WebSockets are hijacked), so they are ended as
+	// soon as shutdown begins; OnDrain then waits for the WebSockets.
+	context.AfterFunc(ctx, srv.Shutdown)
+	a.d.OnDrain(srv.Close)
 	return nil
 }

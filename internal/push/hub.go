@@ -1,0 +1,267 @@
+package push
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// hub is one relay's registry of subscribers: which channel has which
+// subscribers here, the last message fanned out, and the recent-history
+// ring. The live consumer is its only writer of messages.
+type hub struct {
+	log   *slog.Logger
+	st    *store
+	met   *metrics
+	clock func() time.Time
+
+	mu    sync.RWMutex
+	chans map[chanKey]map[*sub]struct{}
+	subs  map[*sub]struct{}
+	// lastSeq is the highest sequence fanned out. The single consumer
+	// goroutine stores it while holding mu for reading; register reads it
+	// holding mu for writing, so "registered at L" means "every message
+	// after L reaches me". Atomic for the lock-free readers.
+	lastSeq atomic.Uint64
+	ring    ring
+	ringMu  sync.Mutex
+	closed  bool
+
+	ws, polls atomic.Int64
+
+	replaySem chan struct{} // bounds concurrent JetStream history reads
+}
+
+func newHub(st *store, cfg *Config, log *slog.Logger, met *metrics) *hub {
+	return &hub{
+		log:       log,
+		st:        st,
+		met:       met,
+		clock:     time.Now,
+		chans:     map[chanKey]map[*sub]struct{}{},
+		subs:      map[*sub]struct{}{},
+		ring:      ring{maxMsgs: cfg.RecentMessages, maxBytes: cfg.RecentBytes},
+		replaySem: make(chan struct{}, 4),
+	}
+}
+
+// run tails the stream from its current end (after loading the last
+// ring.maxMsgs messages into the ring) and fans every new message out,
+// until ctx is done. The ordered consumer re-creates itself on any gap or
+// NATS reconnect, resuming after the last message it delivered.
+func (h *hub) run(ctx context.Context, ready chan<- error) {
+	first, last, err := h.st.bounds(ctx)
+	if err != nil {
+		ready <- err
+		return
+	}
+	start := last + 1
+	if n := uint64(h.ring.maxMsgs); n > 0 && last >= first && last > 0 {
+		start = max(first, last-min(last, n)+1)
+	}
+	h.lastSeq.Store(last)
+	c, err := h.st.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{subjectMsg},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    max(start, 1),
+	})
+	if err != nil {
+		ready <- err
+		return
+	}
+	cc, err := c.Consume(func(jm jetstream.Msg) {
+		md, err := jm.Metadata()
+		if err != nil {
+			return
+		}
+		m, err := h.st.toMessage(md.Sequence.Stream, md.Timestamp, jm.Headers(), jm.Data())
+		if err != nil {
+			h.log.Warn("push: skipping malformed stored message", "seq", md.Sequence.Stream, "err", err)
+			return
+		}
+		h.dispatch(m)
+	})
+	if err != nil {
+		ready <- err
+		return
+	}
+	ready <- nil
+	<-ctx.Done()
+	cc.Stop()
+}
+
+// dispatch adds m to the ring and queues it for every local subscriber of
+// one of its channels. Messages at or below lastSeq (the ring being filled
+// at start, or a consumer redelivery) only go to the ring.
+func (h *hub) dispatch(m *message) {
+	h.ringMu.Lock()
+	if len(h.ring.msgs) == 0 || h.ring.msgs[len(h.ring.msgs)-1].mid.seq < m.mid.seq {
+		h.ring.add(m)
+	}
+	h.ringMu.Unlock()
+
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if m.mid.seq <= h.lastSeq.Load() {
+		return
+	}
+	for _, k := range m.to {
+		for s := range h.chans[k] {
+			s.offer(m, k)
+		}
+	}
+	h.lastSeq.Store(m.mid.seq)
+}
+
+// register adds s to the hub and returns the sequence it is live from.
+func (h *hub) register(s *sub) (uint64, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return 0, false
+	}
+	for _, k := range s.keys {
+		set := h.chans[k]
+		if set == nil {
+			set = make(map[*sub]struct{}, 1)
+			h.chans[k] = set
+		}
+		set[s] = struct{}{}
+	}
+	h.subs[s] = struct{}{}
+	if s.ws != nil {
+		h.ws.Add(1)
+	} else {
+		h.polls.Add(1)
+	}
+	return h.lastSeq.Load(), true
+}
+
+func (h *hub) unregister(s *sub) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.subs[s]; !ok {
+		return
+	}
+	delete(h.subs, s)
+	for _, k := range s.keys {
+		if set := h.chans[k]; set != nil {
+			delete(set, s)
+			if len(set) == 0 {
+				delete(h.chans, k)
+			}
+		}
+	}
+	if s.ws != nil {
+		h.ws.Add(-1)
+	} else {
+		h.polls.Add(-1)
+	}
+}
+
+// last returns the highest sequence fanned out.
+func (h *hub) last() uint64 { return h.lastSeq.Load() }
+
+// counts returns, for each key with local subscribers, how many.
+func (h *hub) counts(keys []chanKey) map[chanKey]int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := map[chanKey]int{}
+	for _, k := range keys {
+		if n := len(h.chans[k]); n > 0 {
+			out[k] = n
+		}
+	}
+	return out
+}
+
+// snapshot returns the current subscribers.
+func (h *hub) snapshot() []*sub {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make([]*sub, 0, len(h.subs))
+	for s := range h.subs {
+		out = append(out, s)
+	}
+	return out
+}
+
+// history returns the messages for s with from <= seq <= to, in order, and
+// the gap notice to send first, if any: client is the mid the client gave.
+func (h *hub) history(ctx context.Context, s *sub, client mid, to uint64) ([]item, *message, error) {
+	from := client.seq + 1
+	var gap *message
+	reason := ""
+	if client.epoch != h.st.epoch {
+		reason, from = "history_reset", 1
+	}
+	var msgs []*message
+	h.ringMu.Lock()
+	fromRing := reason == "" && h.ring.covers(from, to)
+	if fromRing {
+		msgs = h.ring.since(from, to)
+	}
+	h.ringMu.Unlock()
+	if !fromRing && from <= to {
+		select {
+		case h.replaySem <- struct{}{}:
+			defer func() { <-h.replaySem }()
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
+		first, _, err := h.st.bounds(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		if from < first {
+			if reason == "" {
+				reason = "history_lost"
+			}
+			from = first
+		}
+		err = h.st.read(ctx, from, to, func(m *message) { msgs = append(msgs, m) })
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	if reason != "" {
+		next := mid{epoch: h.st.epoch, seq: from - 1}
+		gap = gapMessage(client, next, reason, h.clock())
+		h.met.gaps.Inc()
+	}
+	now := h.clock()
+	var items []item
+	for _, m := range msgs {
+		if m.expired(now) {
+			continue
+		}
+		if k, ok := s.matches(m); ok {
+			items = append(items, item{m: m, ch: k})
+		}
+	}
+	return items, gap, nil
+}
+
+// gapMessage is the notice a subscriber gets instead of messages that are
+// no longer stored: module "isobox", command "history_gap", so that
+// BX.PullClient code can subscribe to it like any module's command. Its mid
+// is the position the client resumes from.
+func gapMessage(client, next mid, reason string, now time.Time) *message {
+	body := `{"module_id":"isobox","command":"history_gap","params":{"reason":"` + reason +
+		`","mid":"` + client.String() + `","next_mid":"` + next.String() + `"},"extra":{}}`
+	return &message{mid: next, created: now, expiry: 0, body: []byte(body)}
+}
+
+// closeAll stops accepting subscribers and ends every current one.
+func (h *hub) closeAll() {
+	h.mu.Lock()
+	h.closed = true
+	h.mu.Unlock()
+	for _, s := range h.snapshot() {
+		s.shutdown()
+	}
+}

@@ -1,0 +1,58 @@
+package push
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the push server's Prometheus metrics.
+type metrics struct {
+	connects      *prometheus.CounterVec
+	refused       prometheus.Counter
+	published     *prometheus.CounterVec
+	publishErrors *prometheus.CounterVec
+	delivered     prometheus.Counter
+	gaps          prometheus.Counter
+	slow          prometheus.Counter
+	reg           prometheus.Registerer
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		connects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "isobox_push_subscribes_total", Help: "Accepted subscribe requests, by transport.",
+		}, []string{"transport"}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "isobox_push_subscribes_refused_total", Help: "Subscribe requests refused for a missing, malformed or badly signed CHANNEL_ID.",
+		}),
+		published: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "isobox_push_messages_published_total", Help: "Messages stored, by publish format.",
+		}, []string{"format"}),
+		publishErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "isobox_push_publish_refused_total", Help: "Publish requests refused, by reason.",
+		}, []string{"reason"}),
+		delivered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "isobox_push_messages_delivered_total", Help: "Messages written to subscribers.",
+		}),
+		gaps: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "isobox_push_history_gaps_total", Help: "Reconnects whose mid was older than the stored history (history_gap sent).",
+		}),
+		slow: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "isobox_push_slow_disconnects_total", Help: "WebSocket subscribers disconnected for falling behind.",
+		}),
+		reg: reg,
+	}
+	return m
+}
+
+// bind registers the metrics, with gauges read from h.
+func (m *metrics) bind(h *hub) {
+	if m.reg == nil {
+		return
+	}
+	m.reg.MustRegister(m.connects, m.refused, m.published, m.publishErrors, m.delivered, m.gaps, m.slow,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "isobox_push_websockets", Help: "Open WebSocket subscribers on this instance.",
+		}, func() float64 { return float64(h.ws.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "isobox_push_polls", Help: "Held long polls on this instance.",
+		}, func() float64 { return float64(h.polls.Load()) }),
+	)
+}

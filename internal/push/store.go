@@ -1,0 +1,197 @@
+package push
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Names in NATS. One stream holds every message; its sequence is the mid.
+const (
+	streamName     = "ISOBOX_PUSH"
+	subjectMsg     = "isobox.push.msg"      // stored messages (JetStream)
+	subjectPresent = "isobox.push.presence" // online query, request/reply (core NATS)
+	subjectStat    = "isobox.push.stat"     // server statistics, request/reply
+	subjectHello   = "isobox.push.hello"    // relay heartbeat
+
+	hdrTo     = "Push-To"     // receivers: "p<hex>,u<hex>"
+	hdrExpiry = "Push-Expiry" // seconds
+)
+
+// store is the JetStream side: the stream, publishing, and reading history.
+type store struct {
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	epoch  uint64
+}
+
+func openStore(ctx context.Context, nc *nats.Conn, cfg *Config) (*store, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("push: jetstream: %w", err)
+	}
+	sc := jetstream.StreamConfig{
+		Name:        streamName,
+		Description: "isobox Push & Pull history: every published message, in mid order",
+		Subjects:    []string{subjectMsg},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		// Messages leave the stream only by age (the longest allowed
+		// Message-Expiry) or by the size cap; shorter expiries are applied
+		// when reading. So a hole between a client's mid and the first
+		// stored message is either all expired or a loss to report.
+		MaxAge:      cfg.MaxExpiry,
+		MaxBytes:    cfg.HistoryBytes,
+		MaxMsgSize:  int32(cfg.MaxPayload + 8192),
+		Replicas:    cfg.Replicas,
+		AllowDirect: true,
+		Duplicates:  time.Second,
+	}
+	st, err := js.CreateOrUpdateStream(ctx, sc)
+	if err != nil {
+		return nil, fmt.Errorf("push: create stream %s: %w", streamName, err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("push: stream info: %w", err)
+	}
+	return &store{js: js, stream: st, epoch: uint64(info.Created.Unix())}, nil
+}
+
+// pending is a message to store.
+type pending struct {
+	to     []chanKey
+	body   []byte
+	expiry uint32
+}
+
+// publish stores msgs in order and returns when all are stored (acknowledged
+// by JetStream, which with sync-always means on disk).
+func (s *store) publish(ctx context.Context, msgs []pending) error {
+	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
+	for _, p := range msgs {
+		m := nats.NewMsg(subjectMsg)
+		m.Data = p.body
+		m.Header.Set(hdrTo, encodeKeys(p.to))
+		m.Header.Set(hdrExpiry, strconv.FormatUint(uint64(p.expiry), 10))
+		f, err := s.js.PublishMsgAsync(m)
+		if err != nil {
+			return fmt.Errorf("push: store message: %w", err)
+		}
+		futures = append(futures, f)
+	}
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("push: store message: %w", err)
+		case <-ctx.Done():
+			return fmt.Errorf("push: store message: %w", ctx.Err())
+		}
+	}
+	return nil
+}
+
+func encodeKeys(keys []chanKey) string {
+	var b strings.Builder
+	b.Grow(len(keys) * 34)
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte(k[0])
+		b.WriteString(k.hex())
+	}
+	return b.String()
+}
+
+func decodeKeys(s string) ([]chanKey, error) {
+	var keys []chanKey
+	for e := range strings.SplitSeq(s, ",") {
+		if len(e) != 1+2*idLen || (e[0] != kindPrivate && e[0] != kindPublic) {
+			return nil, fmt.Errorf("push: bad receiver %q", e)
+		}
+		id, ok := decodeID(e[1:])
+		if !ok {
+			return nil, fmt.Errorf("push: bad receiver %q", e)
+		}
+		keys = append(keys, makeKey(e[0], id))
+	}
+	return keys, nil
+}
+
+// toMessage turns a stored JetStream message into a message.
+func (s *store) toMessage(seq uint64, created time.Time, h nats.Header, data []byte) (*message, error) {
+	to, err := decodeKeys(h.Get(hdrTo))
+	if err != nil {
+		return nil, err
+	}
+	exp, err := strconv.ParseUint(h.Get(hdrExpiry), 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("push: bad expiry in message %d: %w", seq, err)
+	}
+	return &message{mid: mid{epoch: s.epoch, seq: seq}, created: created, expiry: uint32(exp), body: data, to: to}, nil
+}
+
+// bounds returns the first and last sequence in the stream.
+func (s *store) bounds(ctx context.Context) (first, last uint64, err error) {
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("push: stream info: %w", err)
+	}
+	return info.State.FirstSeq, info.State.LastSeq, nil
+}
+
+// read calls fn for every stored message with from <= seq <= to, in order.
+// It stops early when the stream has nothing more.
+func (s *store) read(ctx context.Context, from, to uint64, fn func(*message)) error {
+	if from > to {
+		return nil
+	}
+	c, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{subjectMsg},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    from,
+	})
+	if err != nil {
+		return fmt.Errorf("push: history consumer: %w", err)
+	}
+	for {
+		batch, err := c.Fetch(256, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			return fmt.Errorf("push: read history: %w", err)
+		}
+		n := 0
+		for jm := range batch.Messages() {
+			n++
+			md, err := jm.Metadata()
+			if err != nil {
+				return fmt.Errorf("push: read history: %w", err)
+			}
+			seq := md.Sequence.Stream
+			if seq > to {
+				return nil
+			}
+			m, err := s.toMessage(seq, md.Timestamp, jm.Headers(), jm.Data())
+			if err == nil {
+				fn(m)
+			}
+			if seq == to || md.NumPending == 0 {
+				return nil
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return fmt.Errorf("push: read history: %w", err)
+		}
+		if n == 0 {
+			return nil
+		}
+	}
+}

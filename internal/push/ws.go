@@ -1,0 +1,201 @@
+package push
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// wsConn is a WebSocket subscriber. While idle it has one goroutine (its
+// reader, parked in the network poller, needed to answer pings and see
+// close frames) and 1 KiB of buffers; a flusher goroutine exists only while
+// messages are queued.
+type wsConn struct {
+	srv  *Server
+	sub  *sub
+	c    *websocket.Conn
+	id   uint64
+	once sync.Once
+	done chan struct{} // closed when the reader has ended
+}
+
+// smallHijacker hands coder/websocket the hijacked connection with 512-byte
+// buffers instead of net/http's 4 KiB pair, which an idle subscriber would
+// otherwise keep for its whole life. Frames larger than the buffer are
+// written straight to the socket, so nothing is lost but a copy.
+type smallHijacker struct{ http.ResponseWriter }
+
+func (h smallHijacker) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+
+func (h smallHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	var r io.Reader = conn
+	if n := brw.Reader.Buffered(); n > 0 {
+		b, _ := brw.Reader.Peek(n)
+		r = io.MultiReader(bytes.NewReader(bytes.Clone(b)), conn)
+	}
+	return conn, bufio.NewReadWriter(bufio.NewReaderSize(r, 512), bufio.NewWriterSize(conn, 512)), nil
+}
+
+// writeBadRequest answers a refused upgrade as the push server does.
+func writeBadRequest(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html")
+	h.Set("Connection", "close")
+	setCORS(h)
+	w.WriteHeader(http.StatusBadRequest)
+	io.WriteString(w, "Bad Request")
+}
+
+func (srv *Server) serveWS(w http.ResponseWriter, r *http.Request, req subRequest) {
+	c, err := websocket.Accept(smallHijacker{w}, r, &websocket.AcceptOptions{
+		// Browsers open the channel from the portal's pages, another
+		// origin; access is decided by the channel signatures.
+		InsecureSkipVerify: true,
+		CompressionMode:    websocket.CompressionDisabled,
+	})
+	if err != nil {
+		return // Accept has answered
+	}
+	c.SetReadLimit(4096)
+	s := req.newSub(srv.cfg.MaxQueueBytes)
+	ws := &wsConn{srv: srv, sub: s, c: c, id: srv.connID.Add(1), done: make(chan struct{})}
+	s.ws = ws
+	after, ok := srv.hub.register(s)
+	if !ok {
+		c.Close(websocket.StatusGoingAway, "server shutdown")
+		return
+	}
+	srv.met.connects.WithLabelValues("websocket").Inc()
+	go ws.read()
+	if req.hasMid {
+		ctx, cancel := context.WithTimeout(srv.base, 30*time.Second)
+		items, gap, err := srv.hub.history(ctx, s, req.mid, after)
+		cancel()
+		if err != nil {
+			srv.log.Warn("push: history replay failed", "err", err)
+			ws.closeWith(websocket.StatusInternalError, "history unavailable")
+			return
+		}
+		s.goLive(gap, items, after)
+	}
+}
+
+// read consumes the client's frames (control frames are handled inside
+// Read) until the connection ends, then unregisters the subscriber.
+func (ws *wsConn) read() {
+	defer close(ws.done)
+	for {
+		if _, _, err := ws.c.Read(context.Background()); err != nil {
+			break
+		}
+	}
+	ws.srv.hub.unregister(ws.sub)
+	ws.sub.mu.Lock()
+	ws.sub.gone = true
+	ws.sub.out, ws.sub.pending = nil, nil
+	ws.sub.mu.Unlock()
+	ws.c.CloseNow()
+}
+
+// kick starts a flusher unless one is running.
+func (ws *wsConn) kick() {
+	s := ws.sub
+	s.mu.Lock()
+	if s.flushing || s.gone {
+		s.mu.Unlock()
+		return
+	}
+	s.flushing = true
+	s.mu.Unlock()
+	go ws.flush()
+}
+
+// maxFrameItems bounds the messages sent in one frame.
+const maxFrameItems = 256
+
+func (ws *wsConn) flush() {
+	s := ws.sub
+	typ := websocket.MessageText
+	if s.format == formatBinary {
+		typ = websocket.MessageBinary
+	}
+	for {
+		s.mu.Lock()
+		items := s.out
+		if len(items) > maxFrameItems {
+			items = items[:maxFrameItems:maxFrameItems]
+			s.out = s.out[maxFrameItems:]
+		} else {
+			s.out = nil
+		}
+		for _, it := range items {
+			s.outBytes -= len(it.m.body)
+		}
+		if len(items) == 0 || s.gone {
+			s.flushing = false
+			s.out, s.outBytes = nil, 0
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		frame := appendFrame(nil, s.format, items)
+		ctx, cancel := context.WithTimeout(ws.srv.base, ws.srv.cfg.WriteTimeout)
+		err := ws.c.Write(ctx, typ, frame)
+		cancel()
+		if err != nil {
+			s.mu.Lock()
+			s.flushing, s.gone = false, true
+			s.mu.Unlock()
+			ws.c.CloseNow()
+			return
+		}
+		ws.srv.met.delivered.Add(float64(len(items)))
+	}
+}
+
+// ping sends a ping control frame and waits for the pong; a client that
+// does not answer within the ping interval is disconnected. Keep-alive
+// never uses data frames: clients treat an empty data frame as "no
+// messages" and forget their mid.
+func (ws *wsConn) ping() {
+	ctx, cancel := context.WithTimeout(ws.srv.base, ws.srv.cfg.PingInterval)
+	defer cancel()
+	if err := ws.c.Ping(ctx); err != nil {
+		select {
+		case <-ws.done:
+		default:
+			ws.c.CloseNow()
+		}
+	}
+}
+
+func (ws *wsConn) closeWith(code websocket.StatusCode, reason string) {
+	ws.once.Do(func() {
+		ws.sub.mu.Lock()
+		ws.sub.gone = true
+		ws.sub.mu.Unlock()
+		go ws.c.Close(code, reason)
+	})
+}
+
+// closeSlow drops a client that fell behind; 1013 "try again later" makes
+// clients reconnect, with their mid, and catch up from history.
+func (ws *wsConn) closeSlow() {
+	ws.srv.met.slow.Inc()
+	ws.closeWith(websocket.StatusTryAgainLater, "slow consumer")
+}
+
+// closeShutdown ends the connection with 1001 (going away), which clients
+// answer by reconnecting, to another relay if there is one.
+func (ws *wsConn) closeShutdown() { ws.closeWith(websocket.StatusGoingAway, "server shutdown") }
