@@ -1,0 +1,1 @@
+DROP TABLE IF EXISTS b_isobox_connector_spool;

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The isobox.connector module's tests (called by scripts/test.sh):
+# `php -l` on every PHP file, then the PHPUnit unit suite on the Bitrix
+# stand-ins. The end-to-end suite (tests/e2e) needs the real Go services and
+# is run by internal/e2e/module_test.go under `go test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== php -l"
+fail=0
+while IFS= read -r -d '' f; do
+  php -l "$f" >/dev/null || { echo "php -l: $f"; fail=1; }
+done < <(find . -name '*.php' -print0)
+[ "$fail" -eq 0 ]
+
+echo "== phpunit (unit)"
+phpunit -c tests/phpunit.xml --testsuite unit
