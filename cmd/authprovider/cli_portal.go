@@ -1,4 +1,288 @@
 package main
 
-// addPortalCommands adds `portal ...`.
-func addPortalCommands(cmds map[string]command) {}
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/isobox/isobox/internal/oauth"
+	"github.com/isobox/isobox/internal/portal"
+	"github.com/isobox/isobox/internal/store"
+)
+
+// addPortalCommands adds `portal ...`. They work on the database directly
+// (the same --db / --data-dir as the server), not through the admin API:
+// an administrator sets a portal up before the first start, and approving
+// a host must not depend on the server running. A running server sees the
+// changes at once, except cached portal credentials (up to
+// --portal-auth-cache-ttl after `portal remove`).
+func addPortalCommands(cmds map[string]command) {
+	cmds["portal"] = command{"manage portals: allow HOST, add, list, remove", subcommands("portal", map[string]command{
+		"allow":     {"approve a portal host for /oauth/register/ (--host, --once, --expires)", portalAllow},
+		"disallow":  {"withdraw a host's approval (--host)", portalDisallow},
+		"allowlist": {"list approved hosts", portalAllowlist},
+		"add":       {"create portal credentials directly (--host, --scheme); prints them once", portalAdd},
+		"list":      {"list registered portals", portalList},
+		"remove":    {"delete a portal, its apps and their tokens (--id)", portalRemove},
+	})}
+}
+
+// openRegistry opens the configured database and the portal registry on it.
+func openRegistry(ctx context.Context, c *config) (*portal.Registry, *oauth.Service, func(), error) {
+	if c.DB == "" {
+		if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+			return nil, nil, nil, fmt.Errorf("create data dir: %w", err)
+		}
+	}
+	db, err := store.Open(ctx, c.dsn())
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("open database: %w", err)
+	}
+	svc, err := oauth.New(db, oauth.Config{TokenPrefix: c.TokenPrefix, PublicURL: c.PublicURL}, nil)
+	if err != nil {
+		db.Close()
+		return nil, nil, nil, err
+	}
+	return portal.NewRegistry(db, svc, nil), svc, func() { db.Close() }, nil
+}
+
+func portalAllow(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	var host, note string
+	var once, asJSON bool
+	var expires time.Duration
+	c, pos, err := parseCLI("portal allow", args, stderr, getenv, func(fs *flag.FlagSet) {
+		fs.StringVar(&host, "host", "", "portal host as in its address bar (portal.example.local[:port])")
+		fs.BoolVar(&once, "once", false, "one-time enrollment: the approval is used up by the first registration")
+		fs.DurationVar(&expires, "expires", 0, "the approval lapses after this long (0 = never)")
+		fs.StringVar(&note, "note", "", "a note for the allowlist")
+		fs.BoolVar(&asJSON, "json", false, "print JSON")
+	})
+	if err != nil {
+		return err
+	}
+	if host == "" && len(pos) == 1 {
+		host = pos[0]
+	}
+	if host == "" {
+		return errors.New("portal allow: --host is required")
+	}
+	reg, _, closeDB, err := openRegistry(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	a, err := reg.Allow(ctx, host, once, expires, note)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(stdout, allowedJSON(a))
+	}
+	fmt.Fprintf(stdout, "approved %s for registration%s%s\n", a.Host, map[bool]string{true: " (once)"}[a.Once], expiresText(a.Expires))
+	return nil
+}
+
+func expiresText(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return " until " + t.UTC().Format(time.RFC3339)
+}
+
+type allowedOut struct {
+	Host      string `json:"host"`
+	Once      bool   `json:"once"`
+	Expires   string `json:"expires,omitempty"`
+	Note      string `json:"note,omitempty"`
+	CreatedAt string `json:"created_at"`
+}
+
+func allowedJSON(a portal.Allowed) allowedOut {
+	o := allowedOut{Host: a.Host, Once: a.Once, Note: a.Note, CreatedAt: a.CreatedAt.UTC().Format(time.RFC3339)}
+	if !a.Expires.IsZero() {
+		o.Expires = a.Expires.UTC().Format(time.RFC3339)
+	}
+	return o
+}
+
+func portalDisallow(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	var host string
+	c, pos, err := parseCLI("portal disallow", args, stderr, getenv, func(fs *flag.FlagSet) {
+		fs.StringVar(&host, "host", "", "portal host")
+	})
+	if err != nil {
+		return err
+	}
+	if host == "" && len(pos) == 1 {
+		host = pos[0]
+	}
+	if host == "" {
+		return errors.New("portal disallow: --host is required")
+	}
+	reg, _, closeDB, err := openRegistry(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	if err := reg.Disallow(ctx, host); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("portal disallow: %s is not on the allowlist", host)
+		}
+		return err
+	}
+	fmt.Fprintf(stdout, "withdrew %s\n", portal.NormalizeHost(host))
+	return nil
+}
+
+func portalAllowlist(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	var asJSON bool
+	c, _, err := parseCLI("portal allowlist", args, stderr, getenv, func(fs *flag.FlagSet) {
+		fs.BoolVar(&asJSON, "json", false, "print JSON")
+	})
+	if err != nil {
+		return err
+	}
+	reg, _, closeDB, err := openRegistry(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	list, err := reg.Allowlist(ctx)
+	if err != nil {
+		return err
+	}
+	out := make([]allowedOut, 0, len(list))
+	for _, a := range list {
+		out = append(out, allowedJSON(a))
+	}
+	if asJSON {
+		return printJSON(stdout, out)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tONCE\tEXPIRES\tNOTE")
+	for _, a := range out {
+		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\n", a.Host, a.Once, a.Expires, a.Note)
+	}
+	return tw.Flush()
+}
+
+type portalOut struct {
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret,omitempty"`
+	Host         string `json:"host"`
+	RedirectURI  string `json:"redirect_uri"`
+	MemberID     string `json:"member_id"`
+	Active       bool   `json:"active"`
+	Apps         int    `json:"apps"`
+	CreatedAt    string `json:"created_at"`
+}
+
+func portalAdd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	var host, scheme string
+	var asJSON bool
+	c, pos, err := parseCLI("portal add", args, stderr, getenv, func(fs *flag.FlagSet) {
+		fs.StringVar(&host, "host", "", "portal host as in its address bar (portal.example.local[:port])")
+		fs.StringVar(&scheme, "scheme", "https", "scheme the portal is opened with (http or https), for client_endpoint")
+		fs.BoolVar(&asJSON, "json", false, "print JSON")
+	})
+	if err != nil {
+		return err
+	}
+	if host == "" && len(pos) == 1 {
+		host = pos[0]
+	}
+	if host == "" {
+		return errors.New("portal add: --host is required")
+	}
+	if scheme != "http" && scheme != "https" {
+		return fmt.Errorf("portal add: --scheme: want http or https, got %q", scheme)
+	}
+	reg, _, closeDB, err := openRegistry(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	r, err := reg.Add(ctx, scheme+"://"+portal.NormalizeHost(host), "", "")
+	if err != nil {
+		return err
+	}
+	out := portalOut{ClientID: r.Client.ID, ClientSecret: r.Secret, Host: r.Client.Host, RedirectURI: r.Client.RedirectURI,
+		MemberID: oauth.MemberID(r.Client.ID), Active: true, CreatedAt: r.Client.CreatedAt.UTC().Format(time.RFC3339)}
+	if asJSON {
+		return printJSON(stdout, out)
+	}
+	fmt.Fprintf(stdout, "portal %s created. Set these options on the portal (module rest), the secret is shown only now:\n", out.Host)
+	fmt.Fprintf(stdout, "  service_client_id     = %s\n  service_client_secret = %s\n", out.ClientID, out.ClientSecret)
+	return nil
+}
+
+func portalList(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	var asJSON bool
+	c, _, err := parseCLI("portal list", args, stderr, getenv, func(fs *flag.FlagSet) {
+		fs.BoolVar(&asJSON, "json", false, "print JSON")
+	})
+	if err != nil {
+		return err
+	}
+	reg, svc, closeDB, err := openRegistry(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	ps, err := reg.Portals(ctx)
+	if err != nil {
+		return err
+	}
+	out := make([]portalOut, 0, len(ps))
+	for _, p := range ps {
+		apps, err := svc.ListClients(ctx, oauth.KindApp, p.ID)
+		if err != nil {
+			return err
+		}
+		out = append(out, portalOut{ClientID: p.ID, Host: p.Host, RedirectURI: p.RedirectURI, MemberID: oauth.MemberID(p.ID),
+			Active: p.Active, Apps: len(apps), CreatedAt: p.CreatedAt.UTC().Format(time.RFC3339)})
+	}
+	if asJSON {
+		return printJSON(stdout, out)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CLIENT_ID\tHOST\tAPPS\tACTIVE\tCREATED")
+	for _, p := range out {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%v\t%s\n", p.ClientID, p.Host, p.Apps, p.Active, p.CreatedAt)
+	}
+	return tw.Flush()
+}
+
+func portalRemove(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	var id string
+	c, pos, err := parseCLI("portal remove", args, stderr, getenv, func(fs *flag.FlagSet) {
+		fs.StringVar(&id, "id", "", "the portal's client_id (bx.…)")
+	})
+	if err != nil {
+		return err
+	}
+	if id == "" && len(pos) == 1 {
+		id = pos[0]
+	}
+	if id == "" {
+		return errors.New("portal remove: --id is required")
+	}
+	reg, _, closeDB, err := openRegistry(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	if err := reg.Remove(ctx, id); err != nil {
+		if errors.Is(err, oauth.ErrNotFound) {
+			return fmt.Errorf("portal remove: no portal %q", id)
+		}
+		return err
+	}
+	fmt.Fprintf(stdout, "removed portal %s, its apps and their tokens\n", id)
+	return nil
+}

@@ -701,8 +701,12 @@ type BuildEventAuthRequest struct {
 	// The portal the event came from (its OAuth client_id, "bx.…"); empty
 	// when the caller does not know it.
 	PortalClientId string `protobuf:"bytes,8,opt,name=portal_client_id,json=portalClientId,proto3" json:"portal_client_id,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// QUERY_DATA.event ("ONCRMDEALADD"): an app that is not installed still
+	// gets the empty auth for ONAPPUNINSTALL, and FAILED_PRECONDITION
+	// otherwise (the item is dropped, as the cloud drops it).
+	Event         string `protobuf:"bytes,9,opt,name=event,proto3" json:"event,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *BuildEventAuthRequest) Reset() {
@@ -787,6 +791,13 @@ func (x *BuildEventAuthRequest) GetParameters() map[string]string {
 func (x *BuildEventAuthRequest) GetPortalClientId() string {
 	if x != nil {
 		return x.PortalClientId
+	}
+	return ""
+}
+
+func (x *BuildEventAuthRequest) GetEvent() string {
+	if x != nil {
+		return x.Event
 	}
 	return ""
 }
@@ -964,7 +975,7 @@ const file_isobox_token_v1_token_proto_rawDesc = "" +
 	"\tmember_id\x18\x03 \x01(\tR\bmemberId\x12\x14\n" +
 	"\x05scope\x18\x04 \x01(\tR\x05scope\x12!\n" +
 	"\fredirect_uri\x18\x05 \x01(\tR\vredirectUri\x12\x14\n" +
-	"\x05state\x18\x06 \x01(\tR\x05state\"\x9e\x03\n" +
+	"\x05state\x18\x06 \x01(\tR\x05state\"\xb4\x03\n" +
 	"\x15BuildEventAuthRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\x03R\x06userId\x12\x1b\n" +
@@ -975,7 +986,8 @@ const file_isobox_token_v1_token_proto_rawDesc = "" +
 	"\n" +
 	"parameters\x18\a \x03(\v26.isobox.token.v1.BuildEventAuthRequest.ParametersEntryR\n" +
 	"parameters\x12(\n" +
-	"\x10portal_client_id\x18\b \x01(\tR\x0eportalClientId\x1a=\n" +
+	"\x10portal_client_id\x18\b \x01(\tR\x0eportalClientId\x12\x14\n" +
+	"\x05event\x18\t \x01(\tR\x05event\x1a=\n" +
 	"\x0fParametersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"D\n" +
