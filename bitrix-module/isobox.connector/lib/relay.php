@@ -76,16 +76,14 @@ final class Relay
 			return;
 		}
 
-		if (!$this->isDown())
+		// An empty spool means no failure is pending (a failure always leaves
+		// rows behind), so the relay is asked directly.
+		$reply = $this->post($items);
+		if ($reply->ok())
 		{
-			$reply = $this->post($items);
-			if ($reply->ok())
-			{
-				return;
-			}
-			$this->markDown($reply);
+			return;
 		}
-
+		$this->markDown($reply);
 		$this->spool->add($items);
 	}
 

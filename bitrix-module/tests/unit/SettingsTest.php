@@ -1,0 +1,127 @@
+<?php
+namespace Isobox\Tests\Unit;
+
+use Isobox\Tests\Portal;
+
+final class SettingsTest extends PortalTestCase
+{
+	private function page(array $post = null, string $right = 'W'): string
+	{
+		$GLOBALS['APPLICATION']->right = $right;
+		$_SERVER['REQUEST_METHOD'] = $post === null ? 'GET' : 'POST';
+		$_POST = $post ?? [];
+		$_REQUEST = $_POST;
+		ob_start();
+		try
+		{
+			(static function () {
+				global $APPLICATION;
+				include Portal::$root . '/bitrix/modules/isobox.connector/options.php';
+			})();
+		}
+		finally
+		{
+			$html = ob_get_clean();
+		}
+		Portal::newHit();
+
+		return $html;
+	}
+
+	private function form(array $override = []): array
+	{
+		return $override + [
+			'sessid' => bitrix_sessid(),
+			'save' => 'Y',
+			'auth_url' => 'http://10.0.0.5:8081/',
+			'relay_url' => 'https://relay.lan:8090',
+			'client_id' => '',
+			'client_secret' => '',
+			'token_prefix' => 'isobox.',
+			'cache_ttl' => '3',
+			'timeout' => '2',
+			'relay_backoff' => '30',
+			'spool_batch' => '100',
+			'apps' => "local.a, local.b\nlocal.a",
+			'webhooks' => 'N',
+		];
+	}
+
+	public function testThePageShowsEverySettingAndNeverTheSecret(): void
+	{
+		Portal::configure(['client_secret' => 'top-secret-value']);
+		$html = $this->page();
+		foreach (['auth_url', 'relay_url', 'client_id', 'client_secret', 'token_prefix', 'cache_ttl', 'timeout', 'relay_backoff', 'spool_batch', 'apps', 'webhooks'] as $field)
+		{
+			$this->assertStringContainsString('name="' . $field . '"', $html);
+		}
+		$this->assertStringContainsString('name="sessid"', $html);
+		$this->assertStringContainsString('name="check"', $html);
+		$this->assertStringContainsString('value="' . self::$isobox->url . '"', $html);
+		$this->assertStringNotContainsString('top-secret-value', $html);
+	}
+
+	public function testSavingNeedsTheSessionTokenAndTheWriteRight(): void
+	{
+		$html = $this->page($this->form(['sessid' => 'forged']));
+		$this->assertStringContainsString('Access denied', $html);
+		$this->assertSame(self::$isobox->url, $this->option('auth_url'));
+
+		$html = $this->page($this->form(), 'R');
+		$this->assertStringContainsString('Access denied', $html);
+		$this->assertSame(self::$isobox->url, $this->option('auth_url'));
+
+		$this->page(null, 'D');
+		$this->assertSame(['Access denied: you may not change these settings, or the form has expired (reload the page).'], $GLOBALS['APPLICATION']->authForms);
+	}
+
+	public function testSavingStoresCleanValues(): void
+	{
+		$html = $this->page($this->form(['client_id' => 'bx.override', 'client_secret' => 's3cret']));
+		$this->assertStringContainsString('Settings saved.', $html);
+		$this->assertSame('http://10.0.0.5:8081', $this->option('auth_url'));
+		$this->assertSame('https://relay.lan:8090', $this->option('relay_url'));
+		$this->assertSame('3', $this->option('cache_ttl'));
+		$this->assertSame("local.a\nlocal.b", $this->option('apps'));
+		$this->assertSame('N', $this->option('webhooks'));
+		$this->assertSame('s3cret', $this->option('client_secret'));
+
+		// An empty secret field keeps the stored secret; the reset box clears it.
+		$this->page($this->form(['client_id' => 'bx.override']));
+		$this->assertSame('s3cret', $this->option('client_secret'));
+		$this->page($this->form(['client_secret_reset' => 'Y']));
+		$this->assertSame('', $this->option('client_secret'));
+	}
+
+	public function testABadValueStoresNothing(): void
+	{
+		$html = $this->page($this->form(['auth_url' => 'ftp://x', 'cache_ttl' => '-1', 'token_prefix' => 'bad prefix']));
+		$this->assertStringContainsString('&quot;authprovider admin address&quot;: enter an http:// or https:// address.', $html);
+		$this->assertStringContainsString('Token check cache, seconds', $html);
+		$this->assertStringContainsString('Token prefix', $html);
+		$this->assertStringNotContainsString('Settings saved.', $html);
+		$this->assertSame(self::$isobox->url, $this->option('auth_url'));
+		$this->assertSame('5', $this->option('cache_ttl'));
+		$this->assertStringContainsString('value="ftp://x"', $html, 'what was typed is shown again');
+	}
+
+	public function testCheckConnection(): void
+	{
+		$html = $this->page(['sessid' => bitrix_sessid(), 'check' => 'Y']);
+		$this->assertStringContainsString('authprovider (tokens): answers and accepts the portal\'s credentials', $html);
+		$this->assertStringContainsString('eventrelay (events): answers and accepts the portal\'s credentials', $html);
+		$this->assertSame(1, self::$isobox->calls('/v1/token/validate'));
+		$this->assertSame([], self::$isobox->state()['events'] ?? [], 'the check stored an event');
+
+		Portal::configure(['client_id' => 'bx.portal', 'client_secret' => 'wrong']);
+		$html = $this->page(['sessid' => bitrix_sessid(), 'check' => 'Y']);
+		$this->assertStringContainsString('authprovider (tokens): answers but refuses the portal\'s credentials (HTTP 401 invalid_client)', $html);
+
+		Portal::configure(['auth_url' => 'http://127.0.0.1:1', 'relay_url' => 'http://127.0.0.1:1']);
+		$html = $this->page(['sessid' => bitrix_sessid(), 'check' => 'Y']);
+		$this->assertStringContainsString('eventrelay (events): does not answer', $html);
+
+		$html = $this->page(['sessid' => 'forged', 'check' => 'Y']);
+		$this->assertStringContainsString('Access denied', $html);
+	}
+}
