@@ -80,7 +80,7 @@ func (g *PortalTokensServer) Validate(ctx context.Context, req *tokenv1.Validate
 	if err != nil {
 		be := BitrixError(err)
 		if be == errInternal {
-			g.Log.Error("validator: validate", "err", err)
+			logOf(g.Log).Error("validator: validate", "err", err)
 			return nil, status.Error(codes.Unavailable, be.Description)
 		}
 		return &tokenv1.ValidateResponse{Error: be.Code, ErrorDescription: be.Description, HttpStatus: int32(be.Status)}, nil
@@ -151,7 +151,7 @@ func (g *PortalTokensServer) grpcError(what string, err error) error {
 	case errors.Is(err, oauth.ErrInvalidClient):
 		return status.Error(codes.FailedPrecondition, errNotInstalled.Description)
 	}
-	g.Log.Error("validator: "+what, "err", err)
+	logOf(g.Log).Error("validator: "+what, "err", err)
 	return status.Error(codes.Unavailable, errInternal.Description)
 }
 
@@ -180,7 +180,7 @@ func (g *EventAuthServer) Build(ctx context.Context, req *tokenv1.BuildEventAuth
 	case errors.Is(err, oauth.ErrInvalidClient):
 		return nil, status.Error(codes.NotFound, "unknown portal")
 	default:
-		g.Log.Error("validator: build event auth", "err", err)
+		logOf(g.Log).Error("validator: build event auth", "err", err)
 		return nil, status.Error(codes.Unavailable, errInternal.Description)
 	}
 	out := &tokenv1.BuildEventAuthResponse{Auth: make([]*tokenv1.Field, len(fields))}
@@ -197,8 +197,16 @@ func (g *EventAuthServer) VerifyPortal(ctx context.Context, req *tokenv1.VerifyP
 		return &tokenv1.VerifyPortalResponse{Ok: false}, nil
 	}
 	if err != nil {
-		g.Log.Error("validator: verify portal", "err", err)
+		logOf(g.Log).Error("validator: verify portal", "err", err)
 		return nil, status.Error(codes.Unavailable, errInternal.Description)
 	}
 	return &tokenv1.VerifyPortalResponse{Ok: true, Host: p.Host, MemberId: oauth.MemberID(p.ID)}, nil
+}
+
+// logOf returns l, or a discarding logger when l is nil.
+func logOf(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l
 }
