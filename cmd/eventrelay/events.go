@@ -2,16 +2,206 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"errors"
 	"flag"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	relayv1 "github.com/isobox/isobox/api/isobox/relay/v1"
+	tokenv1 "github.com/isobox/isobox/api/isobox/token/v1"
+	"github.com/isobox/isobox/internal/delivery"
+	"github.com/isobox/isobox/internal/events"
+	"github.com/isobox/isobox/internal/grpcauth"
+	"github.com/isobox/isobox/internal/secret"
 )
 
-// eventsConfig holds the delivery settings.
-type eventsConfig struct{}
+// eventsConfig holds the ingest and delivery settings.
+type eventsConfig struct {
+	DedupWindow     time.Duration
+	Retention       time.Duration
+	RetrySchedule   string
+	DeliveryTimeout time.Duration
+	Concurrency     int
+	BreakerFailures int
+	BreakerCooldown time.Duration
+	MaxResponseBody int64
+	FollowRedirects bool
+	DenyCIDRs       string
+	IngestMaxBody   int64
+	PortalCacheTTL  time.Duration
+	RotationOverlap time.Duration
+	Replicas        int
+}
 
-func (c *eventsConfig) register(fs *flag.FlagSet) {}
+func (c *eventsConfig) register(fs *flag.FlagSet) {
+	fs.DurationVar(&c.DedupWindow, "dedup-window", 2*time.Hour, "an event handed off again within this window is delivered once (JetStream Nats-Msg-Id window)")
+	fs.DurationVar(&c.Retention, "retention", 7*24*time.Hour, "how long an undelivered event waits in a handler's queue (paused handler), and how long delivered events stay replayable")
+	fs.StringVar(&c.RetrySchedule, "retry-schedule", "5s,1m,5m,30m,2h,5h,10h,10h", "delays before each retry (comma list; ±10% jitter); after the last the event is dead-lettered")
+	fs.DurationVar(&c.DeliveryTimeout, "delivery-timeout", 3*time.Second, "an attempt succeeds on a 2xx answer within this time")
+	fs.IntVar(&c.Concurrency, "handler-concurrency", 4, "deliveries in flight per handler (1 = strictly one at a time, in queue order)")
+	fs.IntVar(&c.BreakerFailures, "breaker-failures", 5, "consecutive failed attempts that pause a handler (circuit open) until a probe succeeds")
+	fs.DurationVar(&c.BreakerCooldown, "breaker-cooldown", 30*time.Second, "wait before probing an open circuit; doubles per failed probe up to 10m")
+	fs.Int64Var(&c.MaxResponseBody, "max-response-body", 64<<10, "bytes of a handler's answer read at most")
+	fs.BoolVar(&c.FollowRedirects, "follow-redirects", false, "follow 3xx answers of handlers (default: a 3xx is a failed attempt)")
+	fs.StringVar(&c.DenyCIDRs, "deny-cidrs", "169.254.169.254/32,fd00:ec2::254/128,100.100.100.200/32", "handler addresses refused (comma list of CIDRs; cloud metadata by default; LAN is allowed)")
+	fs.Int64Var(&c.IngestMaxBody, "ingest-max-body", 8<<20, "largest /v1/events body in bytes")
+	fs.DurationVar(&c.PortalCacheTTL, "portal-cache-ttl", 30*time.Second, "how long a verified portal credential is trusted without asking authprovider again")
+	fs.DurationVar(&c.RotationOverlap, "secret-rotation-overlap", 24*time.Hour, "after a signing secret is rotated, the old one keeps signing (a second signature) this long")
+	fs.IntVar(&c.Replicas, "stream-replicas", 1, "JetStream replicas of the relay's streams (3 on a 3-node cluster)")
+}
+
+func (c *eventsConfig) schedule() ([]time.Duration, error) {
+	var out []time.Duration
+	for _, p := range strings.Split(c.RetrySchedule, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		d, err := time.ParseDuration(p)
+		if err != nil || d < 0 {
+			return nil, fmt.Errorf("--retry-schedule: bad delay %q", p)
+		}
+		out = append(out, d)
+	}
+	if out == nil {
+		out = []time.Duration{}
+	}
+	return out, nil
+}
+
+func (c *eventsConfig) deny() ([]netip.Prefix, error) {
+	out := []netip.Prefix{}
+	for _, p := range strings.Split(c.DenyCIDRs, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		pr, err := netip.ParsePrefix(p)
+		if err != nil {
+			return nil, fmt.Errorf("--deny-cidrs: %w", err)
+		}
+		out = append(out, pr.Masked())
+	}
+	return out, nil
+}
+
+const relayAdminKeyMeta = "admin_key_sha256"
+
+// relayAdminKeyPath is distinct from authprovider's admin.key: both
+// services share the default data directory.
+func relayAdminKeyPath(dataDir string) string { return filepath.Join(dataDir, "relay-admin.key") }
 
 // mountEvents adds event ingest (/v1/events), the delivery workers and the
 // delivery admin API.
 func mountEvents(ctx context.Context, a *app) error {
+	cfg := a.cfg
+	sched, err := cfg.Events.schedule()
+	if err != nil {
+		return err
+	}
+	deny, err := cfg.Events.deny()
+	if err != nil {
+		return err
+	}
+	serviceKey, _, err := secret.LoadOrCreate(cfg.serviceKeyPath(), 48)
+	if err != nil {
+		return fmt.Errorf("service key: %w", err)
+	}
+	// The signing secrets are encrypted at rest with a key kept beside the
+	// other keys, outside the broker.
+	sealKey, _, err := secret.LoadOrCreate(filepath.Join(cfg.DataDir, "relay-secrets.key"), 64)
+	if err != nil {
+		return fmt.Errorf("secrets key: %w", err)
+	}
+	js, err := jetstream.New(a.nc.Conn, jetstream.WithPublishAsyncMaxPending(1024))
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	if err := events.Setup(ctx, js, events.StreamsConfig{DedupWindow: cfg.Events.DedupWindow, Retention: cfg.Events.Retention, Replicas: cfg.Events.Replicas}); err != nil {
+		return err
+	}
+	adminHash, err := setupRelayAdminKey(ctx, a, js)
+	if err != nil {
+		return err
+	}
+
+	conn, err := grpc.NewClient(cfg.AuthGRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("authprovider client %s: %w", cfg.AuthGRPCAddr, err)
+	}
+	a.d.OnClose(func(context.Context) { conn.Close() })
+	auth := delivery.GRPCAuth{Client: tokenv1.NewEventAuthClient(conn), ServiceKey: serviceKey}
+
+	ingest := events.NewIngest(events.IngestConfig{
+		JS: js, Verifier: auth, ServiceKey: serviceKey, MaxBody: cfg.Events.IngestMaxBody,
+		CacheTTL: cfg.Events.PortalCacheTTL, Log: a.log, Registry: a.d.Registry,
+	})
+	seal := sha256.Sum256([]byte(sealKey))
+	svc, err := delivery.New(ctx, delivery.Config{
+		JS: js, Auth: auth, Schedule: sched, Timeout: cfg.Events.DeliveryTimeout, Concurrency: cfg.Events.Concurrency,
+		MaxResponseBody: cfg.Events.MaxResponseBody, FollowRedirects: cfg.Events.FollowRedirects, Deny: deny,
+		BreakerFailures: cfg.Events.BreakerFailures, BreakerCooldown: cfg.Events.BreakerCooldown,
+		RotationOverlap: cfg.Events.RotationOverlap, SecretsKey: seal[:], Log: a.log, Registry: a.d.Registry,
+		Ingested: ingest.Ingested,
+	})
+	if err != nil {
+		return err
+	}
+	if err := svc.Start(ctx); err != nil {
+		return err
+	}
+	a.d.OnDrain(svc.Stop)
+	a.http.Handle("/v1/events", ingest)
+
+	a.grpcAuth["isobox.relay.v1.Relay"] = func(ctx context.Context, _ string) (context.Context, error) {
+		key := grpcauth.BearerToken(ctx)
+		if key == "" || !secret.Matches(key, adminHash) {
+			return nil, status.Error(codes.Unauthenticated, "a valid relay admin key is required (Authorization: Bearer <key from relay-admin.key>)")
+		}
+		return ctx, nil
+	}
+	relayv1.RegisterRelayServer(a.grpc, svc.Admin())
+	a.gatewayRegs = append(a.gatewayRegs, relayv1.RegisterRelayHandler)
+	a.log.Info("event relay ready", "retry_schedule", cfg.Events.RetrySchedule, "dedup_window", cfg.Events.DedupWindow.String(),
+		"handler_concurrency", cfg.Events.Concurrency, "auth_grpc_addr", cfg.AuthGRPCAddr)
 	return nil
+}
+
+// setupRelayAdminKey makes sure the relay admin key exists: created on
+// first start in <data-dir>/relay-admin.key (0600); only its hash is kept
+// (in the relay's meta bucket), and the file's key is adopted if the
+// broker is new.
+func setupRelayAdminKey(ctx context.Context, a *app, js jetstream.JetStream) (string, error) {
+	kv, err := js.KeyValue(ctx, events.BucketMeta)
+	if err != nil {
+		return "", fmt.Errorf("relay admin key: %w", err)
+	}
+	e, err := kv.Get(ctx, relayAdminKeyMeta)
+	if err == nil {
+		return string(e.Value()), nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return "", fmt.Errorf("relay admin key: %w", err)
+	}
+	path := relayAdminKeyPath(a.cfg.DataDir)
+	key, created, err := secret.LoadOrCreate(path, 48)
+	if err != nil {
+		return "", fmt.Errorf("relay admin key: %w", err)
+	}
+	hash := secret.Hash(key)
+	if _, err := kv.Put(ctx, relayAdminKeyMeta, []byte(hash)); err != nil {
+		return "", fmt.Errorf("relay admin key: %w", err)
+	}
+	a.log.Info("relay admin key ready", "path", path, "created", created)
+	return hash, nil
 }

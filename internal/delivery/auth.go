@@ -1,0 +1,92 @@
+package delivery
+
+import (
+	"context"
+	"fmt"
+
+	"google.golang.org/grpc/metadata"
+
+	tokenv1 "github.com/isobox/isobox/api/isobox/token/v1"
+	"github.com/isobox/isobox/internal/events"
+	"github.com/isobox/isobox/internal/phpform"
+)
+
+// AuthBuilder builds the auth[...] block of a delivery (authprovider's
+// EventAuth.Build). Any error means "not now": the delivery waits and asks
+// again; it never dead-letters an event.
+type AuthBuilder interface {
+	BuildAuth(ctx context.Context, req *tokenv1.BuildEventAuthRequest) ([]*tokenv1.Field, error)
+}
+
+// GRPCAuth calls EventAuth over gRPC with the service key.
+type GRPCAuth struct {
+	Client     tokenv1.EventAuthClient
+	ServiceKey string
+}
+
+// BuildAuth implements AuthBuilder.
+func (g GRPCAuth) BuildAuth(ctx context.Context, req *tokenv1.BuildEventAuthRequest) ([]*tokenv1.Field, error) {
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+g.ServiceKey)
+	resp, err := g.Client.Build(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("delivery: EventAuth.Build: %w", err)
+	}
+	return resp.GetAuth(), nil
+}
+
+// VerifyPortal implements events.PortalVerifier with EventAuth.VerifyPortal.
+func (g GRPCAuth) VerifyPortal(ctx context.Context, clientID, clientSecret string) (bool, error) {
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+g.ServiceKey)
+	resp, err := g.Client.VerifyPortal(ctx, &tokenv1.VerifyPortalRequest{ClientId: clientID, ClientSecret: clientSecret})
+	if err != nil {
+		return false, fmt.Errorf("delivery: EventAuth.VerifyPortal: %w", err)
+	}
+	return resp.GetOk(), nil
+}
+
+// authRequest is the Build request for an item: the queue item's client,
+// user, flags, application token and the rest of its auth block.
+func authRequest(portal string, it events.Item) *tokenv1.BuildEventAuthRequest {
+	req := &tokenv1.BuildEventAuthRequest{
+		ClientId:         it.ClientID(),
+		UserId:           it.UserID(),
+		SendAuth:         it.Flag("sendAuth"),
+		SendRefreshToken: it.Flag("sendRefreshToken"),
+		ApplicationToken: it.ApplicationToken(),
+		Domain:           it.Domain(),
+		PortalClientId:   portal,
+		Parameters:       map[string]string{},
+	}
+	if a := it.Auth(); a != nil {
+		for _, k := range a.Keys() {
+			if k == "application_token" || k == "LOCAL_USER" {
+				continue
+			}
+			if v, ok := a.Get(k).(string); ok {
+				req.Parameters[k] = v
+			}
+		}
+	}
+	return req
+}
+
+// Payload is the form a handler receives: query.QUERY_DATA as the portal
+// sent it (event, event_handler_id, data, ts) followed by auth[...] in the
+// order authprovider returned the fields (bitrix-wire.md §2.5).
+func Payload(it events.Item, auth []*tokenv1.Field) *phpform.Array {
+	out := phpform.NewArray()
+	if qd := it.QueryData(); qd != nil {
+		for _, k := range qd.Keys() {
+			if k == "auth" {
+				continue // replaced by a fresh block below
+			}
+			out.Set(k, qd.Get(k))
+		}
+	}
+	a := phpform.NewArray()
+	for _, f := range auth {
+		a.Set(f.GetKey(), f.GetValue())
+	}
+	out.Set("auth", a)
+	return out
+}

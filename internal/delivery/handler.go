@@ -1,0 +1,136 @@
+package delivery
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/isobox/isobox/internal/events"
+)
+
+// HandlerInfo is one handler: an app (or webhook) of a portal and a URL.
+// Each has its own queue subject and consumer.
+type HandlerInfo struct {
+	Key      string `json:"key"`
+	URL      string `json:"url"`
+	ClientID string `json:"client_id,omitempty"`
+	// Webhook is a hash of the webhook's application token (for webhooks).
+	Webhook string `json:"webhook,omitempty"`
+	Portal  string `json:"portal"`
+	Paused  bool   `json:"paused,omitempty"`
+}
+
+// HandlerKey derives the handler of an item: portal, app (client_id, or the
+// webhook's application token) and URL.
+func HandlerKey(portal string, it events.Item) HandlerInfo {
+	h := HandlerInfo{URL: it.URL(), ClientID: it.ClientID(), Portal: portal}
+	app := "app:" + h.ClientID
+	if h.ClientID == "" {
+		sum := sha256.Sum256([]byte(it.ApplicationToken()))
+		h.Webhook = hex.EncodeToString(sum[:8])
+		app = "webhook:" + h.Webhook
+	}
+	sum := sha256.Sum256([]byte(portal + "\x00" + app + "\x00" + h.URL))
+	h.Key = hex.EncodeToString(sum[:10])
+	return h
+}
+
+// ErrUnknownHandler is returned for a handler key never seen.
+var ErrUnknownHandler = errors.New("delivery: unknown handler")
+
+func (s *Service) loadHandler(ctx context.Context, key string) (HandlerInfo, error) {
+	e, err := s.kvH.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return HandlerInfo{}, fmt.Errorf("%w: %s", ErrUnknownHandler, key)
+	}
+	if err != nil {
+		return HandlerInfo{}, fmt.Errorf("delivery: load handler %s: %w", key, err)
+	}
+	var h HandlerInfo
+	if err := json.Unmarshal(e.Value(), &h); err != nil {
+		return HandlerInfo{}, fmt.Errorf("delivery: decode handler %s: %w", key, err)
+	}
+	return h, nil
+}
+
+func (s *Service) saveHandler(ctx context.Context, h HandlerInfo) error {
+	b, _ := json.Marshal(h)
+	if _, err := s.kvH.Put(ctx, h.Key, b); err != nil {
+		return fmt.Errorf("delivery: save handler %s: %w", h.Key, err)
+	}
+	return nil
+}
+
+// ensureHandler makes sure the handler is registered and its workers run.
+func (s *Service) ensureHandler(ctx context.Context, h HandlerInfo) error {
+	s.mu.Lock()
+	_, ok := s.handlers[h.Key]
+	s.mu.Unlock()
+	if ok {
+		return nil
+	}
+	if err := s.saveHandler(ctx, h); err != nil {
+		return err
+	}
+	return s.startWorker(ctx, h)
+}
+
+func (s *Service) startWorker(ctx context.Context, h HandlerInfo) error {
+	cons, err := s.js.CreateOrUpdateConsumer(ctx, events.StreamQueue, jetstream.ConsumerConfig{
+		Durable:       events.ConsumerQueue + h.Key,
+		FilterSubject: events.SubjectQueue + h.Key,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		// Long enough for one attempt plus an auth build; InProgress
+		// extends it while a delivery waits for authprovider.
+		AckWait:       max(30*time.Second, 2*s.cfg.Timeout+10*time.Second),
+		MaxAckPending: 10000,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		Description:   "isobox handler queue " + h.URL,
+	})
+	if err != nil {
+		return fmt.Errorf("delivery: consumer for handler %s: %w", h.Key, err)
+	}
+	w := newWorker(s, h, cons)
+	s.mu.Lock()
+	if _, dup := s.handlers[h.Key]; dup {
+		s.mu.Unlock()
+		return nil
+	}
+	s.handlers[h.Key] = w
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); w.run(s.ctx) }()
+	return nil
+}
+
+func (s *Service) worker(key string) (*worker, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w, ok := s.handlers[key]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownHandler, key)
+	}
+	return w, nil
+}
+
+// SetPaused pauses or resumes a handler; the state survives restarts.
+// Resuming also closes an open circuit.
+func (s *Service) SetPaused(ctx context.Context, key string, paused bool) (HandlerInfo, error) {
+	w, err := s.worker(key)
+	if err != nil {
+		return HandlerInfo{}, err
+	}
+	h := w.info()
+	h.Paused = paused
+	if err := s.saveHandler(ctx, h); err != nil {
+		return HandlerInfo{}, err
+	}
+	w.setPaused(paused)
+	return h, nil
+}

@@ -1,0 +1,142 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/isobox/isobox/internal/events"
+)
+
+// ErrNotFound is returned for an unknown delivery or a message that has
+// left the stream (older than the retention).
+var ErrNotFound = errors.New("delivery: not found")
+
+// requeue puts q on its handler's queue again as a new message (attempts
+// start over); msgID makes a repeated replay request idempotent.
+func (s *Service) requeue(ctx context.Context, q *queued, msgID string) error {
+	h := HandlerKey(q.Portal, q.Item)
+	if err := s.ensureHandler(ctx, h); err != nil {
+		return err
+	}
+	q.Handler = h.Key
+	data, err := jsonMarshal(q)
+	if err != nil {
+		return err
+	}
+	msg := &nats.Msg{Subject: events.SubjectQueue + h.Key, Data: data, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, msgID)
+	if _, err := s.js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("delivery: requeue %s: %w", q.Item.ID, err)
+	}
+	s.records.update(Record{ID: q.Item.ID, Handler: h.Key, URL: h.URL, ClientID: h.ClientID, Portal: q.Portal,
+		Event: q.Item.Event(), Status: StatusPending, CreatedMs: q.ReceivedMs, UpdatedMs: s.cfg.Clock.Now().UnixMilli()}, true)
+	return nil
+}
+
+// ReplayDelivery sends one delivery again, whatever its state: a dead
+// letter is moved back to its queue; a delivered event is sent once more
+// (from the queue stream, while within the retention).
+func (s *Service) ReplayDelivery(ctx context.Context, id string) error {
+	rec, ok := s.records.get(id)
+	if !ok {
+		return fmt.Errorf("%w: delivery %s", ErrNotFound, id)
+	}
+	stream, seq := events.StreamQueue, rec.Seq
+	if rec.Status == StatusDead && rec.DeadSeq > 0 {
+		stream, seq = events.StreamDead, rec.DeadSeq
+	}
+	if seq == 0 {
+		return fmt.Errorf("%w: delivery %s has not been attempted yet", ErrNotFound, id)
+	}
+	st, err := s.js.Stream(ctx, stream)
+	if err != nil {
+		return err
+	}
+	raw, err := st.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return fmt.Errorf("%w: delivery %s is past the retention", ErrNotFound, id)
+	}
+	if err != nil {
+		return fmt.Errorf("delivery: read %s/%d: %w", stream, seq, err)
+	}
+	q, err := decodeQueued(raw.Data)
+	if err != nil {
+		return err
+	}
+	if err := s.requeue(ctx, q, id+":replay:"+strconv.FormatInt(time.Now().UnixNano(), 10)); err != nil {
+		return err
+	}
+	if stream == events.StreamDead {
+		if err := st.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			s.log.Warn("delivery: remove replayed dead letter", "seq", seq, "err", err)
+		}
+	}
+	return nil
+}
+
+// ReplayDead moves dead letters back to their queues: those of one handler
+// (or all when handler is ""), dead-lettered at or after since (all when
+// zero). It returns the replayed delivery ids.
+func (s *Service) ReplayDead(ctx context.Context, handler string, since time.Time) ([]string, error) {
+	st, err := s.js.Stream(ctx, events.StreamDead)
+	if err != nil {
+		return nil, err
+	}
+	subject := events.SubjectDead + "*"
+	if handler != "" {
+		subject = events.SubjectDead + handler
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		return nil, err
+	}
+	if info.State.Msgs == 0 {
+		return nil, nil
+	}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}}
+	if !since.IsZero() {
+		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
+		cfg.OptStartTime = &since
+	}
+	cons, err := st.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for {
+		batch, err := cons.Fetch(200, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			return ids, err
+		}
+		n, more := 0, true
+		for m := range batch.Messages() {
+			n++
+			meta, err := m.Metadata()
+			if err != nil {
+				return ids, err
+			}
+			more = meta.NumPending > 0
+			q, err := decodeQueued(m.Data())
+			if err != nil {
+				s.log.Error("delivery: undecodable dead letter", "seq", meta.Sequence.Stream, "err", err)
+				continue
+			}
+			if err := s.requeue(ctx, q, q.Item.ID+":dlq:"+itoa(meta.Sequence.Stream)); err != nil {
+				return ids, err
+			}
+			if err := st.DeleteMsg(ctx, meta.Sequence.Stream); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+				s.log.Warn("delivery: remove replayed dead letter", "seq", meta.Sequence.Stream, "err", err)
+			}
+			ids = append(ids, q.Item.ID)
+		}
+		if n == 0 || !more {
+			return ids, nil
+		}
+	}
+}

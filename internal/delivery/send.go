@@ -1,0 +1,209 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	tokenv1 "github.com/isobox/isobox/api/isobox/token/v1"
+	"github.com/isobox/isobox/internal/phpform"
+)
+
+// errDenied marks a handler address refused by the deny list.
+var errDenied = errors.New("delivery: handler address denied by policy")
+
+// result is the outcome of one attempt.
+type result struct {
+	ok         bool
+	permanent  bool // retrying cannot help (bad URL, denied address)
+	aborted    bool // shutting down before an attempt was made
+	status     int
+	err        string
+	retryAfter time.Duration
+	took       time.Duration
+}
+
+type sender struct {
+	cfg     Config
+	client  *http.Client
+	secrets *Secrets
+}
+
+func newSender(cfg Config, secrets *Secrets) *sender {
+	deny := cfg.Deny
+	dialer := &net.Dialer{
+		Timeout:   cfg.Timeout,
+		KeepAlive: 30 * time.Second,
+		// Checked on the resolved address of every connection, so a DNS
+		// name cannot smuggle a denied address in.
+		Control: func(network, address string, _ syscall.RawConn) error {
+			ap, err := netip.ParseAddrPort(address)
+			if err != nil {
+				return fmt.Errorf("%w: %s", errDenied, address)
+			}
+			if denied(deny, ap.Addr()) {
+				return fmt.Errorf("%w: %s", errDenied, ap.Addr())
+			}
+			return nil
+		},
+	}
+	tr := &http.Transport{
+		Proxy:               nil, // handlers are on the LAN; never via an environment proxy
+		DialContext:         dialer.DialContext,
+		MaxIdleConns:        1024,
+		MaxIdleConnsPerHost: max(cfg.Concurrency*2, 16),
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: cfg.Timeout,
+		ForceAttemptHTTP2:   true,
+	}
+	c := &http.Client{Transport: tr}
+	if !cfg.FollowRedirects {
+		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	}
+	return &sender{cfg: cfg, client: c, secrets: secrets}
+}
+
+func denied(deny []netip.Prefix, a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range deny {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkURL refuses what can never be delivered: not http(s), no host, or a
+// literal address on the deny list.
+func (s *sender) checkURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("handler URL: %v", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("handler URL scheme %q is not http or https", u.Scheme)
+	}
+	if u.Hostname() == "" {
+		return nil, errors.New("handler URL has no host")
+	}
+	if a, err := netip.ParseAddr(u.Hostname()); err == nil && denied(s.cfg.Deny, a) {
+		return nil, fmt.Errorf("%w: %s", errDenied, a)
+	}
+	return u, nil
+}
+
+// deliver builds the payload (asking authprovider for the auth block,
+// waiting while it is unreachable), signs it and POSTs it once.
+func (s *sender) deliver(ctx context.Context, q *queued, m jetstream.Msg) result {
+	it := q.Item
+	u, err := s.checkURL(it.URL())
+	if err != nil {
+		return result{permanent: true, err: err.Error()}
+	}
+	fields, ok := s.buildAuth(ctx, q, m)
+	if !ok {
+		return result{aborted: true}
+	}
+	body := []byte(phpform.Encode(Payload(it, fields)))
+	keys, err := s.secrets.Keys(ctx, SecretName(it.ClientID(), it.ApplicationToken()))
+	if err != nil {
+		// The signing key store is the broker: transient like authprovider.
+		return result{err: "signing secret: " + err.Error()}
+	}
+	// The attempt itself is not cut short by shutdown: it is bounded by
+	// the delivery timeout, and the drain waits for it.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, u.String(), strings.NewReader(string(body)))
+	if err != nil {
+		return result{permanent: true, err: err.Error()}
+	}
+	ts := s.cfg.Clock.Now().Unix()
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("User-Agent", "isobox-eventrelay")
+	req.Header.Set("webhook-id", it.ID)
+	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
+	req.Header.Set("webhook-signature", Sign(it.ID, ts, body, keys...))
+	start := time.Now()
+	resp, err := s.client.Do(req)
+	took := time.Since(start)
+	if err != nil {
+		if errors.Is(err, errDenied) {
+			return result{permanent: true, err: err.Error(), took: took}
+		}
+		return result{err: transportError(err), took: took}
+	}
+	defer resp.Body.Close()
+	head := make([]byte, 200)
+	n, _ := io.ReadFull(io.LimitReader(resp.Body, s.cfg.MaxResponseBody), head)
+	io.Copy(io.Discard, io.LimitReader(resp.Body, max(s.cfg.MaxResponseBody-int64(n), 0)))
+	r := result{status: resp.StatusCode, took: took}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		r.ok = true
+		return r
+	}
+	r.err = fmt.Sprintf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(strings.ToValidUTF8(string(head[:n]), "?")))
+	r.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), s.cfg.Clock.Now())
+	return r
+}
+
+// buildAuth asks authprovider for the auth block, retrying with back-off
+// while it fails (keeping the message's ack deadline alive). It returns
+// false only when ctx ends first.
+func (s *sender) buildAuth(ctx context.Context, q *queued, m jetstream.Msg) ([]*tokenv1.Field, bool) {
+	wait := 200 * time.Millisecond
+	for {
+		bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		fields, err := s.cfg.Auth.BuildAuth(bctx, authRequest(q.Portal, q.Item))
+		cancel()
+		if err == nil {
+			return fields, true
+		}
+		s.cfg.Log.Warn("delivery: authprovider unavailable, delivery waits", "id", q.Item.ID, "err", err)
+		if m != nil {
+			m.InProgress()
+		}
+		if !sleepCtx(ctx, wait) {
+			return nil, false
+		}
+		wait = min(wait*2, 10*time.Second)
+	}
+}
+
+func transportError(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "timeout"
+	}
+	return err.Error()
+}
+
+// parseRetryAfter reads delta-seconds or an HTTP date; 0 if absent/bad.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
