@@ -4,30 +4,51 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"time"
 
 	"github.com/isobox/isobox/internal/oauth"
 )
 
 // oauthConfig holds OAuth settings beyond the common ones in config.
-type oauthConfig struct{}
+type oauthConfig struct {
+	// JanitorInterval is how often expired codes and tokens are deleted.
+	JanitorInterval time.Duration
+}
 
-func (c *oauthConfig) register(fs *flag.FlagSet) {}
+func (c *oauthConfig) register(fs *flag.FlagSet) {
+	fs.DurationVar(&c.JanitorInterval, "janitor-interval", time.Minute, "how often expired codes, tokens and revocation records are deleted (in batches of 1000 rows)")
+}
 
 // mountOAuth adds the OAuth 2.0 server: /oauth/token/ on the Bitrix-facing
 // mux, the admin API (gRPC + gateway), introspection and revocation. It
 // builds a.oauth, which the portal feature (mounted after it) uses.
 func mountOAuth(ctx context.Context, a *app) error {
 	svc, err := oauth.New(a.db, oauth.Config{
-		TokenPrefix:  a.cfg.TokenPrefix,
-		AccessTTL:    a.cfg.AccessTTL,
-		RefreshTTL:   a.cfg.RefreshTTL,
-		CodeTTL:      a.cfg.CodeTTL,
-		RefreshGrace: a.cfg.RefreshGrace,
-		PublicURL:    a.cfg.PublicURL,
+		TokenPrefix:     a.cfg.TokenPrefix,
+		AccessTTL:       a.cfg.AccessTTL,
+		RefreshTTL:      a.cfg.RefreshTTL,
+		CodeTTL:         a.cfg.CodeTTL,
+		RefreshGrace:    a.cfg.RefreshGrace,
+		PublicURL:       a.cfg.PublicURL,
+		JanitorInterval: a.cfg.OAuth.JanitorInterval,
 	}, a.log)
 	if err != nil {
 		return fmt.Errorf("oauth: %w", err)
 	}
 	a.oauth = svc
+	for _, p := range oauth.TokenPaths {
+		a.bitrix.Handle(p, svc.TokenHandler())
+	}
+
+	jctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		svc.RunJanitor(jctx)
+	}()
+	a.d.OnDrain(func(context.Context) {
+		stop()
+		<-done
+	})
 	return nil
 }

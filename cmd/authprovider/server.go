@@ -92,7 +92,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		}
 	}
 
-	a.d.HTTP("http", cfg.HTTPAddr, a.bitrix)
+	a.d.HTTP("http", cfg.HTTPAddr, oauth.CollapseSlashes(a.bitrix))
 	a.d.GRPC("grpc", cfg.GRPCAddr, a.grpc)
 	a.d.HTTP("admin", cfg.AdminAddr, a.admin)
 	if err := a.d.Listen(); err != nil {

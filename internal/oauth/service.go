@@ -22,6 +22,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ory/fosite"
+
 	"github.com/isobox/isobox/internal/store"
 )
 
@@ -139,6 +141,8 @@ type Service struct {
 
 	hostsMu sync.Mutex
 	hosts   map[string]cachedHost
+
+	provider fosite.OAuth2Provider
 }
 
 type cachedHost struct {
@@ -191,7 +195,9 @@ func New(db *store.DB, cfg Config, log *slog.Logger) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{db: db, cfg: cfg, log: log, mac: mac{key: key}, hosts: map[string]cachedHost{}}, nil
+	s := &Service{db: db, cfg: cfg, log: log, mac: mac{key: key}, hosts: map[string]cachedHost{}}
+	s.provider = newProvider(s)
+	return s, nil
 }
 
 // loadKey reads the server key, creating it if this is the first instance

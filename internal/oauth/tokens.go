@@ -277,7 +277,21 @@ func (s *Service) RevokeTokens(ctx context.Context, clientID string, userID int6
 // condition on columns both tables share) and records the access tokens in
 // the revocation feed. It returns how many tokens it revoked.
 func (s *Service) revokeWhere(ctx context.Context, tx *sql.Tx, cond string, args ...any) (int, error) {
-	now := s.now().Unix()
+	n, err := s.revokeAccess(ctx, tx, cond, args...)
+	if err != nil {
+		return 0, err
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE oauth_refresh SET revoked_at = ? WHERE `+cond+` AND revoked_at = 0`, append([]any{s.now().Unix()}, args...)...)
+	if err != nil {
+		return 0, fmt.Errorf("oauth: revoke refresh tokens: %w", err)
+	}
+	m, _ := res.RowsAffected()
+	return n + int(m), nil
+}
+
+// revokeAccess revokes the live access tokens matching cond and records
+// them in the revocation feed.
+func (s *Service) revokeAccess(ctx context.Context, tx *sql.Tx, cond string, args ...any) (int, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT signature, expires_at FROM oauth_access WHERE `+cond+` AND revoked_at = 0`+s.db.ForUpdate(), args...)
 	if err != nil {
 		return 0, fmt.Errorf("oauth: find tokens to revoke: %w", err)
@@ -299,33 +313,44 @@ func (s *Service) revokeWhere(ctx context.Context, tx *sql.Tx, cond string, args
 	if err := rows.Err(); err != nil {
 		return 0, fmt.Errorf("oauth: find tokens to revoke: %w", err)
 	}
-	n := 0
-	if len(revs) > 0 {
-		res, err := tx.ExecContext(ctx, `UPDATE oauth_access SET revoked_at = ? WHERE `+cond+` AND revoked_at = 0`, append([]any{now}, args...)...)
-		if err != nil {
-			return 0, fmt.Errorf("oauth: revoke access tokens: %w", err)
-		}
-		m, _ := res.RowsAffected()
-		n += int(m)
-		for start := 0; start < len(revs); start += 200 {
-			batch := revs[start:min(start+200, len(revs))]
-			vals := make([]any, 0, 3*len(batch))
-			for _, r := range batch {
-				vals = append(vals, r.sig, s.nextSeq(), r.exp)
-			}
-			q := `INSERT INTO oauth_revocations (signature, seq, expires_at) VALUES ` + strings.TrimSuffix(strings.Repeat("(?, ?, ?), ", len(batch)), ", ")
-			if _, err := tx.ExecContext(ctx, q, vals...); err != nil {
-				return 0, fmt.Errorf("oauth: record revocations: %w", err)
-			}
-		}
+	if len(revs) == 0 {
+		return 0, nil
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE oauth_refresh SET revoked_at = ? WHERE `+cond+` AND revoked_at = 0`, append([]any{now}, args...)...)
+	res, err := tx.ExecContext(ctx, `UPDATE oauth_access SET revoked_at = ? WHERE `+cond+` AND revoked_at = 0`, append([]any{s.now().Unix()}, args...)...)
 	if err != nil {
-		return 0, fmt.Errorf("oauth: revoke refresh tokens: %w", err)
+		return 0, fmt.Errorf("oauth: revoke access tokens: %w", err)
 	}
-	m, _ := res.RowsAffected()
-	return n + int(m), nil
+	n, _ := res.RowsAffected()
+	for start := 0; start < len(revs); start += 200 {
+		batch := revs[start:min(start+200, len(revs))]
+		vals := make([]any, 0, 3*len(batch))
+		for _, r := range batch {
+			vals = append(vals, r.sig, s.nextSeq(), r.exp)
+		}
+		q := `INSERT INTO oauth_revocations (signature, seq, expires_at) VALUES ` + strings.TrimSuffix(strings.Repeat("(?, ?, ?), ", len(batch)), ", ")
+		if _, err := tx.ExecContext(ctx, q, vals...); err != nil {
+			return 0, fmt.Errorf("oauth: record revocations: %w", err)
+		}
+	}
+	return int(n), nil
 }
+
+// prefixCols qualifies a comma-separated column list with a table alias.
+func prefixCols(alias, cols string) string {
+	parts := strings.Split(cols, ",")
+	for i, p := range parts {
+		parts[i] = alias + strings.TrimSpace(p)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// prefixScanner scans pre's columns before the ones asked for.
+type prefixScanner struct {
+	row interface{ Scan(...any) error }
+	pre []any
+}
+
+func (p prefixScanner) Scan(dest ...any) error { return p.row.Scan(append(p.pre, dest...)...) }
 
 // revocationWindow is how far back Revocations keeps re-sending: a revoking
 // transaction that took its feed position before committing becomes

@@ -1,0 +1,473 @@
+package oauth
+
+import (
+	"context"
+	"crypto/subtle"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/ory/fosite"
+	hoauth2 "github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/storage"
+)
+
+// This file adapts the Service to fosite: a client type with per-client
+// lifetimes, a session carrying Bitrix's token fields, the token strategy
+// (token.go's format with per-client prefixes), the secret hasher, and the
+// storage with transactions and refresh-token rotation.
+
+var (
+	_ hoauth2.CoreStorage            = (*fositeStore)(nil)
+	_ hoauth2.TokenRevocationStorage = (*fositeStore)(nil)
+	_ storage.Transactional          = (*fositeStore)(nil)
+	_ fosite.Storage                 = (*fositeStore)(nil)
+	_ hoauth2.CoreStrategy           = (*strategy)(nil)
+	_ fosite.Hasher                  = hasher{}
+	_ fosite.Session                 = (*session)(nil)
+	_ fosite.Client                  = (*fositeClient)(nil)
+
+	_ fosite.ClientWithCustomTokenLifespans = (*fositeClient)(nil)
+)
+
+// errGraceReuse marks a refresh token shown again within the grace window:
+// refused as invalid_grant, but the chain is not revoked.
+var errGraceReuse = errors.New("oauth: refresh token was just used (within the grace window)")
+
+// fositeClient is a Client as fosite sees it.
+type fositeClient struct {
+	Client
+	hash []byte
+}
+
+func (c *fositeClient) GetID() string           { return c.ID }
+func (c *fositeClient) GetHashedSecret() []byte { return c.hash }
+func (c *fositeClient) GetRedirectURIs() []string {
+	if c.RedirectURI == "" {
+		return nil
+	}
+	return []string{c.RedirectURI}
+}
+func (c *fositeClient) GetGrantTypes() fosite.Arguments {
+	return fosite.Arguments{"authorization_code", "refresh_token"}
+}
+func (c *fositeClient) GetResponseTypes() fosite.Arguments { return fosite.Arguments{"code"} }
+func (c *fositeClient) GetScopes() fosite.Arguments        { return fosite.Arguments(c.Scope) }
+func (c *fositeClient) IsPublic() bool                     { return false }
+func (c *fositeClient) GetAudience() fosite.Arguments      { return nil }
+
+// GetEffectiveLifespan applies the client's own lifetimes.
+func (c *fositeClient) GetEffectiveLifespan(_ fosite.GrantType, tt fosite.TokenType, fallback time.Duration) time.Duration {
+	var d time.Duration
+	switch tt {
+	case fosite.AccessToken:
+		d = c.AccessTTL
+	case fosite.RefreshToken:
+		d = c.RefreshTTL
+	case fosite.AuthorizeCode:
+		d = c.CodeTTL
+	}
+	if d > 0 {
+		return d
+	}
+	return fallback
+}
+
+// session is the fosite session: who the token is for, Bitrix token
+// parameters and the expiry times.
+type session struct {
+	UserID  int64
+	Params  map[string]string
+	Portal  string
+	Expires map[fosite.TokenType]time.Time
+}
+
+func (s *session) SetExpiresAt(key fosite.TokenType, exp time.Time) {
+	if s.Expires == nil {
+		s.Expires = map[fosite.TokenType]time.Time{}
+	}
+	s.Expires[key] = exp
+}
+
+func (s *session) GetExpiresAt(key fosite.TokenType) time.Time { return s.Expires[key] }
+func (s *session) GetUsername() string                         { return "" }
+func (s *session) GetSubject() string                          { return fmt.Sprint(s.UserID) }
+
+func (s *session) Clone() fosite.Session {
+	if s == nil {
+		return nil
+	}
+	c := &session{UserID: s.UserID, Portal: s.Portal, Params: map[string]string{}, Expires: map[fosite.TokenType]time.Time{}}
+	for k, v := range s.Params {
+		c.Params[k] = v
+	}
+	for k, v := range s.Expires {
+		c.Expires[k] = v
+	}
+	return c
+}
+
+// hasher checks client secrets by keyed hash in constant time (fosite's
+// default is bcrypt, which would cost ~50 ms of CPU per token request).
+type hasher struct{ mac mac }
+
+func (h hasher) Hash(_ context.Context, data []byte) ([]byte, error) {
+	return []byte(h.mac.secretHash(string(data))), nil
+}
+
+func (h hasher) Compare(_ context.Context, hash, data []byte) error {
+	if subtle.ConstantTimeCompare([]byte(h.mac.secretHash(string(data))), hash) != 1 {
+		return ErrInvalidClient
+	}
+	return nil
+}
+
+// strategy mints and checks tokens in token.go's format.
+type strategy struct{ s *Service }
+
+func (st *strategy) mint(r fosite.Requester) (string, string, error) {
+	c, ok := r.GetClient().(*fositeClient)
+	if !ok {
+		return "", "", fmt.Errorf("oauth: unexpected client type %T", r.GetClient())
+	}
+	tok, sig := st.s.mac.mint(st.s.prefixOf(c.Client))
+	return tok, sig, nil
+}
+
+// sig returns the signature of a genuine token, "" otherwise: a forged or
+// re-prefixed token then finds nothing in the store (invalid_grant).
+func (st *strategy) sig(token string) string {
+	sig, _, ok := st.s.mac.verify(token)
+	if !ok {
+		return ""
+	}
+	return sig
+}
+
+func (st *strategy) validate(r fosite.Requester, tt fosite.TokenType, token string) error {
+	if _, _, ok := st.s.mac.verify(token); !ok {
+		return fosite.ErrInvalidTokenFormat
+	}
+	exp := r.GetSession().GetExpiresAt(tt)
+	if !exp.IsZero() && !st.s.now().Before(exp) {
+		return fosite.ErrTokenExpired.WithHintf("The %s expired.", tt)
+	}
+	return nil
+}
+
+func (st *strategy) AccessTokenSignature(_ context.Context, t string) string  { return st.sig(t) }
+func (st *strategy) RefreshTokenSignature(_ context.Context, t string) string { return st.sig(t) }
+func (st *strategy) AuthorizeCodeSignature(_ context.Context, t string) string {
+	return st.sig(t)
+}
+func (st *strategy) GenerateAccessToken(_ context.Context, r fosite.Requester) (string, string, error) {
+	return st.mint(r)
+}
+func (st *strategy) GenerateRefreshToken(_ context.Context, r fosite.Requester) (string, string, error) {
+	return st.mint(r)
+}
+func (st *strategy) GenerateAuthorizeCode(_ context.Context, r fosite.Requester) (string, string, error) {
+	return st.mint(r)
+}
+func (st *strategy) ValidateAccessToken(_ context.Context, r fosite.Requester, t string) error {
+	return st.validate(r, fosite.AccessToken, t)
+}
+func (st *strategy) ValidateRefreshToken(_ context.Context, r fosite.Requester, t string) error {
+	return st.validate(r, fosite.RefreshToken, t)
+}
+func (st *strategy) ValidateAuthorizeCode(_ context.Context, r fosite.Requester, t string) error {
+	return st.validate(r, fosite.AuthorizeCode, t)
+}
+
+// fositeStore is fosite's storage on the Service's tables.
+type fositeStore struct{ s *Service }
+
+type txKey struct{}
+
+// BeginTX starts the transaction fosite runs a token exchange in; the
+// storage methods called with the returned ctx use it.
+func (fs *fositeStore) BeginTX(ctx context.Context) (context.Context, error) {
+	tx, err := fs.s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return ctx, fmt.Errorf("oauth: begin: %w", err)
+	}
+	return context.WithValue(ctx, txKey{}, tx), nil
+}
+
+func (fs *fositeStore) Commit(ctx context.Context) error {
+	tx, ok := ctx.Value(txKey{}).(*sql.Tx)
+	if !ok {
+		return errors.New("oauth: commit without a transaction")
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("oauth: commit: %w", err)
+	}
+	return nil
+}
+
+func (fs *fositeStore) Rollback(ctx context.Context) error {
+	tx, ok := ctx.Value(txKey{}).(*sql.Tx)
+	if !ok {
+		return nil
+	}
+	if err := tx.Rollback(); err != nil && !errors.Is(err, sql.ErrTxDone) {
+		return fmt.Errorf("oauth: rollback: %w", err)
+	}
+	return nil
+}
+
+func (fs *fositeStore) q(ctx context.Context) execer {
+	if tx, ok := ctx.Value(txKey{}).(*sql.Tx); ok {
+		return tx
+	}
+	return fs.s.db
+}
+
+// GetClient returns an active client; fosite answers invalid_client otherwise.
+func (fs *fositeStore) GetClient(ctx context.Context, id string) (fosite.Client, error) {
+	var hash string
+	c, err := scanClient(fs.q(ctx).QueryRowContext(ctx, `SELECT `+clientCols+`, secret_hash FROM oauth_clients WHERE id = ?`, id), &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fosite.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("oauth: read client %q: %w", id, err)
+	}
+	if !c.Active {
+		return nil, fosite.ErrNotFound
+	}
+	return &fositeClient{Client: c, hash: []byte(hash)}, nil
+}
+
+// ClientAssertionJWTValid: JWT client assertions are not offered.
+func (fs *fositeStore) ClientAssertionJWTValid(context.Context, string) error { return nil }
+
+// SetClientAssertionJWT: JWT client assertions are not offered.
+func (fs *fositeStore) SetClientAssertionJWT(context.Context, string, time.Time) error {
+	return errors.New("oauth: client assertions are not supported")
+}
+
+// rowFromRequest turns what fosite stores into a row.
+func rowFromRequest(sig string, r fosite.Requester, tt fosite.TokenType) (tokenRow, error) {
+	ss, ok := r.GetSession().(*session)
+	if !ok {
+		return tokenRow{}, fmt.Errorf("oauth: unexpected session type %T", r.GetSession())
+	}
+	return tokenRow{
+		sig: sig, requestID: r.GetID(),
+		grant:       Grant{ClientID: r.GetClient().GetID(), UserID: ss.UserID, Scope: r.GetGrantedScopes(), Params: ss.Params, Portal: ss.Portal},
+		requestedAt: r.GetRequestedAt(), expiresAt: ss.GetExpiresAt(tt),
+	}, nil
+}
+
+// request rebuilds a fosite request from a stored row and its client.
+func request(reqID string, c *fositeClient, g Grant, requestedAt, expires time.Time, tt fosite.TokenType, into fosite.Session) *fosite.Request {
+	ss, ok := into.(*session)
+	if !ok || ss == nil {
+		ss = &session{}
+	}
+	ss.UserID, ss.Params, ss.Portal = g.UserID, g.Params, g.Portal
+	ss.SetExpiresAt(tt, expires)
+	return &fosite.Request{
+		ID: reqID, RequestedAt: requestedAt, Client: c,
+		RequestedScope: fosite.Arguments(g.Scope), GrantedScope: fosite.Arguments(g.Scope),
+		Form: url.Values{}, Session: ss,
+	}
+}
+
+func (fs *fositeStore) CreateAuthorizeCodeSession(ctx context.Context, sig string, r fosite.Requester) error {
+	row, err := rowFromRequest(sig, r, fosite.AuthorizeCode)
+	if err != nil {
+		return err
+	}
+	return insertCode(ctx, fs.q(ctx), row, r.GetRequestForm().Get("redirect_uri"))
+}
+
+// tokenSelect reads a code or token row with its client in one query.
+func (fs *fositeStore) tokenSelect(ctx context.Context, table, extraCols, sig string, extra ...any) (*fositeClient, Grant, string, time.Time, time.Time, error) {
+	var g Grant
+	var reqID, scope, params, hash string
+	var requested, expires int64
+	q := `SELECT t.request_id, t.user_id, t.scope, t.params, t.portal, t.requested_at, t.expires_at` + extraCols + `, ` +
+		prefixCols("c.", clientCols) + `, c.secret_hash FROM ` + table + ` t JOIN oauth_clients c ON c.id = t.client_id WHERE t.signature = ?`
+	row := fs.q(ctx).QueryRowContext(ctx, q, sig)
+	var c Client
+	var err error
+	c, err = scanClient(prefixScanner{row: row, pre: append([]any{&reqID, &g.UserID, &scope, &params, &g.Portal, &requested, &expires}, extra...)}, &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, g, "", time.Time{}, time.Time{}, fosite.ErrNotFound
+	}
+	if err != nil {
+		return nil, g, "", time.Time{}, time.Time{}, fmt.Errorf("oauth: read %s: %w", table, err)
+	}
+	g.ClientID, g.Scope, g.Params = c.ID, SplitScope(scope), decodeParams(params)
+	return &fositeClient{Client: c, hash: []byte(hash)}, g, reqID, time.Unix(requested, 0).UTC(), time.Unix(expires, 0).UTC(), nil
+}
+
+func (fs *fositeStore) GetAuthorizeCodeSession(ctx context.Context, sig string, into fosite.Session) (fosite.Requester, error) {
+	var used int64
+	c, g, reqID, requested, expires, err := fs.tokenSelect(ctx, "oauth_codes", ", t.used_at", sig, &used)
+	if err != nil {
+		return nil, err
+	}
+	r := request(reqID, c, g, requested, expires, fosite.AuthorizeCode, into)
+	if used != 0 {
+		return r, fosite.ErrInvalidatedAuthorizeCode
+	}
+	if !c.Active {
+		return nil, fosite.ErrNotFound
+	}
+	return r, nil
+}
+
+// InvalidateAuthorizeCodeSession marks the code used; of two concurrent
+// exchanges of one code only one gets here first.
+func (fs *fositeStore) InvalidateAuthorizeCodeSession(ctx context.Context, sig string) error {
+	res, err := fs.q(ctx).ExecContext(ctx, `UPDATE oauth_codes SET used_at = ? WHERE signature = ? AND used_at = 0`, fs.s.now().Unix(), sig)
+	if err != nil {
+		return fmt.Errorf("oauth: use code: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("oauth: code used concurrently: %w", ErrInvalidGrant)
+	}
+	return nil
+}
+
+func (fs *fositeStore) CreateAccessTokenSession(ctx context.Context, sig string, r fosite.Requester) error {
+	row, err := rowFromRequest(sig, r, fosite.AccessToken)
+	if err != nil {
+		return err
+	}
+	return insertAccess(ctx, fs.q(ctx), row)
+}
+
+func (fs *fositeStore) GetAccessTokenSession(ctx context.Context, sig string, into fosite.Session) (fosite.Requester, error) {
+	var revoked int64
+	c, g, reqID, requested, expires, err := fs.tokenSelect(ctx, "oauth_access", ", t.revoked_at", sig, &revoked)
+	if err != nil {
+		return nil, err
+	}
+	if revoked != 0 || !c.Active {
+		return nil, fosite.ErrNotFound
+	}
+	return request(reqID, c, g, requested, expires, fosite.AccessToken, into), nil
+}
+
+// DeleteAccessTokenSession revokes (rather than deletes) one access token.
+func (fs *fositeStore) DeleteAccessTokenSession(ctx context.Context, sig string) error {
+	tx, done, err := fs.tx(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = fs.s.revokeAccess(ctx, tx, "signature = ?", sig)
+	return done(err)
+}
+
+func (fs *fositeStore) CreateRefreshTokenSession(ctx context.Context, sig, accessSig string, r fosite.Requester) error {
+	row, err := rowFromRequest(sig, r, fosite.RefreshToken)
+	if err != nil {
+		return err
+	}
+	return insertRefresh(ctx, fs.q(ctx), row, accessSig)
+}
+
+// GetRefreshTokenSession returns the refresh token's request. A used or
+// revoked token is reported as fosite.ErrInactiveToken (with the request),
+// on which fosite revokes the whole chain — except within the grace window
+// after its use, where errGraceReuse refuses the request and keeps the chain.
+func (fs *fositeStore) GetRefreshTokenSession(ctx context.Context, sig string, into fosite.Session) (fosite.Requester, error) {
+	var used, revoked int64
+	c, g, reqID, requested, expires, err := fs.tokenSelect(ctx, "oauth_refresh", ", t.used_at, t.revoked_at", sig, &used, &revoked)
+	if err != nil {
+		return nil, err
+	}
+	r := request(reqID, c, g, requested, expires, fosite.RefreshToken, into)
+	if used != 0 && revoked == 0 && fs.s.now().Unix()-used <= int64(fs.s.cfg.RefreshGrace/time.Second) {
+		return nil, errGraceReuse
+	}
+	if used != 0 || revoked != 0 {
+		return r, fosite.ErrInactiveToken
+	}
+	if !c.Active {
+		return nil, fosite.ErrNotFound
+	}
+	return r, nil
+}
+
+// DeleteRefreshTokenSession revokes (rather than deletes) one refresh
+// token, so that its later reuse is still recognised.
+func (fs *fositeStore) DeleteRefreshTokenSession(ctx context.Context, sig string) error {
+	_, err := fs.q(ctx).ExecContext(ctx, `UPDATE oauth_refresh SET revoked_at = ? WHERE signature = ? AND revoked_at = 0`, fs.s.now().Unix(), sig)
+	if err != nil {
+		return fmt.Errorf("oauth: revoke refresh token: %w", err)
+	}
+	return nil
+}
+
+// RotateRefreshToken marks the presented refresh token used and revokes the
+// access token issued with it, inside fosite's transaction. The UPDATE
+// takes the row lock, so of concurrent refreshes of one token exactly one
+// matches the row; the others get ErrSerializationFailure (invalid_grant).
+func (fs *fositeStore) RotateRefreshToken(ctx context.Context, requestID, sig string) error {
+	tx, done, err := fs.tx(ctx)
+	if err != nil {
+		return err
+	}
+	now := fs.s.now().Unix()
+	res, err := tx.ExecContext(ctx, `UPDATE oauth_refresh SET used_at = ? WHERE signature = ? AND used_at = 0 AND revoked_at = 0`, now, sig)
+	if err != nil {
+		return done(fmt.Errorf("oauth: rotate refresh token: %w", err))
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return done(fosite.ErrSerializationFailure)
+	}
+	var accessSig string
+	if err := tx.QueryRowContext(ctx, `SELECT access_signature FROM oauth_refresh WHERE signature = ?`, sig).Scan(&accessSig); err != nil {
+		return done(fmt.Errorf("oauth: rotate refresh token: %w", err))
+	}
+	_, err = fs.s.revokeAccess(ctx, tx, "signature = ?", accessSig)
+	return done(err)
+}
+
+// RevokeRefreshToken revokes every refresh token of a chain.
+func (fs *fositeStore) RevokeRefreshToken(ctx context.Context, requestID string) error {
+	_, err := fs.q(ctx).ExecContext(ctx, `UPDATE oauth_refresh SET revoked_at = ? WHERE request_id = ? AND revoked_at = 0`, fs.s.now().Unix(), requestID)
+	if err != nil {
+		return fmt.Errorf("oauth: revoke refresh tokens: %w", err)
+	}
+	return nil
+}
+
+// RevokeAccessToken revokes every access token of a chain.
+func (fs *fositeStore) RevokeAccessToken(ctx context.Context, requestID string) error {
+	tx, done, err := fs.tx(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = fs.s.revokeAccess(ctx, tx, "request_id = ?", requestID)
+	return done(err)
+}
+
+// tx returns the fosite transaction in ctx, or a new one that done
+// commits (on a nil error) or rolls back.
+func (fs *fositeStore) tx(ctx context.Context) (*sql.Tx, func(error) error, error) {
+	if tx, ok := ctx.Value(txKey{}).(*sql.Tx); ok {
+		return tx, func(err error) error { return err }, nil
+	}
+	tx, err := fs.s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("oauth: begin: %w", err)
+	}
+	return tx, func(err error) error {
+		if err != nil {
+			tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("oauth: commit: %w", err)
+		}
+		return nil
+	}, nil
+}
