@@ -64,6 +64,9 @@ func (srv *Server) startCluster() error {
 	srv.peer.saw(srv.id, time.Now())
 	hello, err := srv.nc.Subscribe(subjectHello, func(m *nats.Msg) {
 		srv.peer.saw(string(m.Data), time.Now())
+		if m.Reply != "" {
+			m.Respond([]byte(srv.id))
+		}
 	})
 	if err != nil {
 		return fmt.Errorf("push: subscribe %s: %w", subjectHello, err)
@@ -93,7 +96,13 @@ func (srv *Server) startCluster() error {
 		return fmt.Errorf("push: subscribe %s: %w", subjectStat, err)
 	}
 	srv.subs = append(srv.subs, hello, presence, stat)
-	srv.nc.Publish(subjectHello, []byte(srv.id))
+	// Introduce ourselves and learn who is there: every instance answers a
+	// hello that has a reply subject.
+	if err := srv.gather(context.Background(), subjectHello, []byte(srv.id), func(b []byte) {
+		srv.peer.saw(string(b), time.Now())
+	}, 1<<30); err != nil {
+		return err
+	}
 	srv.wg.Add(1)
 	go func() {
 		defer srv.wg.Done()
@@ -111,10 +120,12 @@ func (srv *Server) startCluster() error {
 	return nil
 }
 
-// gather publishes a query and collects one answer per live instance, or
-// what came within PresenceWait.
-func (srv *Server) gather(ctx context.Context, subject string, data []byte, each func([]byte)) error {
-	want := srv.peer.count(time.Now())
+// gather publishes a query and collects one answer per live instance (want;
+// -1 = the known instances), or what came within PresenceWait.
+func (srv *Server) gather(ctx context.Context, subject string, data []byte, each func([]byte), want int) error {
+	if want < 0 {
+		want = srv.peer.count(time.Now())
+	}
 	inbox := srv.nc.NewRespInbox()
 	sub, err := srv.nc.SubscribeSync(inbox)
 	if err != nil {
@@ -129,7 +140,7 @@ func (srv *Server) gather(ctx context.Context, subject string, data []byte, each
 	for got := 0; got < want; got++ {
 		m, err := sub.NextMsgWithContext(ctx)
 		if err != nil {
-			if got == 0 {
+			if got == 0 && want > 0 {
 				return fmt.Errorf("push: query %s: no answer: %w", subject, err)
 			}
 			return nil // some instances are gone; answer with the rest
@@ -155,7 +166,7 @@ func (srv *Server) online(ctx context.Context, keys []chanKey) (map[chanKey]int,
 			}
 			out[ks[0]] += cnt
 		}
-	})
+	}, -1)
 	return out, err
 }
 
@@ -194,6 +205,6 @@ func (srv *Server) stats(ctx context.Context) ([]json.RawMessage, error) {
 		if json.Valid(b) {
 			out = append(out, json.RawMessage(b))
 		}
-	})
+	}, -1)
 	return out, err
 }

@@ -34,6 +34,11 @@ type hub struct {
 	ws, polls atomic.Int64
 
 	replaySem chan struct{} // bounds concurrent JetStream history reads
+
+	// onRegister and onDispatch, if set (tests), are called after a
+	// subscriber registered and after a message was fanned out.
+	onRegister func()
+	onDispatch func(seq uint64)
 }
 
 func newHub(st *store, cfg *Config, log *slog.Logger, met *metrics) *hub {
@@ -115,6 +120,9 @@ func (h *hub) dispatch(m *message) {
 		}
 	}
 	h.lastSeq.Store(m.mid.seq)
+	if h.onDispatch != nil {
+		h.onDispatch(m.mid.seq)
+	}
 }
 
 // register adds s to the hub and returns the sequence it is live from.
@@ -137,6 +145,9 @@ func (h *hub) register(s *sub) (uint64, bool) {
 		h.ws.Add(1)
 	} else {
 		h.polls.Add(1)
+	}
+	if h.onRegister != nil {
+		defer h.onRegister()
 	}
 	return h.lastSeq.Load(), true
 }
