@@ -22,6 +22,8 @@ class AuthProvider extends Provider implements AuthProviderInterface
 	 */
 	protected static $instance = null;
 
+	private const NOT_INSTALLED = 'Application not installed';
+
 	/** rest/onApplicationManagerInitialize handler. */
 	public static function onApplicationManagerInitialize($event = null): void
 	{
@@ -158,7 +160,19 @@ class AuthProvider extends Provider implements AuthProviderInterface
 	private static function failure(Reply $reply, string $what): array
 	{
 		Client::log($what . ' failed: ' . $reply->describe());
+		$error = $reply->error();
+		if ($error === null)
+		{
+			return ['error' => 'CONNECTION_ERROR', 'error_description' => 'Error connecting to authorization server'];
+		}
+		// bitrix:app.layout reinstalls the app on exactly this pair; isobox's
+		// gateway renders the refusal as a generic request error with the
+		// Bitrix text, so the Bitrix code is restored here.
+		if ($error['error_description'] === self::NOT_INSTALLED)
+		{
+			$error['error'] = 'ERROR_OAUTH';
+		}
 
-		return $reply->error() ?? ['error' => 'CONNECTION_ERROR', 'error_description' => 'Error connecting to authorization server'];
+		return $error;
 	}
 }

@@ -41,6 +41,13 @@ final class Portal
 		if (!is_link($link))
 		{
 			symlink(realpath(__DIR__ . '/../../' . self::MODULE), $link);
+			$root = self::$root;
+			register_shutdown_function(static function () use ($root, $link): void {
+				@unlink($link);
+				@rmdir($root . '/bitrix/modules');
+				@rmdir($root . '/bitrix');
+				@rmdir($root);
+			});
 		}
 		$_SERVER['DOCUMENT_ROOT'] = self::$root;
 
@@ -119,6 +126,19 @@ final class Portal
 		self::newHit();
 
 		return $installer;
+	}
+
+	/** Installs the module unless an earlier process already did (a shared database). */
+	public static function installOnce(): void
+	{
+		if (\Bitrix\Main\ModuleManager::isModuleInstalled(self::MODULE))
+		{
+			\CModule::IncludeModule(self::MODULE);
+			self::newHit();
+
+			return;
+		}
+		self::install();
 	}
 
 	/** Sets module options (and the portal's own OAuth identity). */

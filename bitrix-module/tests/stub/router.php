@@ -66,7 +66,8 @@ switch ($path)
 	case '/v1/token/mint':
 		if (!in_array($body['client_id'] ?? '', $state['clients'] ?? [], true))
 		{
-			$reply(404, ['error' => 'ERROR_OAUTH', 'error_description' => 'Application not installed']);
+			// As isobox's gateway renders FailedPrecondition.
+			$reply(400, ['error' => 'invalid_request', 'error_description' => 'Application not installed']);
 			break;
 		}
 		$state['minted'][] = $body;
