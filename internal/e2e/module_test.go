@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -190,7 +191,122 @@ func TestModuleTokensEndToEnd(t *testing.T) {
 	modulePHP(t, root, "testPhaseRevocation", env)
 }
 
-// A short wait for deliveries; the relay delivers within milliseconds.
-const moduleDeliveryWait = 20 * time.Second
+// moduleDelivery is one POST the relay made to the loopback handler.
+type moduleDelivery struct {
+	path string
+	form url.Values
+}
 
-var _ = context.Background
+// moduleHandler is the app's and the webhook's event handler on loopback.
+func moduleHandler(t *testing.T) (string, <-chan moduleDelivery) {
+	t.Helper()
+	ch := make(chan moduleDelivery, 64)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		ch <- moduleDelivery{r.URL.Path, r.PostForm}
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, ch
+}
+
+// moduleAwait collects deliveries until every marker (an event's
+// data[FIELDS][ID]) has arrived at both handlers, "/app" and "/hook"; it
+// returns them by marker and path. A delivery repeated by a retry is kept
+// once.
+func moduleAwait(t *testing.T, ch <-chan moduleDelivery, markers ...string) map[string]map[string]url.Values {
+	t.Helper()
+	got := map[string]map[string]url.Values{}
+	for _, m := range markers {
+		got[m] = map[string]url.Values{}
+	}
+	complete := func() bool {
+		for _, m := range markers {
+			if len(got[m]) < 2 {
+				return false
+			}
+		}
+		return true
+	}
+	timeout := time.After(30 * time.Second)
+	for !complete() {
+		select {
+		case d := <-ch:
+			if byPath, ok := got[d.form.Get("data[FIELDS][ID]")]; ok {
+				byPath[d.path] = d.form
+			}
+		case <-timeout:
+			t.Fatalf("not every delivery arrived: %v", got)
+		}
+	}
+	return got
+}
+
+func moduleStartRelay(t *testing.T, dir, bin string, ap *testkit.Proc) *testkit.Proc {
+	t.Helper()
+	args := append(freeArgs("http-addr", "publish-addr", "grpc-addr", "admin-addr"),
+		"--auth-grpc-addr", ap.Addr("grpc"), "--retry-schedule", "100ms,200ms,500ms")
+	return testkit.Start(t, dir, bin, args, "http", "publish", "grpc", "admin")
+}
+
+// moduleCheckDelivery checks what a handler received for one app event and
+// one webhook event, as Bitrix sends them.
+func moduleCheckDelivery(t *testing.T, got map[string]url.Values, ap *testkit.Proc, portal, app moduleCreds) {
+	t.Helper()
+	a, h := got["/app"], got["/hook"]
+	for name, f := range map[string]url.Values{"app": a, "webhook": h} {
+		if f.Get("event") != "ONCRMDEALADD" || f.Get("ts") == "" || f.Get("auth[domain]") == "" || f.Get("auth[member_id]") == "" {
+			t.Errorf("%s delivery lacks event/ts/auth[domain]/auth[member_id]: %v", name, f)
+		}
+	}
+	if h.Get("auth[application_token]") != "hooktoken0123456789abcdef0123456" || h.Get("auth[access_token]") != "" {
+		t.Errorf("webhook auth = %v, want its application_token and no access token", h)
+	}
+	if a.Get("auth[application_token]") != "apptoken-1" {
+		t.Errorf("app auth[application_token] = %q", a.Get("auth[application_token]"))
+	}
+	// A fresh token for the app and the user who caused the event.
+	tok := a.Get("auth[access_token]")
+	if !strings.HasPrefix(tok, "isobox.") {
+		t.Fatalf("app delivery has no isobox access token: %v", a)
+	}
+	v := moduleValidate(t, ap.Addr("admin"), portal, tok)
+	if (v["error"] != nil && v["error"] != "") || v["client_id"] != app.ClientID || v["user_id"] != "5" {
+		t.Errorf("delivered token: validate = %v, want client %s user 5", v, app.ClientID)
+	}
+}
+
+func TestModuleEventsEndToEnd(t *testing.T) {
+	root := moduleRoot(t)
+	dir, ap, portal, app, env := moduleEnv(t)
+	relayBin := testkit.Build(t, "github.com/isobox/isobox/cmd/eventrelay")
+	handlerURL, deliveries := moduleHandler(t)
+	env["ISOBOX_E2E_HANDLER"] = handlerURL
+
+	// Events sent by Sender reach the handler through the relay, with a
+	// fresh auth built at delivery.
+	er := moduleStartRelay(t, dir, relayBin, ap)
+	env["ISOBOX_E2E_RELAY_URL"] = "http://" + er.Addr("http")
+	modulePHP(t, root, "testPhaseEvents", env)
+	moduleCheckDelivery(t, moduleAwait(t, deliveries, "live-1")["live-1"], ap, portal, app)
+
+	// With the relay stopped the module spools; nothing blocks, nothing is lost.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := er.Stop(ctx); err != nil {
+		t.Fatalf("stop relay: %v\n%s", err, er.Logs())
+	}
+	modulePHP(t, root, "testPhaseSpool", env)
+
+	// The relay comes back (same data, new port); the agent flushes the
+	// spool and every spooled event is delivered.
+	er = moduleStartRelay(t, dir, relayBin, ap)
+	env["ISOBOX_E2E_RELAY_URL"] = "http://" + er.Addr("http")
+	modulePHP(t, root, "testPhaseFlush", env)
+	got := moduleAwait(t, deliveries, "spooled-1", "spooled-2")
+	moduleCheckDelivery(t, got["spooled-1"], ap, portal, app)
+	moduleCheckDelivery(t, got["spooled-2"], ap, portal, app)
+}
