@@ -1,5 +1,418 @@
 package main
 
-// addCLICommands adds the subcommands that talk to a running relay's admin API.
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	relayv1 "github.com/isobox/isobox/api/isobox/relay/v1"
+	"github.com/isobox/isobox/internal/flagenv"
+	"github.com/isobox/isobox/internal/secret"
+)
+
+// addCLICommands adds the subcommands that talk to a running relay's admin
+// API (gRPC on --grpc-addr, with the key in <data-dir>/relay-admin.key).
 func addCLICommands(cmds map[string]command) {
+	cmds["deliveries"] = command{"list, show and replay deliveries", subcommands("deliveries", map[string]command{
+		"list":   {"list recent deliveries (--app, --handler, --event, --status, --limit)", deliveriesList},
+		"show":   {"show one delivery (ID)", deliveriesShow},
+		"replay": {"send one delivery again (ID)", deliveriesReplay},
+	})}
+	cmds["handlers"] = command{"list, pause and resume handlers", subcommands("handlers", map[string]command{
+		"list":   {"list handlers with queue, dead letters and circuit state", handlersList},
+		"pause":  {"stop delivering to a handler (KEY); its events wait", handlersPause},
+		"resume": {"deliver to a handler again (KEY)", handlersResume},
+	})}
+	cmds["dlq"] = command{"replay dead letters", subcommands("dlq", map[string]command{
+		"replay": {"replay dead letters (--handler KEY, --since 2h|RFC3339; default all)", dlqReplay},
+	})}
+	cmds["stats"] = command{"show the relay's counters", statsCmd}
+	cmds["secrets"] = command{"show or rotate a signing secret", subcommands("secrets", map[string]command{
+		"get":    {"print the signing secret of an app (--client-id) or webhook (--application-token)", secretsGet},
+		"rotate": {"make a new signing secret current; the old one signs too during the overlap", secretsRotate},
+	})}
+}
+
+// subcommands dispatches `name sub ...` to subs.
+func subcommands(name string, subs map[string]command) func(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	return func(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+		if len(args) > 0 {
+			if c, ok := subs[args[0]]; ok {
+				return c.run(ctx, args[1:], stdout, stderr, getenv)
+			}
+		}
+		names := make([]string, 0, len(subs))
+		for n := range subs {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		fmt.Fprintf(stderr, "usage: eventrelay %s <command> [flags]\n\ncommands:\n", name)
+		for _, n := range names {
+			fmt.Fprintf(stderr, "  %-8s %s\n", n, subs[n].summary)
+		}
+		if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+			return flag.ErrHelp
+		}
+		return fmt.Errorf("%s: unknown command %q", name, args[0])
+	}
+}
+
+// cli is a parsed CLI invocation: where the relay is, how to print, the
+// positional arguments.
+type cli struct {
+	grpcAddr, dataDir, keyFile string
+	json                       bool
+	args                       []string
+	stdout                     io.Writer
+}
+
+func parseCLI(name string, args []string, stdout, stderr io.Writer, getenv func(string) string, extra func(fs *flag.FlagSet)) (*cli, error) {
+	c := &cli{stdout: stdout}
+	fs := flag.NewFlagSet("eventrelay "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.grpcAddr, "grpc-addr", "127.0.0.1:9091", "the relay's gRPC address")
+	fs.StringVar(&c.dataDir, "data-dir", "data", "the relay's data directory (for relay-admin.key)")
+	fs.StringVar(&c.keyFile, "admin-key-file", "", "relay admin key file; empty = <data-dir>/relay-admin.key")
+	fs.BoolVar(&c.json, "json", false, "print JSON")
+	if extra != nil {
+		extra(fs)
+	}
+	if err := flagenv.Parse(fs, envPrefix, args, getenv); err != nil {
+		return nil, err
+	}
+	// Flags may follow positional arguments.
+	for rest := fs.Args(); len(rest) > 0; rest = fs.Args() {
+		c.args = append(c.args, rest[0])
+		if err := fs.Parse(rest[1:]); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// dial connects to the relay's admin API; the returned context carries the
+// admin key.
+func (c *cli) dial(ctx context.Context) (relayv1.RelayClient, context.Context, func(), error) {
+	path := c.keyFile
+	if path == "" {
+		path = relayAdminKeyPath(c.dataDir)
+	}
+	key, err := secret.Read(path)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("relay admin key (run with the relay's --data-dir): %w", err)
+	}
+	conn, err := grpc.NewClient(c.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("connect to %s: %w", c.grpcAddr, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+key)
+	return relayv1.NewRelayClient(conn), ctx, func() { cancel(); conn.Close() }, nil
+}
+
+func cliError(err error) error {
+	if st, ok := status.FromError(err); ok {
+		return fmt.Errorf("%s: %s", strings.ToLower(st.Code().String()), st.Message())
+	}
+	return err
+}
+
+func (c *cli) printJSON(m proto.Message) error {
+	b, err := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true, Multiline: true, Indent: "  "}.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(c.stdout, "%s\n", b)
+	return err
+}
+
+func (c *cli) one(name string) (string, error) {
+	if len(c.args) != 1 {
+		return "", fmt.Errorf("%s: exactly one argument expected", name)
+	}
+	return c.args[0], nil
+}
+
+func msTime(ms int64) string {
+	if ms == 0 {
+		return "-"
+	}
+	return time.UnixMilli(ms).UTC().Format(time.RFC3339)
+}
+
+func deliveriesList(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	req := &relayv1.ListDeliveriesRequest{}
+	var limit int
+	c, err := parseCLI("deliveries list", args, stdout, stderr, getenv, func(fs *flag.FlagSet) {
+		fs.StringVar(&req.App, "app", "", "app client_id")
+		fs.StringVar(&req.Handler, "handler", "", "handler key")
+		fs.StringVar(&req.Event, "event", "", "event name")
+		fs.StringVar(&req.Status, "status", "", "pending, retrying, delivered or dead")
+		fs.IntVar(&limit, "limit", 100, "at most this many")
+	})
+	if err != nil {
+		return err
+	}
+	req.Limit = int32(limit)
+	rc, ctx, done, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	resp, err := rc.ListDeliveries(ctx, req)
+	if err != nil {
+		return cliError(err)
+	}
+	if c.json {
+		return c.printJSON(resp)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tEVENT\tSTATUS\tATTEMPTS\tHANDLER\tUPDATED\tLAST ERROR")
+	for _, d := range resp.Deliveries {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", d.Id, d.Event, d.Status, d.Attempts, d.Handler, msTime(d.UpdatedMs), d.LastError)
+	}
+	return tw.Flush()
+}
+
+func deliveriesShow(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	c, err := parseCLI("deliveries show", args, stdout, stderr, getenv, nil)
+	if err != nil {
+		return err
+	}
+	id, err := c.one("deliveries show")
+	if err != nil {
+		return err
+	}
+	rc, ctx, done, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	d, err := rc.GetDelivery(ctx, &relayv1.GetDeliveryRequest{Id: id})
+	if err != nil {
+		return cliError(err)
+	}
+	if c.json {
+		return c.printJSON(d)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	for _, kv := range [][2]string{{"id", d.Id}, {"event", d.Event}, {"status", d.Status}, {"attempts", fmt.Sprint(d.Attempts)},
+		{"url", d.Url}, {"handler", d.Handler}, {"client_id", d.ClientId}, {"portal", d.Portal}, {"last_status", fmt.Sprint(d.LastStatus)},
+		{"last_error", d.LastError}, {"created", msTime(d.CreatedMs)}, {"updated", msTime(d.UpdatedMs)}, {"next_attempt", msTime(d.NextAttemptMs)}} {
+		fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
+	}
+	return tw.Flush()
+}
+
+func printReplay(c *cli, r *relayv1.ReplayResponse) error {
+	if c.json {
+		return c.printJSON(r)
+	}
+	fmt.Fprintf(c.stdout, "replayed %d\n", r.Replayed)
+	return nil
+}
+
+func deliveriesReplay(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	c, err := parseCLI("deliveries replay", args, stdout, stderr, getenv, nil)
+	if err != nil {
+		return err
+	}
+	id, err := c.one("deliveries replay")
+	if err != nil {
+		return err
+	}
+	rc, ctx, done, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	r, err := rc.ReplayDelivery(ctx, &relayv1.ReplayDeliveryRequest{Id: id})
+	if err != nil {
+		return cliError(err)
+	}
+	return printReplay(c, r)
+}
+
+func dlqReplay(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	var handler, since string
+	c, err := parseCLI("dlq replay", args, stdout, stderr, getenv, func(fs *flag.FlagSet) {
+		fs.StringVar(&handler, "handler", "", "only this handler's dead letters")
+		fs.StringVar(&since, "since", "", "only those dead-lettered since: a duration ago (2h) or an RFC 3339 time")
+	})
+	if err != nil {
+		return err
+	}
+	req := &relayv1.ReplayDeadLettersRequest{Handler: handler}
+	if since != "" {
+		if d, err := time.ParseDuration(since); err == nil {
+			req.Since = time.Now().Add(-d).Unix()
+		} else if t, err := time.Parse(time.RFC3339, since); err == nil {
+			req.Since = t.Unix()
+		} else {
+			return fmt.Errorf("dlq replay: --since %q: want a duration or an RFC 3339 time", since)
+		}
+	}
+	rc, ctx, done, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	r, err := rc.ReplayDeadLetters(ctx, req)
+	if err != nil {
+		return cliError(err)
+	}
+	return printReplay(c, r)
+}
+
+func printHandlers(c *cli, hs []*relayv1.Handler) error {
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KEY\tURL\tAPP\tPAUSED\tBREAKER\tPENDING\tDEAD\tDELIVERED\tFAILED")
+	for _, h := range hs {
+		app := h.ClientId
+		if app == "" {
+			app = "(webhook)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%d\t%d\t%d\t%d\n", h.Key, h.Url, app, h.Paused, h.Breaker, h.Pending, h.Dead, h.Delivered, h.FailedAttempts)
+	}
+	return tw.Flush()
+}
+
+func handlersList(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	c, err := parseCLI("handlers list", args, stdout, stderr, getenv, nil)
+	if err != nil {
+		return err
+	}
+	rc, ctx, done, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	r, err := rc.ListHandlers(ctx, &relayv1.ListHandlersRequest{})
+	if err != nil {
+		return cliError(err)
+	}
+	if c.json {
+		return c.printJSON(r)
+	}
+	return printHandlers(c, r.Handlers)
+}
+
+func handlersPause(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	return setPaused(ctx, "handlers pause", true, args, stdout, stderr, getenv)
+}
+
+func handlersResume(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	return setPaused(ctx, "handlers resume", false, args, stdout, stderr, getenv)
+}
+
+func setPaused(ctx context.Context, name string, pause bool, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	c, err := parseCLI(name, args, stdout, stderr, getenv, nil)
+	if err != nil {
+		return err
+	}
+	key, err := c.one(name)
+	if err != nil {
+		return err
+	}
+	rc, ctx, done, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	call := rc.ResumeHandler
+	if pause {
+		call = rc.PauseHandler
+	}
+	h, err := call(ctx, &relayv1.HandlerRequest{Key: key})
+	if err != nil {
+		return cliError(err)
+	}
+	if c.json {
+		return c.printJSON(h)
+	}
+	return printHandlers(c, []*relayv1.Handler{h})
+}
+
+func statsCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	c, err := parseCLI("stats", args, stdout, stderr, getenv, nil)
+	if err != nil {
+		return err
+	}
+	rc, ctx, done, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	s, err := rc.Stats(ctx, &relayv1.StatsRequest{})
+	if err != nil {
+		return cliError(err)
+	}
+	if c.json {
+		return c.printJSON(s)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	for _, kv := range []struct {
+		k string
+		v int64
+	}{{"ingested", s.Ingested}, {"delivered", s.Delivered}, {"retried", s.Retried}, {"dead_lettered", s.DeadLettered},
+		{"duplicates", s.Duplicates}, {"handlers", s.Handlers}, {"pending", s.Pending}, {"dead", s.Dead}} {
+		fmt.Fprintf(tw, "%s:\t%d\n", kv.k, kv.v)
+	}
+	return tw.Flush()
+}
+
+func secretsCmd(ctx context.Context, name string, rotate bool, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	req := &relayv1.SigningSecretRequest{}
+	c, err := parseCLI(name, args, stdout, stderr, getenv, func(fs *flag.FlagSet) {
+		fs.StringVar(&req.ClientId, "client-id", "", "app client_id")
+		fs.StringVar(&req.ApplicationToken, "application-token", "", "outgoing webhook's application token")
+	})
+	if err != nil {
+		return err
+	}
+	if (req.ClientId == "") == (req.ApplicationToken == "") {
+		return errors.New(name + ": give --client-id or --application-token")
+	}
+	rc, ctx, done, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	call := rc.GetSigningSecret
+	if rotate {
+		call = rc.RotateSigningSecret
+	}
+	s, err := call(ctx, req)
+	if err != nil {
+		return cliError(err)
+	}
+	if c.json {
+		return c.printJSON(s)
+	}
+	fmt.Fprintln(stdout, s.Secret)
+	if s.Previous != "" {
+		fmt.Fprintf(stdout, "previous (signs until %s): %s\n", time.Unix(s.PreviousUntil, 0).UTC().Format(time.RFC3339), s.Previous)
+	}
+	return nil
+}
+
+func secretsGet(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	return secretsCmd(ctx, "secrets get", false, args, stdout, stderr, getenv)
+}
+
+func secretsRotate(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	return secretsCmd(ctx, "secrets rotate", true, args, stdout, stderr, getenv)
 }

@@ -2,7 +2,11 @@ package delivery
 
 import (
 	"context"
+	"errors"
 	"fmt"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"google.golang.org/grpc/metadata"
 
@@ -12,11 +16,17 @@ import (
 )
 
 // AuthBuilder builds the auth[...] block of a delivery (authprovider's
-// EventAuth.Build). Any error means "not now": the delivery waits and asks
-// again; it never dead-letters an event.
+// EventAuth.Build). An error wrapping ErrAuthRefused means authprovider
+// answered that this event must not be delivered (app not installed,
+// unknown portal): the event is dead-lettered with that reason. Any other
+// error means "not now": the delivery waits and asks again; an unreachable
+// authprovider never dead-letters an event.
 type AuthBuilder interface {
 	BuildAuth(ctx context.Context, req *tokenv1.BuildEventAuthRequest) ([]*tokenv1.Field, error)
 }
+
+// ErrAuthRefused wraps authprovider's refusal to build auth for an event.
+var ErrAuthRefused = errors.New("authprovider refused the event")
 
 // GRPCAuth calls EventAuth over gRPC with the service key.
 type GRPCAuth struct {
@@ -29,6 +39,10 @@ func (g GRPCAuth) BuildAuth(ctx context.Context, req *tokenv1.BuildEventAuthRequ
 	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+g.ServiceKey)
 	resp, err := g.Client.Build(ctx, req)
 	if err != nil {
+		switch status.Code(err) {
+		case codes.FailedPrecondition, codes.NotFound, codes.InvalidArgument, codes.PermissionDenied:
+			return nil, fmt.Errorf("%w: %s", ErrAuthRefused, status.Convert(err).Message())
+		}
 		return nil, fmt.Errorf("delivery: EventAuth.Build: %w", err)
 	}
 	return resp.GetAuth(), nil
@@ -55,6 +69,7 @@ func authRequest(portal string, it events.Item) *tokenv1.BuildEventAuthRequest {
 		ApplicationToken: it.ApplicationToken(),
 		Domain:           it.Domain(),
 		PortalClientId:   portal,
+		Event:            it.Event(),
 		Parameters:       map[string]string{},
 	}
 	if a := it.Auth(); a != nil {

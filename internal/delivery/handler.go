@@ -87,8 +87,9 @@ func (s *Service) startWorker(ctx context.Context, h HandlerInfo) error {
 		FilterSubject: events.SubjectQueue + h.Key,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		// Long enough for one attempt plus an auth build; InProgress
-		// extends it while a delivery waits for authprovider.
-		AckWait:       max(30*time.Second, 2*s.cfg.Timeout+10*time.Second),
+		// extends it while a delivery waits for authprovider. After a crash,
+		// the messages that were in flight come back after it.
+		AckWait:       max(5*time.Second, 2*s.cfg.Timeout+5*time.Second),
 		MaxAckPending: 10000,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		Description:   "isobox handler queue " + h.URL,

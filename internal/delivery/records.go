@@ -161,8 +161,9 @@ func (r *records) load(ctx context.Context) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	left := int(info.State.Msgs)
 	for {
-		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(2*time.Second))
+		batch, err := cons.Fetch(max(min(500, left), 1), jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
 			return fmt.Errorf("delivery: read log: %w", err)
 		}
@@ -170,6 +171,7 @@ func (r *records) load(ctx context.Context) error {
 		done := false
 		for m := range batch.Messages() {
 			n++
+			left--
 			var recs []Record
 			if json.Unmarshal(m.Data(), &recs) == nil {
 				for _, rec := range recs {

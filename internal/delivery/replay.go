@@ -109,8 +109,9 @@ func (s *Service) ReplayDead(ctx context.Context, handler string, since time.Tim
 		return nil, err
 	}
 	var ids []string
+	left := int(info.State.Msgs) // an upper bound: since may skip some
 	for {
-		batch, err := cons.Fetch(200, jetstream.FetchMaxWait(time.Second))
+		batch, err := cons.Fetch(max(min(200, left), 1), jetstream.FetchMaxWait(time.Second))
 		if err != nil {
 			return ids, err
 		}
@@ -122,6 +123,7 @@ func (s *Service) ReplayDead(ctx context.Context, handler string, since time.Tim
 				return ids, err
 			}
 			more = meta.NumPending > 0
+			left--
 			q, err := decodeQueued(m.Data())
 			if err != nil {
 				s.log.Error("delivery: undecodable dead letter", "seq", meta.Sequence.Stream, "err", err)

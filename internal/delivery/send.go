@@ -111,8 +111,11 @@ func (s *sender) deliver(ctx context.Context, q *queued, m jetstream.Msg) result
 	if err != nil {
 		return result{permanent: true, err: err.Error()}
 	}
-	fields, ok := s.buildAuth(ctx, q, m)
-	if !ok {
+	fields, err := s.buildAuth(ctx, q, m)
+	if errors.Is(err, ErrAuthRefused) {
+		return result{permanent: true, err: err.Error()}
+	}
+	if err != nil {
 		return result{aborted: true}
 	}
 	body := []byte(phpform.Encode(Payload(it, fields)))
@@ -159,23 +162,23 @@ func (s *sender) deliver(ctx context.Context, q *queued, m jetstream.Msg) result
 }
 
 // buildAuth asks authprovider for the auth block, retrying with back-off
-// while it fails (keeping the message's ack deadline alive). It returns
-// false only when ctx ends first.
-func (s *sender) buildAuth(ctx context.Context, q *queued, m jetstream.Msg) ([]*tokenv1.Field, bool) {
+// while it is unreachable (keeping the message's ack deadline alive). It
+// fails only on a refusal (ErrAuthRefused) or when ctx ends first.
+func (s *sender) buildAuth(ctx context.Context, q *queued, m jetstream.Msg) ([]*tokenv1.Field, error) {
 	wait := 200 * time.Millisecond
 	for {
 		bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		fields, err := s.cfg.Auth.BuildAuth(bctx, authRequest(q.Portal, q.Item))
 		cancel()
-		if err == nil {
-			return fields, true
+		if err == nil || errors.Is(err, ErrAuthRefused) {
+			return fields, err
 		}
 		s.cfg.Log.Warn("delivery: authprovider unavailable, delivery waits", "id", q.Item.ID, "err", err)
 		if m != nil {
 			m.InProgress()
 		}
 		if !sleepCtx(ctx, wait) {
-			return nil, false
+			return nil, ctx.Err()
 		}
 		wait = min(wait*2, 10*time.Second)
 	}

@@ -218,7 +218,7 @@ func (s *Service) Start(ctx context.Context) error {
 	fo, err := s.js.CreateOrUpdateConsumer(ctx, events.StreamIn, jetstream.ConsumerConfig{
 		Durable:       events.ConsumerFanout,
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       time.Minute,
+		AckWait:       10 * time.Second,
 		MaxAckPending: 4096,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	})

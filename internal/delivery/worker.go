@@ -277,7 +277,7 @@ func (w *worker) holdWhilePaused(ctx context.Context, m jetstream.Msg) bool {
 		if !paused {
 			return true
 		}
-		t := time.NewTimer(10 * time.Second)
+		t := time.NewTimer(2 * time.Second) // well within the ack wait
 		select {
 		case <-ctx.Done():
 			t.Stop()

@@ -1,0 +1,340 @@
+package main_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/isobox/isobox/internal/events"
+	"github.com/isobox/isobox/internal/secret"
+	"github.com/isobox/isobox/internal/testkit"
+)
+
+// These tests run the real binaries: eventrelay, and authprovider as the
+// source of delivery tokens (EventAuth) and portal credentials.
+
+func freeArgs(flags ...string) []string {
+	var args []string
+	for _, f := range flags {
+		args = append(args, "--"+f, "127.0.0.1:0")
+	}
+	return args
+}
+
+type stack struct {
+	dir, data, apBin, erBin string
+	ap                      *testkit.Proc
+	portalID, portalSecret  string
+}
+
+// startAuthprovider creates a portal with the CLI and starts authprovider
+// on data (sharing service.key with the relay through the data dir).
+func startAuthprovider(t *testing.T) *stack {
+	t.Helper()
+	s := &stack{dir: t.TempDir()}
+	s.data = filepath.Join(s.dir, "data")
+	s.apBin = testkit.Build(t, "github.com/isobox/isobox/cmd/authprovider")
+	s.erBin = testkit.Build(t, "github.com/isobox/isobox/cmd/eventrelay")
+	out, err := exec.Command(s.apBin, "portal", "add", "--host", "portal.lan", "--json", "--data-dir", s.data).Output()
+	if err != nil {
+		t.Fatalf("authprovider portal add: %v", err)
+	}
+	var p struct{ ClientID, ClientSecret string }
+	if err := json.Unmarshal(out, &struct {
+		ClientID     *string `json:"client_id"`
+		ClientSecret *string `json:"client_secret"`
+	}{&p.ClientID, &p.ClientSecret}); err != nil || p.ClientSecret == "" {
+		t.Fatalf("portal add output %q: %v", out, err)
+	}
+	s.portalID, s.portalSecret = p.ClientID, p.ClientSecret
+	s.ap = testkit.Start(t, s.dir, s.apBin, append(freeArgs("http-addr", "grpc-addr", "admin-addr"), "--data-dir", s.data), "http", "grpc", "admin")
+	return s
+}
+
+// addApp creates a local app through the portal protocol, as the portal
+// does (application.add), and returns its client_id.
+func (s *stack) addApp(t *testing.T) string {
+	t.Helper()
+	resp, err := http.PostForm("http://"+s.ap.Addr("http")+"/rest/application.add", url.Values{
+		"client_id": {s.portalID}, "client_secret": {s.portalSecret}, "TITLE": {"Deal export"},
+		"REDIRECT_URI": {"http://app.lan/install"}, "SCOPE": {"crm"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Result struct {
+			ClientID string `json:"client_id"`
+		} `json:"result"`
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if json.Unmarshal(b, &r) != nil || r.Result.ClientID == "" {
+		t.Fatalf("application.add: %d %s", resp.StatusCode, b)
+	}
+	return r.Result.ClientID
+}
+
+func (s *stack) startRelay(t *testing.T, extra ...string) *testkit.Proc {
+	t.Helper()
+	args := append(freeArgs("http-addr", "publish-addr", "grpc-addr", "admin-addr"), "--data-dir", s.data)
+	return testkit.Start(t, s.dir, s.erBin, append(args, extra...), "http", "publish", "grpc", "admin")
+}
+
+type hit struct {
+	body   []byte
+	header http.Header
+}
+
+type handler struct {
+	*httptest.Server
+	hits chan hit
+	mu   sync.Mutex
+	plan []int
+}
+
+func newHandler(t *testing.T, plan ...int) *handler {
+	h := &handler{hits: make(chan hit, 10000), plan: plan}
+	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		h.mu.Lock()
+		code := 200
+		if len(h.plan) > 0 {
+			code, h.plan = h.plan[0], h.plan[1:]
+		}
+		h.mu.Unlock()
+		w.WriteHeader(code)
+		h.hits <- hit{b, r.Header.Clone()}
+	}))
+	t.Cleanup(h.Close)
+	return h
+}
+
+func (h *handler) next(t *testing.T) hit {
+	t.Helper()
+	select {
+	case x := <-h.hits:
+		return x
+	case <-time.After(30 * time.Second):
+		t.Fatal("handler got nothing within 30s")
+		return hit{}
+	}
+}
+
+func eventItem(url, clientID, event string, n int) map[string]any {
+	var cid any = clientID
+	if clientID == "" {
+		cid = nil
+	}
+	return map[string]any{
+		"client_id":  cid,
+		"auth":       map[string]any{"EVENT_SESSION": 7, "LOCAL_USER": 1, "application_token": "apptoken-" + event},
+		"additional": map[string]any{"sendAuth": true, "sendRefreshToken": false, "category": "default"},
+		"query": map[string]any{"DOMAIN": "portal.lan", "QUERY_URL": url, "QUERY_DATA": map[string]any{
+			"event": event, "event_handler_id": 3, "data": map[string]any{"FIELDS": map[string]any{"ID": n}}, "ts": 1700000000 + n,
+		}},
+	}
+}
+
+// ingest posts items to the relay; auth is "portal" (its credentials) or
+// "service" (the service key with X-Isobox-Portal).
+func (s *stack) ingest(t *testing.T, relay *testkit.Proc, auth string, items ...map[string]any) []string {
+	t.Helper()
+	body, _ := json.Marshal(items)
+	req, _ := http.NewRequest("POST", "http://"+relay.Addr("http")+"/v1/events", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if auth == "portal" {
+		req.Header.Set("Authorization", "Bearer "+s.portalID+":"+s.portalSecret)
+	} else {
+		key, err := secret.Read(filepath.Join(s.data, "service.key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("X-Isobox-Portal", s.portalID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("ingest: %d %s", resp.StatusCode, b)
+	}
+	var r struct {
+		Result struct{ IDs []string } `json:"result"`
+	}
+	json.Unmarshal(b, &r)
+	return r.Result.IDs
+}
+
+func formValue(t *testing.T, body []byte, key string) string {
+	t.Helper()
+	v, err := url.ParseQuery(string(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v.Get(key)
+}
+
+// Against the real authprovider and an external NATS server (--nats-url):
+// each attempt carries a token minted at delivery time that authprovider
+// validates, a webhook gets the empty auth, and the CLI and REST admin API
+// show the deliveries.
+func TestRelayWithAuthproviderOnExternalNATS(t *testing.T) {
+	s := startAuthprovider(t)
+	app := s.addApp(t)
+	nsrv := testkit.NATS(t)
+	relay := s.startRelay(t, "--auth-grpc-addr", s.ap.Addr("grpc"), "--nats-url", nsrv.ClientURL(), "--retry-schedule", "10ms,10ms")
+	if strings.Contains(relay.Logs(), "embedded NATS server started") {
+		t.Errorf("relay started an embedded NATS server despite --nats-url")
+	}
+	h := newHandler(t, 500)
+	ids := s.ingest(t, relay, "portal", eventItem(h.URL+"/app", app, "ONCRMDEALADD", 1))
+	first, second := h.next(t), h.next(t)
+	t1, t2 := formValue(t, first.body, "auth[access_token]"), formValue(t, second.body, "auth[access_token]")
+	if t1 == "" || t2 == "" || t1 == t2 {
+		t.Fatalf("tokens %q, %q: want two fresh ones", t1, t2)
+	}
+	if second.header.Get("webhook-id") != ids[0] {
+		t.Errorf("webhook-id %q, want %q", second.header.Get("webhook-id"), ids[0])
+	}
+	for k, want := range map[string]string{"event": "ONCRMDEALADD", "data[FIELDS][ID]": "1", "auth[application_token]": "apptoken-ONCRMDEALADD",
+		"auth[domain]": "portal.lan", "auth[user_id]": "1", "auth[client_endpoint]": "https://portal.lan/rest/"} {
+		if got := formValue(t, second.body, k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	// The token is real: authprovider validates it for the app.
+	vreq, _ := http.NewRequest("POST", "http://"+s.ap.Addr("admin")+"/v1/token/validate", strings.NewReader(`{"access_token":"`+t2+`"}`))
+	vreq.Header.Set("Authorization", "Bearer "+s.portalID+":"+s.portalSecret)
+	vresp, err := http.DefaultClient.Do(vreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vb, _ := io.ReadAll(vresp.Body)
+	vresp.Body.Close()
+	var v struct {
+		ClientID string `json:"client_id"`
+		UserID   string `json:"user_id"`
+	}
+	json.Unmarshal(vb, &v)
+	if vresp.StatusCode != 200 || v.ClientID != app {
+		t.Errorf("validate delivered token: %d %s", vresp.StatusCode, vb)
+	}
+
+	// An outgoing webhook (client_id null): empty auth, no token.
+	s.ingest(t, relay, "service", eventItem(h.URL+"/hook", "", "ONTASKADD", 2))
+	wh := h.next(t)
+	if formValue(t, wh.body, "auth[access_token]") != "" || formValue(t, wh.body, "auth[member_id]") == "" {
+		t.Errorf("webhook body: %s", wh.body)
+	}
+
+	// The events were stored on the external server.
+	nc, err := nats.Connect(nsrv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	if st, err := js.Stream(context.Background(), events.StreamIn); err != nil || st.CachedInfo().State.Msgs != 2 {
+		t.Errorf("external NATS stream %s: %v", events.StreamIn, err)
+	}
+
+	// The CLI lists both as delivered.
+	out := runCLI(t, s, relay, "deliveries", "list", "--json")
+	for _, id := range ids {
+		if !strings.Contains(out, id) {
+			t.Errorf("deliveries list lacks %s: %s", id, out)
+		}
+	}
+	if !strings.Contains(out, `"delivered"`) {
+		t.Errorf("deliveries list: %s", out)
+	}
+	if out := runCLI(t, s, relay, "handlers", "list"); strings.Count(out, "http://") != 2 {
+		t.Errorf("handlers list: %s", out)
+	}
+	// REST face on the admin address needs the relay admin key.
+	admin := "http://" + relay.Addr("admin") + "/v1/relay/stats"
+	if resp, err := http.Get(admin); err != nil || resp.StatusCode != 401 {
+		t.Errorf("stats without key: %v %v", resp.StatusCode, err)
+	}
+	key, err := secret.Read(filepath.Join(s.data, "relay-admin.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sreq, _ := http.NewRequest("GET", admin, nil)
+	sreq.Header.Set("Authorization", "Bearer "+key)
+	sresp, err := http.DefaultClient.Do(sreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, _ := io.ReadAll(sresp.Body)
+	sresp.Body.Close()
+	var st struct {
+		Ingested, Delivered, Retried string
+	}
+	json.Unmarshal(sb, &st)
+	if sresp.StatusCode != 200 || st.Delivered != "2" || st.Retried != "1" || st.Ingested != "2" {
+		t.Errorf("stats: %d %s", sresp.StatusCode, sb)
+	}
+}
+
+func runCLI(t *testing.T, s *stack, relay *testkit.Proc, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(s.erBin, append(args, "--grpc-addr", relay.Addr("grpc"), "--data-dir", s.data)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("eventrelay %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+// Every event the relay acknowledged is delivered after a SIGKILL, even
+// when nothing had been delivered yet (authprovider was unreachable).
+func TestAckedEventsSurviveSIGKILL(t *testing.T) {
+	s := startAuthprovider(t)
+	h := newHandler(t)
+	// No authprovider at first: events are accepted (service key) but
+	// cannot be delivered.
+	relay := s.startRelay(t, "--auth-grpc-addr", "127.0.0.1:1", "--delivery-timeout", "1s")
+	want := map[string]bool{}
+	for c := range 20 {
+		var items []map[string]any
+		for i := range 10 {
+			items = append(items, eventItem(h.URL+"/hook", "", "ONCRMDEALADD", c*10+i))
+		}
+		for _, id := range s.ingest(t, relay, "service", items...) {
+			want[id] = true
+		}
+	}
+	relay.Kill()
+	select {
+	case x := <-h.hits:
+		t.Fatalf("delivered without authprovider: %s", x.body)
+	default:
+	}
+	relay = s.startRelay(t, "--auth-grpc-addr", s.ap.Addr("grpc"), "--delivery-timeout", "1s")
+	for len(want) > 0 {
+		delete(want, h.next(t).header.Get("webhook-id"))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := relay.Stop(ctx); err != nil {
+		t.Errorf("stop: %v\n%s", err, relay.Logs())
+	}
+}
