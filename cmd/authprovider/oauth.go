@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	adminv1 "github.com/isobox/isobox/api/isobox/admin/v1"
 	"github.com/isobox/isobox/internal/oauth"
+	"github.com/isobox/isobox/internal/oauth/adminapi"
 )
 
 // oauthConfig holds OAuth settings beyond the common ones in config.
@@ -39,6 +41,13 @@ func mountOAuth(ctx context.Context, a *app) error {
 	for _, p := range oauth.TokenPaths {
 		a.bitrix.Handle(p, svc.TokenHandler())
 	}
+
+	adminv1.RegisterAdminServer(a.grpc, &adminapi.Server{
+		S: svc, Log: a.log,
+		Host: func() string { return a.d.Addr("http") },
+	})
+	a.grpcAuth[adminapi.ServiceName] = a.adminCheck
+	a.gatewayRegs = append(a.gatewayRegs, adminv1.RegisterAdminHandler)
 
 	jctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -152,7 +152,7 @@ func (s *Service) UpdateClient(ctx context.Context, c Client) error {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("oauth: update client %q: %w", c.ID, ErrNotFound)
 	}
-	s.forgetHost(c.ID)
+	s.clientChanged(c.ID)
 	return nil
 }
 
@@ -182,7 +182,7 @@ func (s *Service) DeleteClient(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("oauth: delete client %q: %w", id, err)
 	}
-	s.forgetHost(id)
+	s.clientChanged(id)
 	return nil
 }
 
@@ -264,6 +264,7 @@ func (s *Service) RotateSecret(ctx context.Context, id string) (string, error) {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return "", fmt.Errorf("oauth: rotate secret of %q: %w", id, ErrNotFound)
 	}
+	s.clientChanged(id)
 	return sec, nil
 }
 

@@ -143,6 +143,28 @@ type Service struct {
 	hosts   map[string]cachedHost
 
 	provider fosite.OAuth2Provider
+
+	hooksMu sync.Mutex
+	hooks   []func(id string)
+}
+
+// OnClientChange registers fn to be called with a client's id after the
+// client was updated, deleted or given a new secret, whoever did it (admin
+// API, portal protocol): the place for caches of client data to drop it.
+func (s *Service) OnClientChange(fn func(id string)) {
+	s.hooksMu.Lock()
+	s.hooks = append(s.hooks, fn)
+	s.hooksMu.Unlock()
+}
+
+func (s *Service) clientChanged(id string) {
+	s.forgetHost(id)
+	s.hooksMu.Lock()
+	hooks := append([]func(string){}, s.hooks...)
+	s.hooksMu.Unlock()
+	for _, fn := range hooks {
+		fn(id)
+	}
 }
 
 type cachedHost struct {
