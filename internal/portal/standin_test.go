@@ -74,8 +74,8 @@ func TestPortalStandInAgainstAuthprovider(t *testing.T) {
 
 			var st struct {
 				PortalClientID, PortalClientSecret, AppClientID string
-				FirstAccessToken, RefreshedAccessToken       string
-				EventBody                                    string
+				FirstAccessToken, RefreshedAccessToken          string
+				EventBody                                       string
 			}
 			out := php(t, "flow", base, "http://portal.box.local", "TEST-LICENSE-KEY")
 			if err := json.Unmarshal(out, &struct {
