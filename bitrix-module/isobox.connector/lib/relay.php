@@ -83,7 +83,11 @@ final class Relay
 		{
 			return;
 		}
-		$this->markDown($reply);
+		// A refusal of the content is no outage: the flush sorts it out.
+		if (!self::malformed($reply))
+		{
+			$this->markDown($reply);
+		}
 		$this->spool->add($items);
 	}
 
@@ -102,6 +106,18 @@ final class Relay
 				break;
 			}
 			$reply = $this->post(array_values($batch));
+			if (self::malformed($reply))
+			{
+				// The relay is up but refuses this batch as a whole: find the
+				// items it refuses one by one, in order, and set only those aside.
+				$taken = $this->isolate($batch);
+				if ($taken < 0)
+				{
+					break;
+				}
+				$sent += $taken;
+				continue;
+			}
 			if (!$reply->ok())
 			{
 				$this->spool->failed(array_keys($batch));
@@ -114,6 +130,46 @@ final class Relay
 		}
 
 		return $sent;
+	}
+
+	/**
+	 * Sends a refused batch item by item. Returns how many the relay took,
+	 * or -1 if it stopped answering on the way (the rest stays spooled).
+	 *
+	 * @param array<int, array> $batch spool row ID => item
+	 */
+	private function isolate(array $batch): int
+	{
+		$taken = 0;
+		foreach ($batch as $rowId => $item)
+		{
+			$reply = $this->post([$item]);
+			if ($reply->ok())
+			{
+				$this->spool->remove([$rowId]);
+				$taken++;
+			}
+			elseif (self::malformed($reply))
+			{
+				Client::log('relay refused event ' . ($item['id'] ?? '?') . ' (' . $reply->describe() . '); set aside in the spool');
+				$this->spool->refuse([$rowId]);
+			}
+			else
+			{
+				$this->spool->failed([$rowId]);
+				$this->markDown($reply);
+
+				return -1;
+			}
+		}
+
+		return $taken;
+	}
+
+	/** The relay answered and refuses the content itself (retrying the same body cannot help). */
+	private static function malformed(Reply $reply): bool
+	{
+		return $reply->status === 400 || $reply->status === 413 || $reply->status === 422;
 	}
 
 	private function post(array $items): Reply

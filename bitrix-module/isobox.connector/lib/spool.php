@@ -10,6 +10,10 @@ use Bitrix\Main\DB\Connection;
  * module, so a batch sent twice (two flushes racing, or an answer lost after
  * the relay stored it) is deduplicated by the relay.
  *
+ * A row the relay refused as malformed (it would be refused forever) is
+ * set aside with ATTEMPTS = -1: kept for the administrator, skipped by the
+ * flush, so it does not hold back the events behind it.
+ *
  * Plain SQL that MySQL, PostgreSQL and SQLite all run: inserts through
  * Connection::add(), everything else by integer IDs only.
  */
@@ -60,7 +64,7 @@ final class Spool
 	 */
 	public function head(int $limit): array
 	{
-		$rows = $this->db->query('SELECT ID, PAYLOAD FROM ' . self::TABLE . ' ORDER BY ID LIMIT ' . max(1, $limit));
+		$rows = $this->db->query('SELECT ID, PAYLOAD FROM ' . self::TABLE . ' WHERE ATTEMPTS >= 0 ORDER BY ID LIMIT ' . max(1, $limit));
 		$items = [];
 		while ($row = $rows->fetch())
 		{
@@ -99,14 +103,33 @@ final class Spool
 		}
 	}
 
-	public function isEmpty(): bool
+	/** Sets rows aside that the relay refused as malformed. @param int[] $ids */
+	public function refuse(array $ids): void
 	{
-		return !$this->db->query('SELECT ID FROM ' . self::TABLE . ' ORDER BY ID LIMIT 1')->fetch();
+		if ($ids !== [])
+		{
+			$this->db->queryExecute('UPDATE ' . self::TABLE . ' SET ATTEMPTS = -1 WHERE ID IN (' . self::idList($ids) . ')');
+		}
 	}
 
+	/** Whether nothing waits for delivery. */
+	public function isEmpty(): bool
+	{
+		return !$this->db->query('SELECT ID FROM ' . self::TABLE . ' WHERE ATTEMPTS >= 0 ORDER BY ID LIMIT 1')->fetch();
+	}
+
+	/** Items waiting for delivery. */
 	public function count(): int
 	{
-		$row = $this->db->query('SELECT COUNT(*) AS CNT FROM ' . self::TABLE)->fetch();
+		$row = $this->db->query('SELECT COUNT(*) AS CNT FROM ' . self::TABLE . ' WHERE ATTEMPTS >= 0')->fetch();
+
+		return (int)($row['CNT'] ?? 0);
+	}
+
+	/** Items the relay refused, set aside. */
+	public function refusedCount(): int
+	{
+		$row = $this->db->query('SELECT COUNT(*) AS CNT FROM ' . self::TABLE . ' WHERE ATTEMPTS < 0')->fetch();
 
 		return (int)($row['CNT'] ?? 0);
 	}

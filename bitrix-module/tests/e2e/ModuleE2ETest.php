@@ -171,6 +171,9 @@ final class ModuleE2ETest extends TestCase
 
 	public function testPhaseEvents(): void
 	{
+		// The settings page's check: both services answer and accept the portal.
+		$this->assertSame(['auth' => ['ok', ''], 'relay' => ['ok', '']], \Isobox\Connector\Settings::check());
+
 		$this->fire('live-1');
 		$this->assertSame(0, Module::spool()->count(), 'the relay did not take the events: ' . json_encode($GLOBALS['ISOBOX_TEST_LOG']));
 	}

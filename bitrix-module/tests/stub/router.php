@@ -111,6 +111,14 @@ switch ($path)
 			$reply(503, ['error' => 'unavailable', 'error_description' => 'relay is down']);
 			break;
 		}
+		foreach ($body as $item)
+		{
+			if (str_contains((string)($item['query']['QUERY_URL'] ?? ''), 'malformed'))
+			{
+				$reply(400, ['error' => 'invalid_request', 'error_description' => 'item 0: bad item']);
+				break 2;
+			}
+		}
 		$state['batches'][] = count($body);
 		foreach ($body as $item)
 		{

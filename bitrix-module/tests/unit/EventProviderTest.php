@@ -129,6 +129,21 @@ final class EventProviderTest extends PortalTestCase
 		$this->assertSame(1, Module::spool()->count(), 'a 401 from the relay lost the event');
 	}
 
+	public function testAnItemTheRelayRefusesIsSetAsideWithoutHoldingBackTheOthers(): void
+	{
+		$this->fire([self::handler(71, 'https://app.test/1'), self::handler(72, 'https://app.test/malformed'), self::handler(73, 'https://app.test/3')]);
+		$this->assertSame(3, Module::spool()->count(), 'a refused batch was lost');
+
+		// The relay is up: the next hit is not made to wait or skip it.
+		$this->fire([self::handler(74, 'https://app.test/4')]);
+		$this->assertSame(0, Module::spool()->count());
+		$this->assertSame(1, Module::spool()->refusedCount());
+		$this->assertSame(
+			['https://app.test/1', 'https://app.test/3', 'https://app.test/4'],
+			array_map(static fn($e) => $e['query']['QUERY_URL'], self::$isobox->state()['events'])
+		);
+	}
+
 	public function testAnUnreachableRelaySpools(): void
 	{
 		Portal::configure(['relay_url' => 'http://127.0.0.1:1']);
