@@ -2,6 +2,7 @@
 use Bitrix\Main\Application;
 use Bitrix\Main\Config\Option;
 use Bitrix\Main\EventManager;
+use Bitrix\Main\Loader;
 use Bitrix\Main\Localization\Loc;
 use Bitrix\Main\ModuleManager;
 
@@ -78,6 +79,7 @@ class isobox_connector extends CModule
 
 	public function DoUninstall()
 	{
+		$this->flushSpool();
 		$this->UnInstallAgents();
 		$this->UnInstallEvents();
 		$this->UnInstallDB();
@@ -139,6 +141,25 @@ class isobox_connector extends CModule
 	public function UnInstallAgents()
 	{
 		CAgent::RemoveModuleAgents($this->MODULE_ID);
+	}
+
+	/**
+	 * Hands events still waiting in the spool to eventrelay before the table
+	 * goes (best effort: what the relay does not take is dropped with it).
+	 */
+	private function flushSpool(): void
+	{
+		try
+		{
+			if (Loader::includeModule($this->MODULE_ID))
+			{
+				\Isobox\Connector\Module::relay()->flush(\Isobox\Connector\Relay::AGENT_BATCHES);
+			}
+		}
+		catch (\Throwable $e)
+		{
+			// The table may already be gone (a half-finished earlier uninstall).
+		}
 	}
 
 	/** Runs install/db/<database type>/$file; false on success, else the errors. */

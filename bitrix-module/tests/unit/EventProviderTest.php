@@ -144,6 +144,18 @@ final class EventProviderTest extends PortalTestCase
 		);
 	}
 
+	public function testUninstallFirstHandsWaitingEventsToTheRelay(): void
+	{
+		$this->relay('down');
+		$this->fire([self::handler(81, 'https://app.test/last')]);
+		$this->assertSame(1, Module::spool()->count());
+		$this->relay('up');
+
+		$this->assertTrue(\CModule::CreateModuleObject('isobox.connector')->DoUninstall());
+		$this->assertSame(['https://app.test/last'], array_map(static fn($e) => $e['query']['QUERY_URL'], self::$isobox->state()['events']));
+		$this->assertFalse(Application::getConnection()->isTableExists('b_isobox_connector_spool'));
+	}
+
 	public function testAnUnreachableRelaySpools(): void
 	{
 		Portal::configure(['relay_url' => 'http://127.0.0.1:1']);

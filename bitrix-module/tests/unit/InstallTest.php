@@ -47,6 +47,7 @@ final class InstallTest extends TestCase
 
 		// Settings an administrator saved, and a spooled event, go with the module.
 		Option::set('isobox.connector', 'cache_ttl', '9');
+		Option::set('isobox.connector', 'relay_url', 'http://127.0.0.1:1');
 		Application::getConnection()->add('b_isobox_connector_spool', ['ITEM_ID' => 'x', 'PAYLOAD' => '{}', 'CREATED_AT' => 1, 'ATTEMPTS' => 0]);
 
 		$this->assertTrue($installer->DoUninstall());
