@@ -228,7 +228,7 @@ func (fs *fositeStore) q(ctx context.Context) execer {
 // GetClient returns an active client; fosite answers invalid_client otherwise.
 func (fs *fositeStore) GetClient(ctx context.Context, id string) (fosite.Client, error) {
 	var hash string
-	c, err := scanClient(fs.q(ctx).QueryRowContext(ctx, `SELECT `+clientCols+`, secret_hash FROM oauth_clients WHERE id = ?`, id), &hash)
+	c, err := scanClient(fs.s.rowP(ctx, fs.q(ctx), `SELECT `+clientCols+`, secret_hash FROM oauth_clients WHERE id = ?`, id), &hash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fosite.ErrNotFound
 	}
@@ -282,17 +282,17 @@ func (fs *fositeStore) CreateAuthorizeCodeSession(ctx context.Context, sig strin
 	if err != nil {
 		return err
 	}
-	return insertCode(ctx, fs.q(ctx), row, r.GetRequestForm().Get("redirect_uri"))
+	return fs.s.insertCode(ctx, fs.q(ctx), row, r.GetRequestForm().Get("redirect_uri"))
 }
 
 // tokenSelect reads a code or token row with its client in one query.
-func (fs *fositeStore) tokenSelect(ctx context.Context, table, extraCols, sig string, extra ...any) (*fositeClient, Grant, string, time.Time, time.Time, error) {
+func (fs *fositeStore) tokenSelect(ctx context.Context, table, extraJoin, extraCols, sig string, extra ...any) (*fositeClient, Grant, string, time.Time, time.Time, error) {
 	var g Grant
 	var reqID, scope, params, hash string
 	var requested, expires int64
 	q := `SELECT t.request_id, t.user_id, t.scope, t.params, t.portal, t.requested_at, t.expires_at` + extraCols + `, ` +
-		prefixCols("c.", clientCols) + `, c.secret_hash FROM ` + table + ` t JOIN oauth_clients c ON c.id = t.client_id WHERE t.signature = ?`
-	row := fs.q(ctx).QueryRowContext(ctx, q, sig)
+		prefixCols("c.", clientCols) + `, c.secret_hash FROM ` + table + ` t JOIN oauth_clients c ON c.id = t.client_id` + extraJoin + ` WHERE t.signature = ?`
+	row := fs.s.rowP(ctx, fs.q(ctx), q, sig)
 	var c Client
 	var err error
 	c, err = scanClient(prefixScanner{row: row, pre: append([]any{&reqID, &g.UserID, &scope, &params, &g.Portal, &requested, &expires}, extra...)}, &hash)
@@ -308,7 +308,7 @@ func (fs *fositeStore) tokenSelect(ctx context.Context, table, extraCols, sig st
 
 func (fs *fositeStore) GetAuthorizeCodeSession(ctx context.Context, sig string, into fosite.Session) (fosite.Requester, error) {
 	var used int64
-	c, g, reqID, requested, expires, err := fs.tokenSelect(ctx, "oauth_codes", ", t.used_at", sig, &used)
+	c, g, reqID, requested, expires, err := fs.tokenSelect(ctx, "oauth_codes", "", ", t.used_at", sig, &used)
 	if err != nil {
 		return nil, err
 	}
@@ -340,12 +340,12 @@ func (fs *fositeStore) CreateAccessTokenSession(ctx context.Context, sig string,
 	if err != nil {
 		return err
 	}
-	return insertAccess(ctx, fs.q(ctx), row)
+	return fs.s.insertAccess(ctx, fs.q(ctx), row)
 }
 
 func (fs *fositeStore) GetAccessTokenSession(ctx context.Context, sig string, into fosite.Session) (fosite.Requester, error) {
 	var revoked int64
-	c, g, reqID, requested, expires, err := fs.tokenSelect(ctx, "oauth_access", ", t.revoked_at", sig, &revoked)
+	c, g, reqID, requested, expires, err := fs.tokenSelect(ctx, "oauth_access", "", ", t.revoked_at", sig, &revoked)
 	if err != nil {
 		return nil, err
 	}
@@ -370,7 +370,7 @@ func (fs *fositeStore) CreateRefreshTokenSession(ctx context.Context, sig, acces
 	if err != nil {
 		return err
 	}
-	return insertRefresh(ctx, fs.q(ctx), row, accessSig)
+	return fs.s.insertRefresh(ctx, fs.q(ctx), row, accessSig)
 }
 
 // GetRefreshTokenSession returns the refresh token's request. A used or
@@ -378,10 +378,15 @@ func (fs *fositeStore) CreateRefreshTokenSession(ctx context.Context, sig, acces
 // on which fosite revokes the whole chain — except within the grace window
 // after its use, where errGraceReuse refuses the request and keeps the chain.
 func (fs *fositeStore) GetRefreshTokenSession(ctx context.Context, sig string, into fosite.Session) (fosite.Requester, error) {
-	var used, revoked int64
-	c, g, reqID, requested, expires, err := fs.tokenSelect(ctx, "oauth_refresh", ", t.used_at, t.revoked_at", sig, &used, &revoked)
+	var used, revoked, accessExp int64
+	var accessSig string
+	c, g, reqID, requested, expires, err := fs.tokenSelect(ctx, "oauth_refresh", " LEFT JOIN oauth_access a ON a.signature = t.access_signature",
+		", t.used_at, t.revoked_at, t.access_signature, COALESCE(a.expires_at, 0)", sig, &used, &revoked, &accessSig, &accessExp)
 	if err != nil {
 		return nil, err
+	}
+	if h, ok := ctx.Value(rotationKey{}).(*rotation); ok {
+		*h = rotation{sig: sig, accessSig: accessSig, accessExp: accessExp}
 	}
 	r := request(reqID, c, g, requested, expires, fosite.RefreshToken, into)
 	if used != 0 && revoked == 0 && fs.s.now().Unix()-used <= int64(fs.s.cfg.RefreshGrace/time.Second) {
@@ -406,6 +411,16 @@ func (fs *fositeStore) DeleteRefreshTokenSession(ctx context.Context, sig string
 	return nil
 }
 
+// rotation carries, from GetRefreshTokenSession to RotateRefreshToken of
+// the same request, the access token issued with the refresh token, which
+// saves a read inside the rotation's transaction.
+type rotation struct {
+	sig, accessSig string
+	accessExp      int64
+}
+
+type rotationKey struct{}
+
 // RotateRefreshToken marks the presented refresh token used and revokes the
 // access token issued with it, inside fosite's transaction. The UPDATE
 // takes the row lock, so of concurrent refreshes of one token exactly one
@@ -416,19 +431,33 @@ func (fs *fositeStore) RotateRefreshToken(ctx context.Context, requestID, sig st
 		return err
 	}
 	now := fs.s.now().Unix()
-	res, err := tx.ExecContext(ctx, `UPDATE oauth_refresh SET used_at = ? WHERE signature = ? AND used_at = 0 AND revoked_at = 0`, now, sig)
+	res, err := fs.s.execP(ctx, tx, `UPDATE oauth_refresh SET used_at = ? WHERE signature = ? AND used_at = 0 AND revoked_at = 0`, now, sig)
 	if err != nil {
 		return done(fmt.Errorf("oauth: rotate refresh token: %w", err))
 	}
 	if n, _ := res.RowsAffected(); n != 1 {
 		return done(fosite.ErrSerializationFailure)
 	}
-	var accessSig string
-	if err := tx.QueryRowContext(ctx, `SELECT access_signature FROM oauth_refresh WHERE signature = ?`, sig).Scan(&accessSig); err != nil {
-		return done(fmt.Errorf("oauth: rotate refresh token: %w", err))
+	h, ok := ctx.Value(rotationKey{}).(*rotation)
+	if !ok || h.sig != sig {
+		h = &rotation{sig: sig}
+		err := fs.s.rowP(ctx, tx, `SELECT r.access_signature, COALESCE(a.expires_at, 0) FROM oauth_refresh r
+			LEFT JOIN oauth_access a ON a.signature = r.access_signature WHERE r.signature = ?`, sig).Scan(&h.accessSig, &h.accessExp)
+		if err != nil {
+			return done(fmt.Errorf("oauth: rotate refresh token: %w", err))
+		}
 	}
-	_, err = fs.s.revokeAccess(ctx, tx, "signature = ?", accessSig)
-	return done(err)
+	res, err = fs.s.execP(ctx, tx, `UPDATE oauth_access SET revoked_at = ? WHERE signature = ? AND revoked_at = 0`, now, h.accessSig)
+	if err != nil {
+		return done(fmt.Errorf("oauth: revoke access token: %w", err))
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		if _, err := fs.s.execP(ctx, tx, `INSERT INTO oauth_revocations (signature, seq, expires_at) VALUES (?, ?, ?)`,
+			h.accessSig, fs.s.nextSeq(), h.accessExp); err != nil {
+			return done(fmt.Errorf("oauth: record revocation: %w", err))
+		}
+	}
+	return done(nil)
 }
 
 // RevokeRefreshToken revokes every refresh token of a chain.

@@ -220,6 +220,7 @@ func (s *Service) exchange(ctx context.Context, form url.Values) (TokenPair, err
 		}
 	}
 	req := &http.Request{Method: http.MethodPost, URL: &url.URL{Path: "/oauth/token/"}, Header: http.Header{}, PostForm: post, Form: post}
+	ctx = context.WithValue(ctx, rotationKey{}, &rotation{})
 	req = req.WithContext(ctx)
 	sess := &session{}
 	ar, err := s.provider.NewAccessRequest(ctx, req, sess)

@@ -146,6 +146,8 @@ type Service struct {
 
 	hooksMu sync.Mutex
 	hooks   []func(id string)
+
+	stmts stmtCache
 }
 
 // OnClientChange registers fn to be called with a client's id after the

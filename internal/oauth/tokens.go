@@ -49,8 +49,8 @@ func decodeParams(s string) map[string]string {
 	return p
 }
 
-func insertAccess(ctx context.Context, q execer, r tokenRow) error {
-	_, err := q.ExecContext(ctx, `INSERT INTO oauth_access (signature, request_id, client_id, user_id, scope, params, portal,
+func (s *Service) insertAccess(ctx context.Context, q execer, r tokenRow) error {
+	_, err := s.execP(ctx, q, `INSERT INTO oauth_access (signature, request_id, client_id, user_id, scope, params, portal,
 		requested_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
 		r.sig, r.requestID, r.grant.ClientID, r.grant.UserID, joinScope(r.grant.Scope), encodeParams(r.grant.Params), r.grant.Portal,
 		r.requestedAt.Unix(), r.expiresAt.Unix())
@@ -60,8 +60,8 @@ func insertAccess(ctx context.Context, q execer, r tokenRow) error {
 	return nil
 }
 
-func insertRefresh(ctx context.Context, q execer, r tokenRow, accessSig string) error {
-	_, err := q.ExecContext(ctx, `INSERT INTO oauth_refresh (signature, request_id, access_signature, client_id, user_id, scope, params,
+func (s *Service) insertRefresh(ctx context.Context, q execer, r tokenRow, accessSig string) error {
+	_, err := s.execP(ctx, q, `INSERT INTO oauth_refresh (signature, request_id, access_signature, client_id, user_id, scope, params,
 		portal, requested_at, expires_at, used_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0)`,
 		r.sig, r.requestID, accessSig, r.grant.ClientID, r.grant.UserID, joinScope(r.grant.Scope), encodeParams(r.grant.Params),
 		r.grant.Portal, r.requestedAt.Unix(), r.expiresAt.Unix())
@@ -71,8 +71,8 @@ func insertRefresh(ctx context.Context, q execer, r tokenRow, accessSig string) 
 	return nil
 }
 
-func insertCode(ctx context.Context, q execer, r tokenRow, redirectURI string) error {
-	_, err := q.ExecContext(ctx, `INSERT INTO oauth_codes (signature, request_id, client_id, user_id, scope, params, portal,
+func (s *Service) insertCode(ctx context.Context, q execer, r tokenRow, redirectURI string) error {
+	_, err := s.execP(ctx, q, `INSERT INTO oauth_codes (signature, request_id, client_id, user_id, scope, params, portal,
 		redirect_uri, requested_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
 		r.sig, r.requestID, r.grant.ClientID, r.grant.UserID, joinScope(r.grant.Scope), encodeParams(r.grant.Params), r.grant.Portal,
 		redirectURI, r.requestedAt.Unix(), r.expiresAt.Unix())
@@ -161,7 +161,7 @@ func (s *Service) Issue(ctx context.Context, g Grant, withRefresh bool) (TokenPa
 	access, accessSig := s.mac.mint(prefix)
 	pair := TokenPair{AccessToken: access, Expires: now.Add(accessTTL), ExpiresIn: secs(accessTTL), Grant: g, Status: c.Status}
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
-		if err := insertAccess(ctx, tx, tokenRow{sig: accessSig, requestID: reqID, grant: g, requestedAt: now, expiresAt: pair.Expires}); err != nil {
+		if err := s.insertAccess(ctx, tx, tokenRow{sig: accessSig, requestID: reqID, grant: g, requestedAt: now, expiresAt: pair.Expires}); err != nil {
 			return err
 		}
 		if !withRefresh {
@@ -169,7 +169,7 @@ func (s *Service) Issue(ctx context.Context, g Grant, withRefresh bool) (TokenPa
 		}
 		refresh, refreshSig := s.mac.mint(prefix)
 		pair.RefreshToken = refresh
-		return insertRefresh(ctx, tx, tokenRow{sig: refreshSig, requestID: reqID, grant: g, requestedAt: now, expiresAt: now.Add(refreshTTL)}, accessSig)
+		return s.insertRefresh(ctx, tx, tokenRow{sig: refreshSig, requestID: reqID, grant: g, requestedAt: now, expiresAt: now.Add(refreshTTL)}, accessSig)
 	})
 	if err != nil {
 		return TokenPair{}, fmt.Errorf("oauth: issue for %q: %w", g.ClientID, err)
@@ -189,7 +189,7 @@ func (s *Service) IssueCode(ctx context.Context, g Grant, redirectURI string) (s
 	now := s.now().Truncate(time.Second)
 	code, sig := s.mac.mint(s.prefixOf(c))
 	exp := now.Add(codeTTL)
-	if err := insertCode(ctx, s.db, tokenRow{sig: sig, requestID: newRequestID(), grant: g, requestedAt: now, expiresAt: exp}, redirectURI); err != nil {
+	if err := s.insertCode(ctx, s.db, tokenRow{sig: sig, requestID: newRequestID(), grant: g, requestedAt: now, expiresAt: exp}, redirectURI); err != nil {
 		return "", time.Time{}, err
 	}
 	return code, exp, nil
@@ -207,7 +207,7 @@ func (s *Service) Lookup(ctx context.Context, accessToken string) (TokenInfo, er
 	var scope, params string
 	var expires, revoked int64
 	var active int
-	err := s.db.QueryRowContext(ctx, `SELECT a.client_id, a.user_id, a.scope, a.params, a.portal, a.expires_at, a.revoked_at,
+	err := s.rowP(ctx, s.db, `SELECT a.client_id, a.user_id, a.scope, a.params, a.portal, a.expires_at, a.revoked_at,
 		c.status, c.active FROM oauth_access a JOIN oauth_clients c ON c.id = a.client_id WHERE a.signature = ?`, sig).
 		Scan(&info.ClientID, &info.UserID, &scope, &params, &info.Portal, &expires, &revoked, &info.Status, &active)
 	if errors.Is(err, sql.ErrNoRows) {
