@@ -38,9 +38,37 @@ type Item struct {
 	// ID is the delivery id: stable for the same item from the same portal
 	// (the caller's "id" when it sent one, else a hash of the item), so a
 	// repeated hand-off is recognised and delivered once.
-	ID string `json:"id"`
+	ID string
 	// Item is the queue item: client_id, auth, additional, query.
-	Item *phpform.Array `json:"item"`
+	Item *phpform.Array
+}
+
+// storedItem is how an item is stored in JetStream: the item in PHP form
+// encoding, which is ASCII and keeps every byte and the key order (a JSON
+// string would replace bytes that are not UTF-8, as a windows-1251
+// portal may send).
+type storedItem struct {
+	ID   string `json:"id"`
+	Form string `json:"form"`
+}
+
+// MarshalJSON implements json.Marshaler.
+func (it Item) MarshalJSON() ([]byte, error) {
+	return json.Marshal(storedItem{ID: it.ID, Form: phpform.Encode(it.Item)})
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (it *Item) UnmarshalJSON(b []byte) error {
+	var st storedItem
+	if err := json.Unmarshal(b, &st); err != nil {
+		return err
+	}
+	a, err := phpform.Decode(st.Form)
+	if err != nil {
+		return fmt.Errorf("events: stored item %s: %w", st.ID, err)
+	}
+	it.ID, it.Item = st.ID, a
+	return nil
 }
 
 // ClientID is the app's client_id, "" for an outgoing webhook.
@@ -153,7 +181,15 @@ func fromList(portal string, list *phpform.Array) ([]Item, error) {
 }
 
 // newItem takes the caller's "id" out of a and derives the delivery id.
+// The item is normalised to what PHP's parse_str makes of its
+// http_build_query encoding (what the cloud queue did with every item, and
+// what the handler parses), so that JSON and form hand-offs of the same
+// item are one item and the stored form is exactly what is delivered.
 func newItem(portal string, a *phpform.Array) (Item, error) {
+	a, err := phpform.Decode(phpform.Encode(a))
+	if err != nil {
+		return Item{}, fmt.Errorf("%w: %v", ErrBadItem, err)
+	}
 	given := ""
 	if v := a.Get("id"); v != nil {
 		s, ok := v.(string)
