@@ -26,10 +26,12 @@ type hub struct {
 	// goroutine stores it while holding mu for reading; register reads it
 	// holding mu for writing, so "registered at L" means "every message
 	// after L reaches me". Atomic for the lock-free readers.
-	lastSeq atomic.Uint64
-	ring    ring
-	ringMu  sync.Mutex
-	closed  bool
+	lastSeq   atomic.Uint64
+	ring      ring
+	ringMu    sync.Mutex
+	closed    bool
+	resetting chan struct{} // non-nil while the tail restarts on a re-created stream; closed when done
+	reset     chan struct{} // signalled by Server.watch when the stream changed
 
 	ws, polls atomic.Int64
 
@@ -51,34 +53,85 @@ func newHub(st *store, cfg *Config, log *slog.Logger, met *metrics) *hub {
 		subs:      map[*sub]struct{}{},
 		ring:      ring{maxMsgs: cfg.RecentMessages, maxBytes: cfg.RecentBytes},
 		replaySem: make(chan struct{}, 4),
+		reset:     make(chan struct{}, 1),
 	}
 }
 
 // run tails the stream from its current end (after loading the last
 // ring.maxMsgs messages into the ring) and fans every new message out,
 // until ctx is done. The ordered consumer re-creates itself on any gap or
-// NATS reconnect, resuming after the last message it delivered.
+// NATS reconnect, resuming after the last message it delivered. When the
+// stream itself was re-created (reset), every subscriber is disconnected
+// (1012) and the tail starts over on the new stream.
 func (h *hub) run(ctx context.Context, ready chan<- error) {
+	first := true
+	for {
+		cc, err := h.follow(ctx)
+		if first {
+			first = false
+			ready <- err
+			if err != nil {
+				return
+			}
+		} else if err != nil {
+			h.log.Error("push: tail stream", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			cc.Stop()
+			return
+		case <-h.reset:
+			cc.Stop()
+			h.log.Error("push: the history stream was re-created (data lost or stream deleted); subscribers reconnect and are told history_reset",
+				"epoch", h.st.epoch.Load())
+			// Subscribers of the old stream get nothing more (their mids
+			// would not mean the same); new ones wait until the tail has
+			// started over.
+			h.mu.Lock()
+			h.resetting = make(chan struct{})
+			h.mu.Unlock()
+			for _, s := range h.snapshot() {
+				s.restart()
+			}
+		}
+	}
+}
+
+// follow starts tailing the stream and clears resetting.
+func (h *hub) follow(ctx context.Context) (jetstream.ConsumeContext, error) {
 	first, last, err := h.st.bounds(ctx)
 	if err != nil {
-		ready <- err
-		return
+		return nil, err
 	}
 	start := last + 1
 	if n := uint64(h.ring.maxMsgs); n > 0 && last >= first && last > 0 {
 		start = max(first, last-min(last, n)+1)
 	}
+	h.ringMu.Lock()
+	h.ring.msgs, h.ring.bytes = nil, 0
+	h.ringMu.Unlock()
+	h.mu.Lock()
 	h.lastSeq.Store(last)
+	if h.resetting != nil {
+		close(h.resetting)
+		h.resetting = nil
+	}
+	h.mu.Unlock()
 	c, err := h.st.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{subjectMsg},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    max(start, 1),
 	})
 	if err != nil {
-		ready <- err
-		return
+		return nil, err
 	}
-	cc, err := c.Consume(func(jm jetstream.Msg) {
+	return c.Consume(func(jm jetstream.Msg) {
 		md, err := jm.Metadata()
 		if err != nil {
 			return
@@ -90,13 +143,6 @@ func (h *hub) run(ctx context.Context, ready chan<- error) {
 		}
 		h.dispatch(m)
 	})
-	if err != nil {
-		ready <- err
-		return
-	}
-	ready <- nil
-	<-ctx.Done()
-	cc.Stop()
 }
 
 // dispatch adds m to the ring and queues it for every local subscriber of
@@ -129,6 +175,15 @@ func (h *hub) dispatch(m *message) {
 func (h *hub) register(s *sub) (uint64, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	for h.resetting != nil && !h.closed {
+		wait := h.resetting
+		h.mu.Unlock()
+		select {
+		case <-wait:
+		case <-time.After(10 * time.Second):
+		}
+		h.mu.Lock()
+	}
 	if h.closed {
 		return 0, false
 	}
@@ -207,7 +262,7 @@ func (h *hub) history(ctx context.Context, s *sub, client mid, to uint64) ([]ite
 	from := client.seq + 1
 	var gap *message
 	reason := ""
-	if client.epoch != h.st.epoch {
+	if client.epoch != h.st.epoch.Load() {
 		reason, from = "history_reset", 1
 	}
 	var msgs []*message
@@ -240,7 +295,7 @@ func (h *hub) history(ctx context.Context, s *sub, client mid, to uint64) ([]ite
 		}
 	}
 	if reason != "" {
-		next := mid{epoch: h.st.epoch, seq: from - 1}
+		next := mid{epoch: h.st.epoch.Load(), seq: from - 1}
 		gap = gapMessage(client, next, reason, h.clock())
 		h.met.gaps.Inc()
 	}

@@ -75,8 +75,11 @@ func (srv *Server) writeNotModified(w http.ResponseWriter, req subRequest) {
 // writeNotModifiedAt answers "nothing new up to last": the client resumes
 // from Last-Message-Id next time.
 func (srv *Server) writeNotModifiedAt(w http.ResponseWriter, req subRequest, last uint64) {
-	m := mid{epoch: srv.st.epoch, seq: last}
-	if req.hasMid && req.mid.epoch == srv.st.epoch && req.mid.seq > last {
+	epoch := srv.st.epoch.Load()
+	m := mid{epoch: epoch, seq: last}
+	if req.hasMid && (req.mid.epoch != epoch || req.mid.seq > last) {
+		// Ahead of this instance, or from a history that was just reset:
+		// the client keeps its position and is answered by history next.
 		m = req.mid
 	}
 	h := w.Header()

@@ -19,6 +19,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
 	pushv1 "github.com/isobox/isobox/api/isobox/push/v1"
@@ -695,5 +696,56 @@ func TestKeepAliveIsPingControlFramesAndShutdownSays1001(t *testing.T) {
 	err = <-frames
 	if websocket.CloseStatus(err) != websocket.StatusGoingAway {
 		t.Fatalf("after shutdown: %v, want close 1001", err)
+	}
+}
+
+func TestStreamResetIsAnnouncedNotSilent(t *testing.T) {
+	n := testkit.NATS(t)
+	r := startRelay(t, n.ClientURL(), nil)
+	s := r.srv.cfg.Signer
+	ch := newID()
+	q := "CHANNEL_ID=" + s.SignChannel(ch)
+	c := r.dial(t, q+"&mid="+r.startMid())
+	r.publish(t, ch, body("old"), nil)
+	old := readN(t, c, 1)[0]
+	oldEpoch := r.srv.Epoch()
+
+	// Someone deletes the stream (or NATS lost its data).
+	nc, err := nats.Connect(n.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := js.DeleteStream(ctx, streamName); err != nil {
+		t.Fatal(err)
+	}
+	// The watcher's tick, run now: the stream is re-created with a later
+	// epoch and every subscriber is disconnected with 1012.
+	if changed, err := r.srv.st.check(ctx); err != nil || !changed {
+		t.Fatalf("check after delete: changed %v, %v", changed, err)
+	}
+	if r.srv.Epoch() <= oldEpoch {
+		t.Fatalf("epoch %d after reset, want > %d", r.srv.Epoch(), oldEpoch)
+	}
+	r.srv.hub.reset <- struct{}{}
+	if _, _, err := c.Read(ctx); websocket.CloseStatus(err) != websocket.StatusServiceRestart {
+		t.Fatalf("subscriber got %v, want close 1012", err)
+	}
+
+	// The client comes back with its old mid: history_reset, then the new stream.
+	r.publish(t, ch, body("new"), nil)
+	c2 := r.dial(t, q+"&mid="+old.Mid)
+	got := readN(t, c2, 2)
+	if !strings.Contains(string(got[0].Text), `"reason":"history_reset"`) || commandOf(t, got[1].Text) != "new" {
+		t.Fatalf("after reset got %s, %s", got[0].Text, got[1].Text)
+	}
+	if got[1].Mid <= old.Mid {
+		t.Errorf("new mid %s not after old %s", got[1].Mid, old.Mid)
 	}
 }

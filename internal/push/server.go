@@ -160,14 +160,15 @@ func New(ctx context.Context, cfg Config, nc *nats.Conn, log *slog.Logger) (*Ser
 		srv.Close(context.Background())
 		return nil, err
 	}
-	srv.wg.Add(1)
+	srv.wg.Add(2)
 	go func() { defer srv.wg.Done(); srv.pinger() }()
-	log.Info("push: ready", "stream", streamName, "epoch", st.epoch, "last_seq", srv.hub.last(), "instance", srv.id)
+	go func() { defer srv.wg.Done(); srv.watch() }()
+	log.Info("push: ready", "stream", streamName, "epoch", st.epoch.Load(), "last_seq", srv.hub.last(), "instance", srv.id)
 	return srv, nil
 }
 
 // Epoch returns the stream's epoch, the first 10 digits of every mid.
-func (srv *Server) Epoch() uint64 { return srv.st.epoch }
+func (srv *Server) Epoch() uint64 { return srv.st.epoch.Load() }
 
 // Ready reports whether NATS is connected.
 func (srv *Server) Ready(ctx context.Context) error {
@@ -242,7 +243,7 @@ func (srv *Server) parseSub(r *http.Request) (subRequest, error) {
 	if err != nil {
 		return subRequest{}, err
 	}
-	req := subRequest{keys: keys, epoch: srv.st.epoch}
+	req := subRequest{keys: keys, epoch: srv.st.epoch.Load()}
 	switch {
 	case q.Get("binaryMode") == "true":
 		req.format = formatBinary
@@ -306,5 +307,33 @@ func writeText(w http.ResponseWriter, status int, text string) {
 	w.WriteHeader(status)
 	if text != "" {
 		w.Write([]byte(text))
+	}
+}
+
+// watch checks every few seconds that the history stream is the one being
+// tailed, re-creating it if it was deleted, and resets the hub if it is a
+// new stream.
+func (srv *Server) watch() {
+	t := time.NewTicker(helloEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-srv.base.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(srv.base, helloEvery)
+		changed, err := srv.st.check(ctx)
+		cancel()
+		if err != nil {
+			srv.log.Warn("push: stream check", "err", err)
+			continue
+		}
+		if changed {
+			select {
+			case srv.hub.reset <- struct{}{}:
+			default:
+			}
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -28,7 +29,8 @@ const (
 type store struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
-	epoch  uint64
+	sc     jetstream.StreamConfig
+	epoch  atomic.Uint64 // the stream's creation time, unix seconds
 }
 
 func openStore(ctx context.Context, nc *nats.Conn, cfg *Config) (*store, error) {
@@ -54,15 +56,75 @@ func openStore(ctx context.Context, nc *nats.Conn, cfg *Config) (*store, error) 
 		AllowDirect: true,
 		Duplicates:  time.Second,
 	}
-	st, err := js.CreateOrUpdateStream(ctx, sc)
+	s := &store{js: js, sc: sc}
+	st, err := js.Stream(ctx, streamName)
+	switch {
+	case err == nil:
+		// Keep the stream's epoch; apply this instance's limits.
+		e := epochOf(st.CachedInfo())
+		sc.Metadata = map[string]string{metaEpoch: strconv.FormatUint(e, 10)}
+		if st, err = js.UpdateStream(ctx, sc); err != nil {
+			return nil, fmt.Errorf("push: update stream %s: %w", streamName, err)
+		}
+		s.stream = st
+		s.epoch.Store(e)
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		if s.stream, err = s.create(ctx, 0); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("push: stream %s: %w", streamName, err)
+	}
+	return s, nil
+}
+
+// metaEpoch is the stream metadata key holding the epoch. It is chosen
+// when the stream is created, larger than any epoch before it, and read
+// by every instance, so all agree on it and mids only ever grow.
+const metaEpoch = "isobox_epoch"
+
+func epochOf(info *jetstream.StreamInfo) uint64 {
+	if e, err := strconv.ParseUint(info.Config.Metadata[metaEpoch], 10, 64); err == nil && e > 0 {
+		return e
+	}
+	return uint64(info.Created.Unix())
+}
+
+// create creates the stream with an epoch after prev; if another instance
+// created it first, its epoch is taken. The handle it returns is only
+// needed at start: handles address the stream by name.
+func (s *store) create(ctx context.Context, prev uint64) (jetstream.Stream, error) {
+	sc := s.sc
+	e := max(uint64(time.Now().Unix()), prev+1)
+	sc.Metadata = map[string]string{metaEpoch: strconv.FormatUint(e, 10)}
+	st, err := s.js.CreateStream(ctx, sc)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		st, err = s.js.Stream(ctx, streamName)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("push: create stream %s: %w", streamName, err)
 	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("push: stream info: %w", err)
+	s.epoch.Store(epochOf(st.CachedInfo()))
+	return st, nil
+}
+
+// check re-creates the stream if it is gone and reports whether it is a
+// different stream than before (lost data, or deleted by an operator): a
+// new epoch, and sequences starting again at 1.
+func (s *store) check(ctx context.Context) (bool, error) {
+	prev := s.epoch.Load()
+	info, err := s.stream.Info(ctx)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		if _, err := s.create(ctx, prev); err != nil {
+			return false, err
+		}
+		return s.epoch.Load() != prev, nil
 	}
-	return &store{js: js, stream: st, epoch: uint64(info.Created.Unix())}, nil
+	if err != nil {
+		return false, fmt.Errorf("push: check stream: %w", err)
+	}
+	e := epochOf(info)
+	return s.epoch.Swap(e) != e, nil
 }
 
 // pending is a message to store.
@@ -137,7 +199,7 @@ func (s *store) toMessage(seq uint64, created time.Time, h nats.Header, data []b
 	if err != nil {
 		return nil, fmt.Errorf("push: bad expiry in message %d: %w", seq, err)
 	}
-	return &message{mid: mid{epoch: s.epoch, seq: seq}, created: created, expiry: uint32(exp), body: data, to: to}, nil
+	return &message{mid: mid{epoch: s.epoch.Load(), seq: seq}, created: created, expiry: uint32(exp), body: data, to: to}, nil
 }
 
 // bounds returns the first and last sequence in the stream.

@@ -2,6 +2,8 @@ package push
 
 import (
 	"sync"
+
+	"github.com/coder/websocket"
 )
 
 // sub is one subscriber connection: a WebSocket or a held long poll. It is
@@ -118,6 +120,21 @@ func (s *sub) slow() {
 		return
 	}
 	s.kick()
+}
+
+// restart ends s because the history stream was re-created: a WebSocket is
+// closed with 1012 (service restart) and reconnects; a long poll answers
+// 304 with the client's own mid. Either way the client comes back with its
+// old mid and is told history_reset.
+func (s *sub) restart() {
+	s.mu.Lock()
+	s.gone = true
+	s.mu.Unlock()
+	if s.ws != nil {
+		s.ws.closeWith(websocket.StatusServiceRestart, "history reset")
+		return
+	}
+	s.shutdown()
 }
 
 // shutdown ends s because the relay is stopping.
