@@ -31,7 +31,7 @@ type moduleCreds struct {
 }
 
 // moduleRoot is the repository root (tests run in internal/e2e).
-func moduleRoot(t *testing.T) string {
+func moduleRoot(t testing.TB) string {
 	t.Helper()
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
@@ -45,7 +45,7 @@ func moduleRoot(t *testing.T) string {
 
 // moduleTools fails the test if the PHP tools are missing (scripts/deps.sh
 // installs them); it never skips.
-func moduleTools(t *testing.T) {
+func moduleTools(t testing.TB) {
 	t.Helper()
 	for _, tool := range []string{"php", "phpunit"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -56,7 +56,7 @@ func moduleTools(t *testing.T) {
 
 // moduleCLI runs an authprovider CLI command in the server's working
 // directory (same data dir) and decodes its --json output.
-func moduleCLI(t *testing.T, dir, bin string, out any, args ...string) {
+func moduleCLI(t testing.TB, dir, bin string, out any, args ...string) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
@@ -73,7 +73,7 @@ func moduleCLI(t *testing.T, dir, bin string, out any, args ...string) {
 
 // moduleAppAdd creates a local app the way the portal does when its
 // administrator adds one: application.add over the portal protocol.
-func moduleAppAdd(t *testing.T, httpAddr string, portal moduleCreds, scope string) moduleCreds {
+func moduleAppAdd(t testing.TB, httpAddr string, portal moduleCreds, scope string) moduleCreds {
 	t.Helper()
 	resp, err := http.PostForm("http://"+httpAddr+"/rest/application.add", url.Values{
 		"client_id": {portal.ClientID}, "client_secret": {portal.ClientSecret},
@@ -130,7 +130,7 @@ func moduleValidate(t *testing.T, adminAddr string, portal moduleCreds, token st
 
 // moduleEnv starts authprovider, creates a portal and an app, and returns
 // the environment of the PHP suite.
-func moduleEnv(t *testing.T) (dir string, ap *testkit.Proc, portal, app moduleCreds, env map[string]string) {
+func moduleEnv(t testing.TB) (dir string, ap *testkit.Proc, portal, app moduleCreds, env map[string]string) {
 	t.Helper()
 	moduleTools(t)
 	dir = t.TempDir()

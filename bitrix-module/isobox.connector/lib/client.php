@@ -23,6 +23,9 @@ class Client
 			'socketTimeout' => $timeout,
 			'streamTimeout' => $timeout,
 			'redirect' => false,
+			// isobox lives on the LAN; a portal-wide http_client_options
+			// privateIp=false (against SSRF from user URLs) must not cut it off.
+			'privateIp' => true,
 		]);
 		$http->setHeader('Content-Type', 'application/json');
 		$http->setHeader('Accept', 'application/json');
