@@ -3,6 +3,9 @@ package validator_test
 import (
 	"context"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -12,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	tokenv1 "github.com/isobox/isobox/api/isobox/token/v1"
+	"github.com/isobox/isobox/internal/gateway"
 	"github.com/isobox/isobox/internal/grpcauth"
 	"github.com/isobox/isobox/internal/oauth"
 	"github.com/isobox/isobox/internal/testkit"
@@ -111,6 +115,40 @@ func TestGRPCServicesOnLoopback(t *testing.T) {
 	if _, err := ea.Build(key, &tokenv1.BuildEventAuthRequest{ClientId: "local.nope", UserId: 7, SendAuth: true, PortalClientId: f.portal.ID, Event: "ONCRMDEALADD"}); status.Code(err) != codes.FailedPrecondition {
 		t.Errorf("build for an app that is not installed: %v", err)
 	}
+	// The direct REST face answers byte for byte what the gateway does.
+	gw := gateway.New()
+	if err := tokenv1.RegisterPortalTokensHandler(ctx, gw, conn); err != nil {
+		t.Fatal(err)
+	}
+	direct := svc.ValidateHandler(nil)
+	for name, tc := range map[string]struct{ auth, body string }{
+		"valid":         {f.portal.ID + ":" + f.psec, `{"access_token":"` + m.AccessToken + `","scope":"crm"}`},
+		"scope":         {f.portal.ID + ":" + f.psec, `{"access_token":"` + m.AccessToken + `","scope":"user","extra":1}`},
+		"garbage":       {f.portal.ID + ":" + f.psec, `{"access_token":"nope"}`},
+		"wrong secret":  {f.portal.ID + ":x", `{"access_token":"nope"}`},
+		"no credential": {"", `{}`},
+		"bad json":      {f.portal.ID + ":" + f.psec, `{"access_token":`},
+	} {
+		do := func(h http.Handler) (int, string) {
+			req := httptest.NewRequest(http.MethodPost, validator.ValidatePath, strings.NewReader(tc.body))
+			if tc.auth != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.auth)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			return rec.Code, rec.Body.String()
+		}
+		gc, gb := do(gw)
+		dc, db := do(direct)
+		if name == "bad json" {
+			// Decoder error texts differ; the status and code must not.
+			gb, db = gb[:strings.Index(gb, "error_description")], db[:strings.Index(db, "error_description")]
+		}
+		if gc != dc || gb != db {
+			t.Errorf("%s: gateway %d %s\ndirect  %d %s", name, gc, gb, dc, db)
+		}
+	}
+
 	vp, err := ea.VerifyPortal(key, &tokenv1.VerifyPortalRequest{ClientId: f.portal.ID, ClientSecret: f.psec})
 	if err != nil || !vp.Ok || vp.Host != "portal.box.local" || vp.MemberId != oauth.MemberID(f.portal.ID) {
 		t.Fatalf("verify portal = %v, %v", vp, err)
