@@ -4,7 +4,10 @@
 
 use Bitrix\Main\Loader;
 
-const ISOBOX_CONNECTOR_MODULE_ID = 'isobox.connector';
+if (!defined('ISOBOX_CONNECTOR_MODULE_ID'))
+{
+	define('ISOBOX_CONNECTOR_MODULE_ID', 'isobox.connector');
+}
 
 Loader::registerAutoLoadClasses(ISOBOX_CONNECTOR_MODULE_ID, [
 	'Isobox\\Connector\\Module' => 'lib/module.php',

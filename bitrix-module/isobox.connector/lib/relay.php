@@ -30,7 +30,7 @@ final class Relay
 	{
 	}
 
-	/** The agent: flushes the spool. Never throws (a throwing agent is dropped by the core). */
+	/** The agent: flushes the spool. Never throws, so the rest of the agent run goes on. */
 	public static function agent(): string
 	{
 		try
