@@ -12,6 +12,7 @@ use Bitrix\Main\Application;
 final class ManagedStore implements Store
 {
 	private const TABLE = 'isobox_connector';
+	private const READ_CEILING = 86400;
 
 	public static function available(): bool
 	{
@@ -21,9 +22,11 @@ final class ManagedStore implements Store
 	public function get(string $key): ?array
 	{
 		$cache = Application::getInstance()->getManagedCache();
-		// A lifetime of 0 would mean "forever" to some cache engines, so a
-		// read never asks for less than a second; set() stores nothing for 0.
-		if (!$cache->read(1, $key, self::TABLE))
+		// The file engine judges freshness by the lifetime given to read()
+		// (creation time + read TTL), other engines by the one given at
+		// write. Reading with a ceiling and checking our own "until" gives
+		// the entry's real lifetime on every engine.
+		if (!$cache->read(self::READ_CEILING, $key, self::TABLE))
 		{
 			return null;
 		}
