@@ -389,7 +389,7 @@ func (fs *fositeStore) GetRefreshTokenSession(ctx context.Context, sig string, i
 		*h = rotation{sig: sig, accessSig: accessSig, accessExp: accessExp}
 	}
 	r := request(reqID, c, g, requested, expires, fosite.RefreshToken, into)
-	if used != 0 && revoked == 0 && fs.s.now().Unix()-used <= int64(fs.s.cfg.RefreshGrace/time.Second) {
+	if grace := fs.s.cfg.RefreshGrace; grace > 0 && used != 0 && revoked == 0 && fs.s.now().Unix()-used <= int64(grace/time.Second) {
 		return nil, errGraceReuse
 	}
 	if used != 0 || revoked != 0 {

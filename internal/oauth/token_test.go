@@ -494,3 +494,21 @@ func TestClients(t *testing.T) {
 		}
 	})
 }
+
+func TestNoGraceReuseRevokesAtOnce(t *testing.T) {
+	testkit.ForEachStore(t, func(t *testing.T, db *store.DB) {
+		e := newTokenEnv(t, db, oauth.Config{}, oauth.Client{})
+		p := e.issue(t, 1)
+		r := e.post(t, "/oauth/token/", e.refreshForm(p.RefreshToken))
+		wantTokens(t, e, r)
+		wantError(t, e.post(t, "/oauth/token/", e.refreshForm(p.RefreshToken)), 400, "invalid_grant")
+		if _, err := e.s.Lookup(context.Background(), r.str("access_token")); err == nil {
+			t.Fatal("with no grace window, reuse did not revoke the chain")
+		}
+		// The feed names both revoked access tokens: the rotated one and the chain's.
+		sigs, _, err := e.s.Revocations(context.Background(), 0, 100)
+		if err != nil || len(sigs) != 2 || sigs[0] != e.s.Signature(p.AccessToken) || sigs[1] != e.s.Signature(r.str("access_token")) {
+			t.Fatalf("Revocations = %v, %v", sigs, err)
+		}
+	})
+}

@@ -356,7 +356,7 @@ func (p prefixScanner) Scan(dest ...any) error { return p.row.Scan(append(p.pre,
 // transaction that took its feed position before committing becomes
 // visible late, and a reader that had already moved past that position
 // would otherwise miss it. Re-sent signatures are harmless to a cache.
-const revocationWindow = 5 * time.Second
+const revocationWindow = 2 * time.Second
 
 // Revocations is a feed of revoked access-token signatures in revocation
 // order, so that every authprovider instance's validation cache can drop
