@@ -46,7 +46,8 @@ final class ModuleE2ETest extends TestCase
 			'auth_url' => self::env('ISOBOX_E2E_AUTH_URL'),
 			'relay_url' => self::env('ISOBOX_E2E_RELAY_URL'),
 			'cache_ttl' => 2,
-			'timeout' => 2,
+			// Generous: the suite shares two cores with every other test.
+			'timeout' => 5,
 			'relay_backoff' => 30,
 		], self::env('ISOBOX_E2E_PORTAL_ID'), self::env('ISOBOX_E2E_PORTAL_SECRET'));
 		Portal::addApp(self::env('ISOBOX_E2E_APP'), 'crm,user');
