@@ -3,6 +3,7 @@ package delivery_test
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -387,4 +388,60 @@ func TestIngestAuthentication(t *testing.T) {
 	}
 	_ = strconv.Itoa
 	_ = events.MaxItems
+}
+
+// After BreakerFailures consecutive failures the handler's circuit opens:
+// no more calls (even though retries are due) until it is resumed.
+func TestCircuitBreakerPausesFailingHandler(t *testing.T) {
+	e := newEnv(t, func(c *delivery.Config) {
+		c.BreakerFailures = 2
+		c.BreakerCooldown = time.Hour
+		c.Schedule = []time.Duration{10 * time.Millisecond, 10 * time.Millisecond, 10 * time.Millisecond}
+	})
+	h := newRecorder(t, 500, 500)
+	id := e.post(item(h.URL, "ONCRMDEALADD", 1)).Result.IDs[0]
+	h.next(t)
+	h.next(t)
+	rec := waitStatus(t, e, id, delivery.StatusRetrying)
+	hs, err := e.svc.Admin().ListHandlers(context.Background(), nil)
+	if err != nil || len(hs.Handlers) != 1 || hs.Handlers[0].Breaker != delivery.BreakerOpen {
+		t.Fatalf("handlers = %v, %v", hs, err)
+	}
+	select {
+	case <-h.hits:
+		t.Fatal("called while the circuit is open")
+	case <-time.After(300 * time.Millisecond): // negative check: the retry was due after 10ms
+	}
+	if _, err := e.svc.SetPaused(context.Background(), rec.Handler, false); err != nil {
+		t.Fatal(err)
+	}
+	h.next(t)
+	waitStatus(t, e, id, delivery.StatusDelivered)
+}
+
+// A Retry-After answer sets the next attempt instead of the schedule.
+func TestRetryAfterHonoured(t *testing.T) {
+	e := newEnv(t, func(c *delivery.Config) { c.Schedule = []time.Duration{time.Hour} })
+	calls := make(chan struct{}, 10)
+	var n int
+	hs := newStatusServer(t, func(w http.ResponseWriter) {
+		n++
+		calls <- struct{}{}
+		if n == 1 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(503)
+		}
+	})
+	id := e.post(item(hs.URL, "ONCRMDEALADD", 1)).Result.IDs[0]
+	<-calls
+	rec := waitStatus(t, e, id, delivery.StatusRetrying)
+	if d := time.Duration(rec.NextAttemptMs-rec.UpdatedMs) * time.Millisecond; d > 2*time.Second {
+		t.Errorf("next attempt in %v, want ~1s (Retry-After), not the 1h schedule", d)
+	}
+	select {
+	case <-calls:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no retry after Retry-After: 1")
+	}
+	waitStatus(t, e, id, delivery.StatusDelivered)
 }

@@ -254,3 +254,16 @@ func newReq(base string, body []byte) (*http.Request, error) {
 }
 
 func httpDo(req *http.Request) (*http.Response, error) { return http.DefaultClient.Do(req) }
+
+// newStatusServer answers with fn (which may set a status; 200 otherwise).
+func newStatusServer(t *testing.T, fn func(w http.ResponseWriter)) *httptest.Server {
+	var mu sync.Mutex
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		fn(w)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}

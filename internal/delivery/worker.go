@@ -26,22 +26,20 @@ type worker struct {
 	s    *Service
 	cons jetstream.Consumer
 	slot chan struct{} // one token per free delivery slot
-	wake chan struct{} // pause/resume/breaker changes
-	// resumed is closed when a paused handler is resumed.
-	resumed chan struct{}
 
 	mu        sync.Mutex
 	h         HandlerInfo
-	failures  int       // consecutive failed attempts
-	openUntil time.Time // breaker open until then
+	changed   chan struct{} // closed and replaced on every state change
+	failures  int           // consecutive failed attempts
+	openUntil time.Time     // breaker open until then (zero: closed)
 	cooldown  time.Duration
-	probing   bool // half-open: a probe is in flight
+	probing   bool // half-open: the probe is in flight
 	delivered int64
 	failed    int64
 }
 
 func newWorker(s *Service, h HandlerInfo, cons jetstream.Consumer) *worker {
-	w := &worker{s: s, h: h, cons: cons, slot: make(chan struct{}, s.cfg.Concurrency), wake: make(chan struct{}, 1), resumed: make(chan struct{})}
+	w := &worker{s: s, h: h, cons: cons, slot: make(chan struct{}, s.cfg.Concurrency), changed: make(chan struct{})}
 	for range s.cfg.Concurrency {
 		w.slot <- struct{}{}
 	}
@@ -54,27 +52,20 @@ func (w *worker) info() HandlerInfo {
 	return w.h
 }
 
+// notifyLocked wakes everything waiting for a state change; w.mu is held.
+func (w *worker) notifyLocked() {
+	close(w.changed)
+	w.changed = make(chan struct{})
+}
+
 func (w *worker) setPaused(p bool) {
 	w.mu.Lock()
-	was := w.h.Paused
+	defer w.mu.Unlock()
 	w.h.Paused = p
 	if !p {
 		w.failures, w.openUntil, w.cooldown, w.probing = 0, time.Time{}, 0, false
-		if was {
-			close(w.resumed)
-		}
-	} else if !was {
-		w.resumed = make(chan struct{})
 	}
-	w.mu.Unlock()
-	w.poke()
-}
-
-func (w *worker) poke() {
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
+	w.notifyLocked()
 }
 
 func (w *worker) breakerState() string {
@@ -90,29 +81,63 @@ func (w *worker) breakerState() string {
 	}
 }
 
-// admit says how many messages may be fetched now (0 = wait up to the
-// returned duration, or for a wake-up).
-func (w *worker) admit() (int, time.Duration) {
+// fetchable reports whether the worker may fetch now; if not, how long to
+// wait at most and a channel closed on the next state change.
+func (w *worker) fetchable() (bool, time.Duration, <-chan struct{}) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.h.Paused {
-		return 0, time.Hour
+	switch {
+	case w.h.Paused:
+		return false, time.Hour, w.changed
+	case w.openUntil.IsZero():
+		return true, 0, nil
+	case time.Until(w.openUntil) > 0:
+		return false, time.Until(w.openUntil), w.changed
+	case w.probing:
+		return false, time.Hour, w.changed
+	default:
+		return true, 0, nil
 	}
-	if w.openUntil.IsZero() {
-		return w.s.cfg.Concurrency, 0
+}
+
+// gate holds a fetched message while the handler is paused or its circuit
+// is open, extending the message's ack deadline, so that neither calls the
+// handler nor spends an attempt. When the cooldown is over exactly one
+// message goes through as the probe. It returns false when ctx ends.
+func (w *worker) gate(ctx context.Context, m jetstream.Msg) bool {
+	for {
+		w.mu.Lock()
+		ch := w.changed
+		wait := 2 * time.Second // well within the ack wait
+		switch {
+		case w.h.Paused:
+		case w.openUntil.IsZero():
+			w.mu.Unlock()
+			return true
+		case time.Until(w.openUntil) > 0:
+			wait = min(wait, time.Until(w.openUntil))
+		case !w.probing:
+			w.probing = true
+			w.mu.Unlock()
+			return true
+		}
+		w.mu.Unlock()
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-ch:
+		case <-t.C:
+			m.InProgress()
+		}
+		t.Stop()
 	}
-	if wait := time.Until(w.openUntil); wait > 0 {
-		return 0, wait
-	}
-	if w.probing {
-		return 0, time.Hour // the probe's result wakes us
-	}
-	w.probing = true
-	return 1, 0
 }
 
 func (w *worker) result(ok bool) {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	if ok {
 		w.delivered++
 		w.failures, w.openUntil, w.cooldown = 0, time.Time{}, 0
@@ -122,30 +147,18 @@ func (w *worker) result(ok bool) {
 		if w.failures >= w.s.cfg.BreakerFailures {
 			if w.cooldown == 0 {
 				w.cooldown = w.s.cfg.BreakerCooldown
-			} else if !w.openUntil.IsZero() {
+			} else if w.probing {
 				w.cooldown = min(2*w.cooldown, max(10*time.Minute, w.s.cfg.BreakerCooldown))
 			}
 			w.openUntil = time.Now().Add(w.cooldown)
 		}
 	}
 	w.probing = false
-	w.mu.Unlock()
-	w.poke()
+	w.notifyLocked()
 }
 
 func (w *worker) run(ctx context.Context) {
 	for ctx.Err() == nil {
-		n, wait := w.admit()
-		if n == 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-			case <-w.wake:
-			case <-t.C:
-			}
-			t.Stop()
-			continue
-		}
 		// Wait for one free slot, then take every other free one.
 		select {
 		case <-w.slot:
@@ -153,7 +166,7 @@ func (w *worker) run(ctx context.Context) {
 			return
 		}
 		got := 1
-		for got < n {
+		for got < w.s.cfg.Concurrency {
 			select {
 			case <-w.slot:
 				got++
@@ -161,6 +174,17 @@ func (w *worker) run(ctx context.Context) {
 			default:
 			}
 			break
+		}
+		if ok, wait, ch := w.fetchable(); !ok {
+			w.release(got)
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+			case <-ch:
+			case <-t.C:
+			}
+			t.Stop()
+			continue
 		}
 		fctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		batch, err := w.cons.Fetch(got, jetstream.FetchContext(fctx))
@@ -185,11 +209,6 @@ func (w *worker) run(ctx context.Context) {
 		}
 		cancel()
 		w.release(got - used)
-		if used == 0 {
-			w.mu.Lock()
-			w.probing = false // nothing to probe with
-			w.mu.Unlock()
-		}
 	}
 }
 
@@ -202,7 +221,7 @@ func (w *worker) release(n int) {
 // process makes one attempt at one queue message and settles it: ack on
 // success, a delayed nak for a retry, or a move to the dead letters.
 func (w *worker) process(ctx context.Context, m jetstream.Msg) {
-	if !w.holdWhilePaused(ctx, m) {
+	if !w.gate(ctx, m) {
 		return
 	}
 	meta, err := m.Metadata()
@@ -263,31 +282,6 @@ func (w *worker) process(ctx context.Context, m jetstream.Msg) {
 		w.s.m.retried.Inc()
 	}
 	w.s.records.update(rec, true)
-}
-
-// holdWhilePaused keeps a message that was fetched just before the
-// handler was paused until it is resumed, extending its ack deadline, so
-// that a pause neither calls the handler nor spends an attempt. It
-// returns false when ctx ends first.
-func (w *worker) holdWhilePaused(ctx context.Context, m jetstream.Msg) bool {
-	for {
-		w.mu.Lock()
-		paused, resumed := w.h.Paused, w.resumed
-		w.mu.Unlock()
-		if !paused {
-			return true
-		}
-		t := time.NewTimer(2 * time.Second) // well within the ack wait
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return false
-		case <-resumed:
-		case <-t.C:
-			m.InProgress()
-		}
-		t.Stop()
-	}
 }
 
 // deadLetter stores q in the dead-letter stream and returns its sequence.
