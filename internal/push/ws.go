@@ -149,7 +149,12 @@ func (ws *wsConn) flush() {
 			return
 		}
 		s.mu.Unlock()
-		frame := appendFrame(nil, s.format, items)
+		var frame []byte
+		if len(items) == 1 {
+			frame = items[0].m.frame(s.format, items[0].ch)
+		} else {
+			frame = appendFrame(nil, s.format, items)
+		}
 		ctx, cancel := context.WithTimeout(ws.srv.base, ws.srv.cfg.WriteTimeout)
 		err := ws.c.Write(ctx, typ, frame)
 		cancel()
