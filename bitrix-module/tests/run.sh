@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # The isobox.connector module's tests (called by scripts/test.sh):
 # `php -l` on every PHP file, then the PHPUnit unit suite on the Bitrix
-# stand-ins. The end-to-end suite (tests/e2e) needs the real Go services and
-# is run by internal/e2e/module_test.go under `go test`.
+# stand-ins (the spool's SQL also on the throwaway MariaDB, started here if
+# ISOBOX_TEST_MARIADB is not set). The end-to-end suite (tests/e2e) needs the
+# real Go services and is run by internal/e2e/module_test.go under `go test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ -z "${ISOBOX_TEST_MARIADB:-}" ]; then
+  ISOBOX_TEST_MARIADB="$(../scripts/mariadb.sh start)"
+  export ISOBOX_TEST_MARIADB
+fi
 
 echo "== php -l"
 fail=0

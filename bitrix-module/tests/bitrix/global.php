@@ -177,7 +177,9 @@ class CDatabase
 			{
 				try
 				{
-					Application::getConnection()->pdo()->exec(Connection::fromMysql(rtrim(trim($statement), ';')));
+					$connection = Application::getConnection();
+					$sql = rtrim(trim($statement), ';');
+					$connection->pdo()->exec($connection->driver() === 'sqlite' ? Connection::fromMysql($sql) : $sql);
 				}
 				catch (PDOException $e)
 				{

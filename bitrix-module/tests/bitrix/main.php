@@ -594,15 +594,16 @@ namespace Bitrix\Main\DB
 				$value = mb_substr($value, 0, $maxLength);
 			}
 
-			return str_replace("'", "''", $value);
+			return substr($this->pdo->quote($value), 1, -1);
 		}
 	}
 
 	/**
-	 * A D7 connection over SQLite. It reports itself as "mysql" (the
-	 * module's install SQL is chosen by type) and RunSQLBatch translates the
-	 * one MySQL-only phrase the module's DDL uses; runtime SQL is passed as is,
-	 * so the module's queries must run on both.
+	 * A D7 connection over PDO: SQLite for the stand-in portal, MariaDB for
+	 * the spool's test on the real engine. It reports itself as "mysql" (the
+	 * module's install SQL is chosen by type); on SQLite, RunSQLBatch
+	 * translates the one MySQL-only phrase the module's DDL uses. Runtime SQL
+	 * is passed as is, so the module's queries must run on both.
 	 */
 	class Connection
 	{
@@ -669,9 +670,17 @@ namespace Bitrix\Main\DB
 			return (int)$this->pdo->lastInsertId();
 		}
 
+		/** Stand-in only: "sqlite" or "mysql". */
+		public function driver(): string
+		{
+			return (string)$this->pdo->getAttribute(\PDO::ATTR_DRIVER_NAME);
+		}
+
 		public function isTableExists($tableName)
 		{
-			$st = $this->pdo->prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?");
+			$st = $this->driver() === 'mysql'
+				? $this->pdo->prepare('SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?')
+				: $this->pdo->prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?");
 			$st->execute([$tableName]);
 
 			return $st->fetch() !== false;
