@@ -225,8 +225,26 @@ func (fs *fositeStore) q(ctx context.Context) execer {
 	return fs.s.db
 }
 
+// clientCacheTTL is how long a client row read for authentication is
+// reused. Changes made through this process drop it at once
+// (Service.clientChanged); another instance's changes (a deactivation, a
+// rotated secret) are seen at most this late. It saves a read on every
+// token request.
+const clientCacheTTL = time.Second
+
+type cachedClient struct {
+	c    *fositeClient
+	read time.Time
+}
+
 // GetClient returns an active client; fosite answers invalid_client otherwise.
 func (fs *fositeStore) GetClient(ctx context.Context, id string) (fosite.Client, error) {
+	fs.s.clientsMu.Lock()
+	cc, ok := fs.s.clients[id]
+	fs.s.clientsMu.Unlock()
+	if ok && time.Since(cc.read) < clientCacheTTL {
+		return cc.c, nil
+	}
 	var hash string
 	c, err := scanClient(fs.s.rowP(ctx, fs.q(ctx), `SELECT `+clientCols+`, secret_hash FROM oauth_clients WHERE id = ?`, id), &hash)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -238,7 +256,14 @@ func (fs *fositeStore) GetClient(ctx context.Context, id string) (fosite.Client,
 	if !c.Active {
 		return nil, fosite.ErrNotFound
 	}
-	return &fositeClient{Client: c, hash: []byte(hash)}, nil
+	fc := &fositeClient{Client: c, hash: []byte(hash)}
+	fs.s.clientsMu.Lock()
+	if len(fs.s.clients) > 10_000 {
+		clear(fs.s.clients) // bounded; clients are few, this only guards memory
+	}
+	fs.s.clients[id] = cachedClient{c: fc, read: time.Now()}
+	fs.s.clientsMu.Unlock()
+	return fc, nil
 }
 
 // ClientAssertionJWTValid: JWT client assertions are not offered.
@@ -378,15 +403,15 @@ func (fs *fositeStore) CreateRefreshTokenSession(ctx context.Context, sig, acces
 // on which fosite revokes the whole chain — except within the grace window
 // after its use, where errGraceReuse refuses the request and keeps the chain.
 func (fs *fositeStore) GetRefreshTokenSession(ctx context.Context, sig string, into fosite.Session) (fosite.Requester, error) {
-	var used, revoked, accessExp int64
+	var used, revoked int64
 	var accessSig string
-	c, g, reqID, requested, expires, err := fs.tokenSelect(ctx, "oauth_refresh", " LEFT JOIN oauth_access a ON a.signature = t.access_signature",
-		", t.used_at, t.revoked_at, t.access_signature, COALESCE(a.expires_at, 0)", sig, &used, &revoked, &accessSig, &accessExp)
+	c, g, reqID, requested, expires, err := fs.tokenSelect(ctx, "oauth_refresh", "",
+		", t.used_at, t.revoked_at, t.access_signature", sig, &used, &revoked, &accessSig)
 	if err != nil {
 		return nil, err
 	}
 	if h, ok := ctx.Value(rotationKey{}).(*rotation); ok {
-		*h = rotation{sig: sig, accessSig: accessSig, accessExp: accessExp}
+		*h = rotation{sig: sig, accessSig: accessSig}
 	}
 	r := request(reqID, c, g, requested, expires, fosite.RefreshToken, into)
 	if grace := fs.s.cfg.RefreshGrace; grace > 0 && used != 0 && revoked == 0 && fs.s.now().Unix()-used <= int64(grace/time.Second) {
@@ -414,10 +439,7 @@ func (fs *fositeStore) DeleteRefreshTokenSession(ctx context.Context, sig string
 // rotation carries, from GetRefreshTokenSession to RotateRefreshToken of
 // the same request, the access token issued with the refresh token, which
 // saves a read inside the rotation's transaction.
-type rotation struct {
-	sig, accessSig string
-	accessExp      int64
-}
+type rotation struct{ sig, accessSig string }
 
 type rotationKey struct{}
 
@@ -441,21 +463,14 @@ func (fs *fositeStore) RotateRefreshToken(ctx context.Context, requestID, sig st
 	h, ok := ctx.Value(rotationKey{}).(*rotation)
 	if !ok || h.sig != sig {
 		h = &rotation{sig: sig}
-		err := fs.s.rowP(ctx, tx, `SELECT r.access_signature, COALESCE(a.expires_at, 0) FROM oauth_refresh r
-			LEFT JOIN oauth_access a ON a.signature = r.access_signature WHERE r.signature = ?`, sig).Scan(&h.accessSig, &h.accessExp)
+		err := fs.s.rowP(ctx, tx, `SELECT access_signature FROM oauth_refresh WHERE signature = ?`, sig).Scan(&h.accessSig)
 		if err != nil {
 			return done(fmt.Errorf("oauth: rotate refresh token: %w", err))
 		}
 	}
-	res, err = fs.s.execP(ctx, tx, `UPDATE oauth_access SET revoked_at = ? WHERE signature = ? AND revoked_at = 0`, now, h.accessSig)
-	if err != nil {
+	if _, err := fs.s.execP(ctx, tx, `UPDATE oauth_access SET revoked_at = ?, revoked_seq = ? WHERE signature = ? AND revoked_at = 0`,
+		now, fs.s.nextSeq(), h.accessSig); err != nil {
 		return done(fmt.Errorf("oauth: revoke access token: %w", err))
-	}
-	if n, _ := res.RowsAffected(); n == 1 {
-		if _, err := fs.s.execP(ctx, tx, `INSERT INTO oauth_revocations (signature, seq, expires_at) VALUES (?, ?, ?)`,
-			h.accessSig, fs.s.nextSeq(), h.accessExp); err != nil {
-			return done(fmt.Errorf("oauth: record revocation: %w", err))
-		}
 	}
 	return done(nil)
 }

@@ -9,8 +9,9 @@ import (
 )
 
 // expiring are the tables the janitor sweeps: every row past expires_at is
-// useless (an expired code, token or revocation cannot be used or cached).
-var expiring = []string{"oauth_codes", "oauth_access", "oauth_refresh", "oauth_revocations"}
+// useless (an expired code or token cannot be used, nor its revocation
+// matter to a cache).
+var expiring = []string{"oauth_codes", "oauth_access", "oauth_refresh"}
 
 // RunJanitor deletes expired rows every JanitorInterval until ctx is done.
 // Each statement deletes at most JanitorBatch rows, so that it never holds

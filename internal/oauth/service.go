@@ -148,6 +148,9 @@ type Service struct {
 	hooks   []func(id string)
 
 	stmts stmtCache
+
+	clientsMu sync.Mutex
+	clients   map[string]cachedClient // fositeStore.GetClient's cache
 }
 
 // OnClientChange registers fn to be called with a client's id after the
@@ -161,6 +164,9 @@ func (s *Service) OnClientChange(fn func(id string)) {
 
 func (s *Service) clientChanged(id string) {
 	s.forgetHost(id)
+	s.clientsMu.Lock()
+	delete(s.clients, id)
+	s.clientsMu.Unlock()
 	s.hooksMu.Lock()
 	hooks := append([]func(string){}, s.hooks...)
 	s.hooksMu.Unlock()
@@ -219,7 +225,7 @@ func New(db *store.DB, cfg Config, log *slog.Logger) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{db: db, cfg: cfg, log: log, mac: mac{key: key}, hosts: map[string]cachedHost{}}
+	s := &Service{db: db, cfg: cfg, log: log, mac: mac{key: key}, hosts: map[string]cachedHost{}, clients: map[string]cachedClient{}}
 	s.provider = newProvider(s)
 	return s, nil
 }

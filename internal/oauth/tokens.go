@@ -289,50 +289,34 @@ func (s *Service) revokeWhere(ctx context.Context, tx *sql.Tx, cond string, args
 	return n + int(m), nil
 }
 
-// revokeAccess revokes the live access tokens matching cond and records
-// them in the revocation feed.
+// revokeAccess revokes the live access tokens matching cond, giving each
+// its own position in the revocation feed (revoked_seq).
 func (s *Service) revokeAccess(ctx context.Context, tx *sql.Tx, cond string, args ...any) (int, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT signature, expires_at FROM oauth_access WHERE `+cond+` AND revoked_at = 0`+s.db.ForUpdate(), args...)
+	rows, err := tx.QueryContext(ctx, `SELECT signature FROM oauth_access WHERE `+cond+` AND revoked_at = 0`+s.db.ForUpdate(), args...)
 	if err != nil {
 		return 0, fmt.Errorf("oauth: find tokens to revoke: %w", err)
 	}
-	type rev struct {
-		sig string
-		exp int64
-	}
-	var revs []rev
+	var sigs []string
 	for rows.Next() {
-		var r rev
-		if err := rows.Scan(&r.sig, &r.exp); err != nil {
+		var sig string
+		if err := rows.Scan(&sig); err != nil {
 			rows.Close()
 			return 0, fmt.Errorf("oauth: find tokens to revoke: %w", err)
 		}
-		revs = append(revs, r)
+		sigs = append(sigs, sig)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return 0, fmt.Errorf("oauth: find tokens to revoke: %w", err)
 	}
-	if len(revs) == 0 {
-		return 0, nil
-	}
-	res, err := tx.ExecContext(ctx, `UPDATE oauth_access SET revoked_at = ? WHERE `+cond+` AND revoked_at = 0`, append([]any{s.now().Unix()}, args...)...)
-	if err != nil {
-		return 0, fmt.Errorf("oauth: revoke access tokens: %w", err)
-	}
-	n, _ := res.RowsAffected()
-	for start := 0; start < len(revs); start += 200 {
-		batch := revs[start:min(start+200, len(revs))]
-		vals := make([]any, 0, 3*len(batch))
-		for _, r := range batch {
-			vals = append(vals, r.sig, s.nextSeq(), r.exp)
-		}
-		q := `INSERT INTO oauth_revocations (signature, seq, expires_at) VALUES ` + strings.TrimSuffix(strings.Repeat("(?, ?, ?), ", len(batch)), ", ")
-		if _, err := tx.ExecContext(ctx, q, vals...); err != nil {
-			return 0, fmt.Errorf("oauth: record revocations: %w", err)
+	now := s.now().Unix()
+	for _, sig := range sigs {
+		if _, err := s.execP(ctx, tx, `UPDATE oauth_access SET revoked_at = ?, revoked_seq = ? WHERE signature = ? AND revoked_at = 0`,
+			now, s.nextSeq(), sig); err != nil {
+			return 0, fmt.Errorf("oauth: revoke access token: %w", err)
 		}
 	}
-	return int(n), nil
+	return len(sigs), nil
 }
 
 // prefixCols qualifies a comma-separated column list with a table alias.
@@ -367,7 +351,7 @@ func (s *Service) Revocations(ctx context.Context, after int64, limit int) ([]st
 	if limit <= 0 {
 		limit = 1000
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT seq, signature FROM oauth_revocations WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
+	rows, err := s.db.QueryContext(ctx, `SELECT revoked_seq, signature FROM oauth_access WHERE revoked_seq > ? ORDER BY revoked_seq LIMIT ?`, after, limit)
 	if err != nil {
 		return nil, after, fmt.Errorf("oauth: read revocations: %w", err)
 	}
