@@ -150,6 +150,15 @@ func TestCLIAndAdminAPI(t *testing.T) {
 	if st, m := rest("GET", "/v1/clients/"+created.ClientID, ""); st != 200 || m["client_id"] != created.ClientID {
 		t.Fatalf("GET /v1/clients/{id} = %d %v", st, m)
 	}
+	if st, m := rest("PATCH", "/v1/clients/"+created.ClientID, `{"name":"Relay board 2","refresh_ttl":86400}`); st != 200 || m["name"] != "Relay board 2" || m["scope"] != "pull,user" {
+		t.Fatalf("PATCH /v1/clients/{id} = %d %v", st, m)
+	}
+	if st, m := rest("POST", "/v1/tokens", `{"client_id":"`+created.ClientID+`","user_id":"8","scope":"pull"}`); st != 200 || m["scope"] != "pull" || m["refresh_token"] == "" {
+		t.Fatalf("POST /v1/tokens = %d %v", st, m)
+	}
+	if st, m := rest("DELETE", "/v1/tokens?client_id="+created.ClientID+"&user_id=8", ""); st != 200 || m["revoked"] != "2" {
+		t.Fatalf("DELETE /v1/tokens = %d %v", st, m)
+	}
 	if st, m := rest("GET", "/v1/clients/local.none", ""); st != 404 || m["error"] == nil {
 		t.Fatalf("GET unknown client = %d %v", st, m)
 	}
