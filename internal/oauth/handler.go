@@ -228,12 +228,17 @@ func (s *Service) exchange(ctx context.Context, form url.Values) (TokenPair, err
 		return TokenPair{}, err
 	}
 	if requested != nil {
-		granted := ar.GetGrantedScopes()
-		if !subset(requested, granted) {
+		// A refresh may narrow the chain's scope (RFC 6749 §6); a code
+		// exchange only checks it, fosite grants the code's scope.
+		if form.Get("grant_type") == "refresh_token" {
+			if !subset(requested, ar.GetGrantedScopes()) {
+				return TokenPair{}, ErrInvalidScope
+			}
+			if a, ok := ar.(*fosite.AccessRequest); ok {
+				a.GrantedScope = fosite.Arguments(requested)
+			}
+		} else if !subset(requested, ar.GetRequestedScopes()) {
 			return TokenPair{}, ErrInvalidScope
-		}
-		if a, ok := ar.(*fosite.AccessRequest); ok {
-			a.GrantedScope = fosite.Arguments(requested)
 		}
 	}
 	resp, err := s.provider.NewAccessResponse(ctx, ar)

@@ -145,7 +145,9 @@ func TestAuthorizationCodeGrant(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		form := url.Values{"grant_type": {"authorization_code"}, "client_id": {e.app.ID}, "client_secret": {e.secret}, "code": {code}}
+		form := url.Values{"grant_type": {"authorization_code"}, "client_id": {e.app.ID}, "client_secret": {e.secret}, "code": {code}, "scope": {"telephony"}}
+		wantError(t, e.post(t, "/oauth/token/", form), 400, "invalid_scope")
+		form.Set("scope", "crm,user")
 		r := e.post(t, "/oauth/token/", form)
 		wantTokens(t, e, r)
 		if !strings.HasPrefix(r.str("access_token"), "crm7.") || !strings.HasPrefix(r.str("refresh_token"), "crm7.") {
@@ -197,6 +199,17 @@ func TestRefreshRotationGraceAndReuse(t *testing.T) {
 		// The chain goes on.
 		r2 := e.post(t, "/oauth/token/", e.refreshForm(r1.str("refresh_token")))
 		wantTokens(t, e, r2)
+		// A refresh may narrow the scope (RFC 6749 §6), never widen it.
+		pn := e.issue(t, 9)
+		nf := e.refreshForm(pn.RefreshToken)
+		nf.Set("scope", "crm")
+		rn := e.post(t, "/oauth/token/", nf)
+		if rn.status != 200 || rn.str("scope") != "crm" {
+			t.Fatalf("narrowing refresh: %d %s", rn.status, rn.raw)
+		}
+		nf = e.refreshForm(rn.str("refresh_token"))
+		nf.Set("scope", "crm,user")
+		wantError(t, e.post(t, "/oauth/token/", nf), 400, "invalid_scope")
 		// After grace, reusing an old refresh token revokes the whole chain.
 		e.clk.Advance(6 * time.Second)
 		wantError(t, e.post(t, "/oauth/token/", e.refreshForm(r1.str("refresh_token"))), 400, "invalid_grant")
