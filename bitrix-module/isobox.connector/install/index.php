@@ -93,6 +93,13 @@ class isobox_connector extends CModule
 	{
 		global $APPLICATION;
 
+		// The spool's DDL and queries are written and tested for MySQL/MariaDB.
+		if (strtolower(Application::getConnection()->getType()) !== 'mysql')
+		{
+			$APPLICATION->ThrowException(Loc::getMessage('ISOBOX_CONNECTOR_INSTALL_DB_TYPE'));
+
+			return false;
+		}
 		$errors = $this->runSql('install.sql');
 		if ($errors !== false)
 		{

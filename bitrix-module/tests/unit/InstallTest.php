@@ -66,6 +66,23 @@ final class InstallTest extends TestCase
 		$this->assertEquals($before, Portal::snapshot());
 	}
 
+	public function testInstallRefusesADatabaseItWasNotWrittenFor(): void
+	{
+		Portal::boot();
+		$before = Portal::snapshot();
+		$pdo = Application::getConnection()->pdo();
+		Application::setConnection(new class($pdo) extends \Bitrix\Main\DB\Connection {
+			public function getType()
+			{
+				return 'pgsql';
+			}
+		});
+
+		$this->assertFalse(\CModule::CreateModuleObject('isobox.connector')->DoInstall());
+		$this->assertSame('The module needs a MySQL or MariaDB database.', $GLOBALS['APPLICATION']->GetException());
+		$this->assertEquals($before, Portal::snapshot());
+	}
+
 	public function testInstallerDescribesTheModule(): void
 	{
 		Portal::boot();

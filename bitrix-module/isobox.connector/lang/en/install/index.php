@@ -4,3 +4,4 @@ $MESS['ISOBOX_CONNECTOR_MODULE_DESCRIPTION'] = 'Runs REST apps and events of an 
 $MESS['ISOBOX_CONNECTOR_PARTNER_NAME'] = 'isobox';
 $MESS['ISOBOX_CONNECTOR_INSTALL_NEED_REST'] = 'The "rest" module must be installed first.';
 $MESS['ISOBOX_CONNECTOR_INSTALL_DB_ERROR'] = 'Could not create the module table:';
+$MESS['ISOBOX_CONNECTOR_INSTALL_DB_TYPE'] = 'The module needs a MySQL or MariaDB database.';

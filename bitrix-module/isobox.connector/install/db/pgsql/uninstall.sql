@@ -1,1 +1,0 @@
-DROP TABLE IF EXISTS b_isobox_connector_spool;
