@@ -118,6 +118,7 @@ func (h *Handler) serveRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	reg, err := h.registry.Register(r.Context(), h.cfg.Registration, Registration{
 		RedirectURI: f.String("redirect_uri"), MemberType: f.String("BX_TYPE"), Licence: f.String("BX_LICENCE"),
+		MemberID: f.String("member_id"),
 	})
 	switch {
 	case err == nil:

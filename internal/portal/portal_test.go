@@ -480,3 +480,44 @@ func TestEventCallReachesRelayAndSurvivesItsOutage(t *testing.T) {
 		wantError(t, "no QUERY", code, m, 400, "ERROR_ARGUMENT")
 	})
 }
+
+func TestReRegistrationKeepsApps(t *testing.T) {
+	testkit.ForEachStore(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		s := newStack(t, db, portal.PolicyAllowlist, 0)
+		if _, err := s.registry.Allow(ctx, "portal.box.local", false, 0, ""); err != nil {
+			t.Fatal(err)
+		}
+		old := s.register("portal.box.local")
+		app := result(t, func() (int, map[string]any) {
+			return s.call(old, "application.add", url.Values{"TITLE": {"x"}, "SCOPE": {"crm"}})
+		})["client_id"].(string)
+
+		code, m := s.post("/oauth/register/", url.Values{"redirect_uri": {"http://portal.box.local"}, "type": {"B"}, "member_id": {oauth.MemberID(old.id)}}.Encode())
+		if code != 200 {
+			t.Fatalf("re-registration: %d %v", code, m)
+		}
+		next := creds{m["client_id"].(string), m["client_secret"].(string)}
+		if next.id == old.id {
+			t.Fatal("re-registration returned the old identity")
+		}
+		if code, m := s.call(next, "rest.authorize", url.Values{"CLIENT_ID": {app}, "PARAMS[LOCAL_USER]": {"1"}}); code != 200 {
+			t.Fatalf("the app did not follow the portal to its new identity: %d %v", code, m)
+		}
+		s.clk.Advance(time.Minute) // past the credential cache
+		code, m = s.call(old, "rest.check", url.Values{"TOKEN": {"x"}})
+		wantError(t, "old identity", code, m, 401, "invalid_client")
+
+		// A stranger naming that member_id from another (approved) host gets nothing.
+		if _, err := s.registry.Allow(ctx, "evil.box.local", false, 0, ""); err != nil {
+			t.Fatal(err)
+		}
+		code, m = s.post("/oauth/register/", url.Values{"redirect_uri": {"http://evil.box.local"}, "type": {"B"}, "member_id": {oauth.MemberID(next.id)}}.Encode())
+		if code != 200 {
+			t.Fatalf("evil registration: %d %v", code, m)
+		}
+		evil := creds{m["client_id"].(string), m["client_secret"].(string)}
+		code, m = s.call(evil, "rest.authorize", url.Values{"CLIENT_ID": {app}, "PARAMS[LOCAL_USER]": {"1"}})
+		wantError(t, "another host's apps", code, m, 401, "ERROR_OAUTH")
+	})
+}

@@ -135,6 +135,9 @@ type Registration struct {
 	RedirectURI string // "https://portal.example.local"
 	MemberType  string // BX_TYPE: CP, BSM, B24
 	Licence     string // BX_LICENCE: md5("BITRIX" . key . "LICENCE")
+	// MemberID is md5 of the portal's previous client_id, sent when it
+	// registers again while it still knows its old identity.
+	MemberID string
 }
 
 // Registered is a new portal client and its secret (shown once).
@@ -146,7 +149,11 @@ type Registered struct {
 // Register creates a portal client if policy lets reg's host register:
 // "open" lets anyone, "allowlist" only approved hosts (a one-time approval
 // is consumed). Every registration is a new client: the portal stores the
-// new credentials and forgets the old ones.
+// new credentials and forgets the old ones. Under the allowlist, a portal
+// that registers again naming its previous identity (member_id) from the
+// same host takes its local apps along and the old identity is
+// deactivated, so that its apps keep working; member_id is no secret (it
+// is in every event), so this is only done for an approved host.
 func (r *Registry) Register(ctx context.Context, policy string, reg Registration) (Registered, error) {
 	u, err := url.Parse(strings.TrimSpace(reg.RedirectURI))
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
@@ -158,7 +165,40 @@ func (r *Registry) Register(ctx context.Context, policy string, reg Registration
 			return Registered{}, err
 		}
 	}
-	return r.Add(ctx, u.Scheme+"://"+host, reg.MemberType, reg.Licence)
+	out, err := r.Add(ctx, u.Scheme+"://"+host, reg.MemberType, reg.Licence)
+	if err != nil || policy == PolicyOpen || reg.MemberID == "" {
+		return out, err
+	}
+	return out, r.adopt(ctx, out.Client, reg.MemberID)
+}
+
+// adopt moves the apps of the portal whose member_id is memberID (same
+// host) to next, and deactivates it.
+func (r *Registry) adopt(ctx context.Context, next oauth.Client, memberID string) error {
+	portals, err := r.clients.ListClients(ctx, oauth.KindPortal, "")
+	if err != nil {
+		return err
+	}
+	for _, old := range portals {
+		if old.ID == next.ID || old.Host != next.Host || oauth.MemberID(old.ID) != memberID {
+			continue
+		}
+		apps, err := r.clients.ListClients(ctx, oauth.KindApp, old.ID)
+		if err != nil {
+			return err
+		}
+		for _, app := range apps {
+			app.Portal = next.ID
+			if err := r.clients.UpdateClient(ctx, app); err != nil {
+				return fmt.Errorf("portal: move app %q to %q: %w", app.ID, next.ID, err)
+			}
+		}
+		old.Active = false
+		if err := r.clients.UpdateClient(ctx, old); err != nil {
+			return fmt.Errorf("portal: deactivate %q: %w", old.ID, err)
+		}
+	}
+	return nil
 }
 
 // consume checks host's approval and uses it up if it is one-time.

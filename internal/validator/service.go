@@ -302,8 +302,16 @@ func (s *Service) eventPortal(ctx context.Context, r EventAuthRequest) (oauth.Cl
 			match = append(match, p)
 		}
 	}
-	if len(match) != 1 {
-		return oauth.Client{}, fmt.Errorf("validator: %d portals match domain %q: %w", len(match), r.Domain, oauth.ErrInvalidClient)
+	if len(match) == 0 {
+		return oauth.Client{}, fmt.Errorf("validator: no portal for domain %q: %w", r.Domain, oauth.ErrInvalidClient)
 	}
-	return match[0], nil
+	// A host that registered more than once: the newest identity is the one
+	// the portal uses.
+	newest := match[0]
+	for _, p := range match[1:] {
+		if p.CreatedAt.After(newest.CreatedAt) || (p.CreatedAt.Equal(newest.CreatedAt) && p.ID > newest.ID) {
+			newest = p
+		}
+	}
+	return newest, nil
 }
