@@ -172,6 +172,18 @@ func TestCLIAndAdminAPI(t *testing.T) {
 		t.Fatalf("introspect after revoke = %d %v", st, m)
 	}
 
+	if st, body := func() (int, string) {
+		resp, err := http.Get(admin + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}(); st != 200 || !strings.Contains(body, `authprovider_oauth_token_requests_total{code="200"} 1`) {
+		t.Fatalf("/metrics lacks the token request counter: %d", st)
+	}
+
 	// Deactivate, rotate, delete.
 	if _, err := c.run("client", "update", created.ClientID, "--active=false"); err != nil {
 		t.Fatal(err)

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	adminv1 "github.com/isobox/isobox/api/isobox/admin/v1"
 	"github.com/isobox/isobox/internal/oauth"
 	"github.com/isobox/isobox/internal/oauth/adminapi"
@@ -38,8 +41,19 @@ func mountOAuth(ctx context.Context, a *app) error {
 		return fmt.Errorf("oauth: %w", err)
 	}
 	a.oauth = svc
+	reqs := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "authprovider_oauth_token_requests_total",
+		Help: "Requests to /oauth/token/ by HTTP status.",
+	}, []string{"code"})
+	dur := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "authprovider_oauth_token_request_seconds",
+		Help:    "Time to answer /oauth/token/.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	}, []string{})
+	a.d.Registry.MustRegister(reqs, dur)
+	token := promhttp.InstrumentHandlerCounter(reqs, promhttp.InstrumentHandlerDuration(dur, svc.TokenHandler()))
 	for _, p := range oauth.TokenPaths {
-		a.bitrix.Handle(p, svc.TokenHandler())
+		a.bitrix.Handle(p, token)
 	}
 
 	adminv1.RegisterAdminServer(a.grpc, &adminapi.Server{
