@@ -280,3 +280,35 @@ func TestCodeIssue(t *testing.T) {
 		}
 	})
 }
+
+func TestIntrospect(t *testing.T) {
+	testkit.ForEachStore(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		s, clk := newService(t, db, oauth.Config{})
+		app, _, _ := s.CreateClient(ctx, oauth.Client{Scope: []string{"crm"}, AccessTTL: time.Minute})
+		p, _ := s.Issue(ctx, oauth.Grant{ClientID: app.ID, UserID: 12, Params: map[string]string{"TZ_OFFSET": "10800"}}, true)
+		in, err := s.Introspect(ctx, p.AccessToken)
+		if err != nil || !in.Active || in.TokenType != "access_token" || in.UserID != 12 || in.Params["TZ_OFFSET"] != "10800" || in.IssuedAt.IsZero() {
+			t.Fatalf("Introspect(access) = %+v, %v", in, err)
+		}
+		in, err = s.Introspect(ctx, p.RefreshToken)
+		if err != nil || !in.Active || in.TokenType != "refresh_token" || in.ClientID != app.ID {
+			t.Fatalf("Introspect(refresh) = %+v, %v", in, err)
+		}
+		for _, bad := range []string{"", "nonsense", "isobox." + strings.Repeat("0", 40) + "." + strings.Repeat("0", 32)} {
+			if in, err := s.Introspect(ctx, bad); err != nil || in.Active {
+				t.Fatalf("Introspect(%q) = %+v, %v", bad, in, err)
+			}
+		}
+		clk.Advance(2 * time.Minute)
+		if in, _ := s.Introspect(ctx, p.AccessToken); in.Active {
+			t.Fatal("expired access token is active")
+		}
+		if err := s.Revoke(ctx, p.RefreshToken); err != nil {
+			t.Fatal(err)
+		}
+		if in, _ := s.Introspect(ctx, p.RefreshToken); in.Active {
+			t.Fatal("revoked refresh token is active")
+		}
+	})
+}
