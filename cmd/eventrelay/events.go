@@ -160,6 +160,11 @@ func mountEvents(ctx context.Context, a *app) error {
 	if err := svc.Start(ctx); err != nil {
 		return err
 	}
+	// The ingest writer outlives the HTTP listeners (whose in-flight calls
+	// wait for it) and stops at drain.
+	ictx, stopIngest := context.WithCancel(context.WithoutCancel(ctx))
+	go ingest.Run(ictx)
+	a.d.OnDrain(func(context.Context) { stopIngest() })
 	a.d.OnDrain(svc.Stop)
 	a.http.Handle("/v1/events", ingest)
 

@@ -143,6 +143,9 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 		svc.Stop(sctx)
 	})
 	in := events.NewIngest(events.IngestConfig{JS: js, Verifier: auth, ServiceKey: serviceKey})
+	ictx, stopIngest := context.WithCancel(context.Background())
+	go in.Run(ictx)
+	t.Cleanup(stopIngest)
 	hs := httptest.NewServer(in)
 	t.Cleanup(hs.Close)
 	return &env{t: t, js: js, svc: svc, auth: ea, ingest: hs}

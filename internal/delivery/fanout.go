@@ -76,35 +76,44 @@ func (s *Service) fanout(ctx context.Context, cons jetstream.Consumer) {
 }
 
 func (s *Service) fanoutOne(ctx context.Context, m jetstream.Msg) (pendingBatch, error) {
-	b, err := events.DecodeBatch(m.Data())
+	c, err := events.DecodeCommit(m.Data())
 	if err != nil {
-		// A batch that cannot be decoded never will be; keep it in the
+		// A message that cannot be decoded never will be; keep it in the
 		// stream for inspection but stop redelivering it.
-		s.log.Error("fan-out: undecodable batch, terminated", "err", err)
+		s.log.Error("fan-out: undecodable ingest message, terminated", "err", err)
 		m.Term()
 		return pendingBatch{}, err
 	}
 	pb := pendingBatch{msg: m}
+	for _, b := range c.Batches {
+		if err := s.fanoutBatch(ctx, b, &pb); err != nil {
+			return pb, err
+		}
+	}
+	return pb, nil
+}
+
+func (s *Service) fanoutBatch(ctx context.Context, b *events.Batch, pb *pendingBatch) error {
 	for _, it := range b.Items {
 		h := HandlerKey(b.Portal, it)
 		if err := s.ensureHandler(ctx, h); err != nil {
-			return pb, err
+			return err
 		}
 		data, err := json.Marshal(queued{Portal: b.Portal, Handler: h.Key, ReceivedMs: b.ReceivedMs, Item: it})
 		if err != nil {
-			return pb, fmt.Errorf("encode queue message: %w", err)
+			return fmt.Errorf("encode queue message: %w", err)
 		}
 		msg := &nats.Msg{Subject: events.SubjectQueue + h.Key, Data: data, Header: nats.Header{}}
 		msg.Header.Set(jetstream.MsgIDHeader, it.ID)
 		f, err := s.js.PublishMsgAsync(msg)
 		if err != nil {
-			return pb, fmt.Errorf("queue item %s: %w", it.ID, err)
+			return fmt.Errorf("queue item %s: %w", it.ID, err)
 		}
 		pb.futures = append(pb.futures, f)
 		s.records.update(Record{ID: it.ID, Handler: h.Key, URL: h.URL, ClientID: h.ClientID, Portal: b.Portal,
 			Event: it.Event(), Status: StatusPending, CreatedMs: b.ReceivedMs}, false)
 	}
-	return pb, nil
+	return nil
 }
 
 // ackBatches waits, in order, for each batch's publishes and acks it; a

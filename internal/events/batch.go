@@ -3,8 +3,6 @@ package events
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"fmt"
 )
 
 // Batch is what one ingest call stores in StreamIn: the calling portal and
@@ -27,18 +25,4 @@ func (b *Batch) ID() string {
 		h.Write([]byte(it.ID))
 	}
 	return "b_" + hex.EncodeToString(h.Sum(nil)[:16])
-}
-
-// DecodeBatch parses a StreamIn message.
-func DecodeBatch(data []byte) (*Batch, error) {
-	var b Batch
-	if err := json.Unmarshal(data, &b); err != nil {
-		return nil, fmt.Errorf("events: decode batch: %w", err)
-	}
-	for i, it := range b.Items {
-		if it.Item == nil || it.ID == "" {
-			return nil, fmt.Errorf("events: decode batch: item %d incomplete", i)
-		}
-	}
-	return &b, nil
 }

@@ -3,7 +3,6 @@ package events
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -47,11 +46,14 @@ type IngestConfig struct {
 }
 
 // Ingest is the /v1/events handler: it authenticates the caller, parses the
-// items, stores them as one JetStream message and answers only after
-// JetStream acknowledged the write (on disk, with sync "always").
+// items, stores them in one JetStream message (shared with the calls that
+// arrived while the previous store was in flight: group commit) and
+// answers only after JetStream acknowledged the write (on disk, with sync
+// "always").
 type Ingest struct {
 	cfg         IngestConfig
 	serviceHash string
+	commit      *committer
 
 	mu    sync.Mutex
 	cache map[[32]byte]cachedPortal
@@ -81,7 +83,7 @@ func NewIngest(cfg IngestConfig) *Ingest {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	in := &Ingest{cfg: cfg, serviceHash: secret.Hash(cfg.ServiceKey), cache: map[[32]byte]cachedPortal{}}
+	in := &Ingest{cfg: cfg, serviceHash: secret.Hash(cfg.ServiceKey), cache: map[[32]byte]cachedPortal{}, commit: newCommitter(cfg.JS)}
 	in.ingested = prometheus.NewCounter(prometheus.CounterOpts{Name: "isobox_relay_events_ingested_total", Help: "Events accepted and stored by /v1/events (duplicates included)."})
 	in.calls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "isobox_relay_ingest_calls_total", Help: "Calls to /v1/events by result."}, []string{"result"})
 	in.handoff = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "isobox_relay_ingest_seconds", Help: "Time from request to durable store acknowledgement.", Buckets: []float64{.0002, .0005, .001, .002, .005, .01, .025, .05, .1, .5, 1}})
@@ -91,6 +93,10 @@ func NewIngest(cfg IngestConfig) *Ingest {
 	}
 	return in
 }
+
+// Run runs the writer that stores ingest calls (group commit) until ctx
+// ends. ServeHTTP needs it running.
+func (in *Ingest) Run(ctx context.Context) { in.commit.run(ctx) }
 
 // Response is the body of a successful ingest call.
 type Response struct {
@@ -127,15 +133,9 @@ func (in *Ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b := &Batch{Portal: portal, ReceivedMs: start.UnixMilli(), Items: items}
-	data, err := json.Marshal(b)
-	if err != nil {
-		in.cfg.Log.Error("ingest: encode batch", "err", err)
-		in.fail(w, bitrix.NewError(http.StatusInternalServerError, "internal_error", "Internal server error"), "error")
-		return
-	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
-	ack, err := in.cfg.JS.Publish(ctx, SubjectIn, data, jetstream.WithMsgID(b.ID()), jetstream.WithExpectStream(StreamIn))
+	dup, err := in.commit.store(ctx, b)
 	if err != nil {
 		in.cfg.Log.Error("ingest: store batch", "err", err, "items", len(items))
 		in.fail(w, bitrix.NewError(http.StatusServiceUnavailable, "unavailable", "Event store unavailable, retry later"), "unavailable")
@@ -143,7 +143,7 @@ func (in *Ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var resp Response
 	resp.Result.Accepted = len(items)
-	resp.Result.Duplicate = ack.Duplicate
+	resp.Result.Duplicate = dup
 	for _, it := range items {
 		resp.Result.IDs = append(resp.Result.IDs, it.ID)
 	}

@@ -41,6 +41,8 @@ type Item struct {
 	ID string
 	// Item is the queue item: client_id, auth, additional, query.
 	Item *phpform.Array
+	// form caches phpform.Encode(Item) from parsing, for the store.
+	form string
 }
 
 // storedItem is how an item is stored in JetStream: the item in PHP form
@@ -54,7 +56,11 @@ type storedItem struct {
 
 // MarshalJSON implements json.Marshaler.
 func (it Item) MarshalJSON() ([]byte, error) {
-	return json.Marshal(storedItem{ID: it.ID, Form: phpform.Encode(it.Item)})
+	form := it.form
+	if form == "" {
+		form = phpform.Encode(it.Item)
+	}
+	return json.Marshal(storedItem{ID: it.ID, Form: form})
 }
 
 // UnmarshalJSON implements json.Unmarshaler.
@@ -186,9 +192,11 @@ func fromList(portal string, list *phpform.Array) ([]Item, error) {
 // what the handler parses), so that JSON and form hand-offs of the same
 // item are one item and the stored form is exactly what is delivered.
 func newItem(portal string, a *phpform.Array) (Item, error) {
-	a, err := phpform.Decode(phpform.Encode(a))
-	if err != nil {
-		return Item{}, fmt.Errorf("%w: %v", ErrBadItem, err)
+	if !plainKeys(a, true) {
+		var err error
+		if a, err = phpform.Decode(phpform.Encode(a)); err != nil {
+			return Item{}, fmt.Errorf("%w: %v", ErrBadItem, err)
+		}
 	}
 	given := ""
 	if v := a.Get("id"); v != nil {
@@ -203,14 +211,34 @@ func newItem(portal string, a *phpform.Array) (Item, error) {
 	if err := it.validate(); err != nil {
 		return Item{}, err
 	}
-	it.ID = DeliveryID(portal, given, a)
+	it.form = phpform.Encode(a)
+	it.ID = deliveryID(portal, given, it.form)
 	return it, nil
+}
+
+// plainKeys reports whether parse_str(http_build_query(a)) gives a back
+// unchanged, as it does for every key Bitrix itself uses: no empty keys,
+// no brackets, and (for top-level names) no spaces or dots.
+func plainKeys(a *phpform.Array, top bool) bool {
+	for _, k := range a.Keys() {
+		if k == "" || strings.ContainsAny(k, "[]") || (top && strings.ContainsAny(k, " .")) {
+			return false
+		}
+		if sub, ok := a.Get(k).(*phpform.Array); ok && (sub.Len() == 0 || !plainKeys(sub, false)) {
+			return false
+		}
+	}
+	return true
 }
 
 // DeliveryID derives the delivery id of an item: a hash of the portal and
 // the caller's id, or of the portal and the item's form encoding when the
 // caller sent none. Hashing the portal in keeps two portals' ids apart.
 func DeliveryID(portal, given string, a *phpform.Array) string {
+	return deliveryID(portal, given, phpform.Encode(a))
+}
+
+func deliveryID(portal, given, form string) string {
 	h := sha256.New()
 	h.Write([]byte(portal))
 	h.Write([]byte{0})
@@ -219,7 +247,7 @@ func DeliveryID(portal, given string, a *phpform.Array) string {
 		h.Write([]byte(given))
 	} else {
 		h.Write([]byte("item:"))
-		h.Write([]byte(phpform.Encode(a)))
+		h.Write([]byte(form))
 	}
 	return "evt_" + hex.EncodeToString(h.Sum(nil)[:16])
 }

@@ -116,15 +116,16 @@ func checkItems(t *testing.T, items []events.Item) {
 	if len(items) == 0 || len(items) > events.MaxItems {
 		t.Fatalf("accepted %d items", len(items))
 	}
-	b := events.Batch{Portal: "bx.1", Items: items}
-	data, err := json.Marshal(b)
+	c := events.Commit{Batches: []*events.Batch{{Portal: "bx.1", Items: items}}}
+	data, err := json.Marshal(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	back, err := events.DecodeBatch(data)
+	dc, err := events.DecodeCommit(data)
 	if err != nil {
 		t.Fatalf("stored batch does not decode: %v\n%s", err, data)
 	}
+	back := dc.Batches[0]
 	for i, it := range items {
 		if it.URL() == "" || it.Event() == "" || it.ID == "" {
 			t.Fatalf("accepted an undeliverable item: %+v", it.Item.Map())

@@ -1,0 +1,379 @@
+// Command eventbench measures isobox's event relay on loopback: ingest
+// hand-off latency under both fsync policies, end-to-end events/s to no-op
+// handlers next to a direct-POST ceiling measured in the same run, and
+// fast-handler throughput with and without a handler that hangs.
+//
+// Everything runs in this process on 127.0.0.1: an embedded NATS server
+// (a fresh store in a temp dir), the real ingest handler and delivery
+// service, a loopback gRPC EventAuth stand-in (authprovider's empty-auth
+// shape; token minting is not measured here) and httptest handlers. Runs
+// are bounded by -events and -deadline.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	tokenv1 "github.com/isobox/isobox/api/isobox/token/v1"
+	"github.com/isobox/isobox/internal/delivery"
+	"github.com/isobox/isobox/internal/events"
+	"github.com/isobox/isobox/internal/grpcauth"
+	"github.com/isobox/isobox/internal/phpform"
+)
+
+const serviceKey = "benchservicekey0123456789abcdefghijklmnopqrstuvw"
+
+func main() {
+	var (
+		calls       = flag.Int("handoff-calls", 2000, "ingest calls per hand-off latency run (max 20000)")
+		events_     = flag.Int("events", 20000, "events per end-to-end run (max 200000)")
+		batch       = flag.Int("batch", 50, "items per ingest call in end-to-end runs")
+		handlers    = flag.Int("handlers", 4, "fast handlers")
+		concurrency = flag.Int("concurrency", 4, "deliveries in flight per handler")
+		posters     = flag.Int("posters", 4, "concurrent ingest clients")
+		deadline    = flag.Duration("deadline", 3*time.Minute, "give up a run after this long")
+		only        = flag.String("only", "", "run only: handoff, e2e, isolation")
+	)
+	flag.Parse()
+	*calls = min(*calls, 20000)
+	*events_ = min(*events_, 200000)
+	fmt.Printf("eventbench: GOMAXPROCS=%d, %s\n", runtime.GOMAXPROCS(0), time.Now().UTC().Format(time.RFC3339))
+	if *only == "" || *only == "handoff" {
+		for _, syncAlways := range []bool{true, false} {
+			for _, items := range []int{1, 10} {
+				handoff(syncAlways, *calls, items, 1)
+				handoff(syncAlways, *calls, items, *posters)
+			}
+		}
+	}
+	if *only == "" || *only == "e2e" {
+		e2e(*events_, *batch, *handlers, *concurrency, *posters, false, *deadline)
+	}
+	if *only == "" || *only == "isolation" {
+		e2e(*events_, *batch, *handlers, *concurrency, *posters, false, *deadline)
+		e2e(*events_, *batch, *handlers, *concurrency, *posters, true, *deadline)
+	}
+}
+
+// relay is the relay's parts running in this process.
+type relay struct {
+	srv    *server.Server
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	ingest *httptest.Server
+	svc    *delivery.Service
+	dir    string
+	close  []func()
+}
+
+func (r *relay) shutdown() {
+	for i := len(r.close) - 1; i >= 0; i-- {
+		r.close[i]()
+	}
+	os.RemoveAll(r.dir)
+}
+
+// eventAuth answers Build with the empty-auth shape authprovider gives
+// webhooks (no database work), on real loopback gRPC.
+type eventAuth struct {
+	tokenv1.UnimplementedEventAuthServer
+}
+
+func (eventAuth) Build(_ context.Context, r *tokenv1.BuildEventAuthRequest) (*tokenv1.BuildEventAuthResponse, error) {
+	f := func(k, v string) *tokenv1.Field { return &tokenv1.Field{Key: k, Value: v} }
+	return &tokenv1.BuildEventAuthResponse{Auth: []*tokenv1.Field{f("domain", r.Domain), f("client_endpoint", "https://"+r.Domain+"/rest/"),
+		f("server_endpoint", "http://auth.lan/rest/"), f("member_id", "0123456789abcdef0123456789abcdef"), f("application_token", r.ApplicationToken)}}, nil
+}
+
+func (eventAuth) VerifyPortal(context.Context, *tokenv1.VerifyPortalRequest) (*tokenv1.VerifyPortalResponse, error) {
+	return &tokenv1.VerifyPortalResponse{Ok: true}, nil
+}
+
+func startRelay(syncAlways, deliver bool, concurrency int, timeout time.Duration) *relay {
+	r := &relay{}
+	var err error
+	r.dir, err = os.MkdirTemp("", "eventbench")
+	check(err)
+	r.srv, err = server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: r.dir, NoSigs: true, NoLog: true, SyncAlways: syncAlways})
+	check(err)
+	r.srv.Start()
+	if !r.srv.ReadyForConnections(30 * time.Second) {
+		log.Fatal("nats not ready")
+	}
+	r.close = append(r.close, func() { r.srv.Shutdown(); r.srv.WaitForShutdown() })
+	r.nc, err = nats.Connect("", nats.InProcessServer(r.srv))
+	check(err)
+	r.close = append(r.close, r.nc.Close)
+	r.js, err = jetstream.New(r.nc, jetstream.WithPublishAsyncMaxPending(1024))
+	check(err)
+	ctx := context.Background()
+	check(events.Setup(ctx, r.js, events.StreamsConfig{}))
+
+	checks := grpcauth.Checks{"isobox.token.v1.EventAuth": func(ctx context.Context, _ string) (context.Context, error) { return ctx, nil }}
+	gs := grpc.NewServer(checks.ServerOptions()...)
+	tokenv1.RegisterEventAuthServer(gs, eventAuth{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	check(err)
+	go gs.Serve(ln)
+	r.close = append(r.close, gs.Stop)
+	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	check(err)
+	r.close = append(r.close, func() { conn.Close() })
+	auth := delivery.GRPCAuth{Client: tokenv1.NewEventAuthClient(conn), ServiceKey: serviceKey}
+	in := events.NewIngest(events.IngestConfig{JS: r.js, Verifier: auth, ServiceKey: serviceKey})
+	ictx, stopIngest := context.WithCancel(ctx)
+	go in.Run(ictx)
+	r.close = append(r.close, stopIngest)
+	r.ingest = httptest.NewServer(in)
+	r.close = append(r.close, r.ingest.Close)
+	if deliver {
+		r.svc, err = delivery.New(ctx, delivery.Config{JS: r.js, Auth: auth, Concurrency: concurrency, Timeout: timeout,
+			SecretsKey: bytes.Repeat([]byte{1}, 32), BreakerFailures: 1 << 30})
+		check(err)
+		check(r.svc.Start(ctx))
+		r.close = append(r.close, func() {
+			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			r.svc.Stop(sctx)
+		})
+	}
+	return r
+}
+
+func check(err error) {
+	if err != nil {
+		log.Fatal(err)
+	}
+}
+
+func item(url string, n int) map[string]any {
+	return map[string]any{
+		"client_id":  nil,
+		"auth":       map[string]any{"EVENT_SESSION": 7, "LOCAL_USER": 1, "application_token": "0f1e2d3c4b5a69788796a5b4c3d2e1f0"},
+		"additional": map[string]any{"sendAuth": true, "sendRefreshToken": false, "category": "crm"},
+		"query": map[string]any{"DOMAIN": "portal.lan", "QUERY_URL": url, "QUERY_DATA": map[string]any{
+			"event": "ONCRMDEALUPDATE", "event_handler_id": 31, "data": map[string]any{"FIELDS": map[string]any{"ID": n}}, "ts": 1700000000 + n,
+		}},
+	}
+}
+
+var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxIdleConns: 1024}}
+
+func post(url string, items []map[string]any) {
+	body, _ := json.Marshal(items)
+	req, _ := http.NewRequest("POST", url+"/v1/events", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+serviceKey)
+	req.Header.Set("X-Isobox-Portal", "bx.bench")
+	resp, err := client.Do(req)
+	check(err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		log.Fatalf("ingest: %d %s", resp.StatusCode, b)
+	}
+}
+
+func pct(d []time.Duration, p float64) time.Duration {
+	return d[min(len(d)-1, int(float64(len(d))*p))]
+}
+
+// handoff measures the time from sending /v1/events to its answer (the
+// batch durably stored), without delivery running.
+func handoff(syncAlways bool, calls, items, conc int) {
+	r := startRelay(syncAlways, false, 1, time.Second)
+	defer r.shutdown()
+	var mu sync.Mutex
+	var lat []time.Duration
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				n := int(next.Add(1))
+				if n > calls {
+					return
+				}
+				var its []map[string]any
+				for i := range items {
+					its = append(its, item("http://127.0.0.1:9/h", n*100+i))
+				}
+				t := time.Now()
+				post(r.ingest.URL, its)
+				d := time.Since(t)
+				mu.Lock()
+				lat = append(lat, d)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	slices.Sort(lat)
+	policy := "always"
+	if !syncAlways {
+		policy = "default(2m)"
+	}
+	fmt.Printf("handoff sync=%-11s items/call=%-3d clients=%d: %d calls, p50 %v, p99 %v, %.0f calls/s, %.0f events/s\n",
+		policy, items, conc, calls, pct(lat, .5).Round(time.Microsecond), pct(lat, .99).Round(time.Microsecond),
+		float64(calls)/el.Seconds(), float64(calls*items)/el.Seconds())
+}
+
+// counter is a no-op handler that counts requests.
+type counter struct {
+	*httptest.Server
+	n    atomic.Int64
+	done chan struct{}
+	want int64
+}
+
+func newCounter(want int64) *counter {
+	c := &counter{done: make(chan struct{}), want: want}
+	c.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if c.n.Add(1) == c.want {
+			close(c.done)
+		}
+	}))
+	return c
+}
+
+// e2e ingests n events spread over the fast handlers (and, with hang, one
+// more handler that never answers within the timeout, getting a fifth as
+// many events), and measures how fast the fast handlers receive theirs.
+// Before it, the same bodies are POSTed straight to the handlers with the
+// same concurrency: the ceiling.
+func e2e(n, batch, handlers, conc, posters int, hang bool, deadline time.Duration) {
+	perHandler := n / handlers
+	fast := make([]*counter, handlers)
+	for i := range fast {
+		fast[i] = newCounter(int64(perHandler))
+		defer fast[i].Close()
+	}
+	// The ceiling: the same number of form POSTs, same total concurrency.
+	ceiling := directPOST(fast[0].URL, perHandler*handlers, handlers*conc)
+	for _, c := range fast { // reset
+		c.n.Store(0)
+	}
+	timeout := 3 * time.Second
+	r := startRelay(true, true, conc, timeout)
+	defer r.shutdown()
+	var hangURL string
+	var hangSrv *httptest.Server
+	release := make(chan struct{})
+	if hang {
+		hangSrv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			io.Copy(io.Discard, req.Body)
+			select {
+			case <-release:
+			case <-req.Context().Done():
+			}
+		}))
+		hangURL = hangSrv.URL
+		defer func() { close(release); hangSrv.Close() }()
+	}
+	// Build the calls: round-robin over handlers, hanging one every 5th.
+	var calls [][]map[string]any
+	var cur []map[string]any
+	k := 0
+	for h := range handlers {
+		_ = h
+	}
+	for i := 0; i < perHandler*handlers; i++ {
+		cur = append(cur, item(fast[i%handlers].URL, i))
+		if hang && i%5 == 0 {
+			cur = append(cur, item(hangURL, 1_000_000+i))
+			k++
+		}
+		if len(cur) >= batch {
+			calls = append(calls, cur)
+			cur = nil
+		}
+	}
+	if cur != nil {
+		calls = append(calls, cur)
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range posters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(calls) {
+					return
+				}
+				post(r.ingest.URL, calls[i])
+			}
+		}()
+	}
+	timer := time.NewTimer(deadline)
+	defer timer.Stop()
+	for _, c := range fast {
+		select {
+		case <-c.done:
+		case <-timer.C:
+			log.Fatalf("e2e: deadline passed; delivered %d of %d to one handler", c.n.Load(), c.want)
+		}
+	}
+	el := time.Since(start)
+	wg.Wait()
+	rate := float64(perHandler*handlers) / el.Seconds()
+	label := "e2e (durable, sync always)"
+	if hang {
+		label = fmt.Sprintf("e2e with 1 hanging handler (+%d events to it)", k)
+	}
+	fmt.Printf("%s: %d events to %d no-op handlers (concurrency %d each), batch %d, %d posters: %.0f events/s in %v; direct-POST ceiling %.0f req/s; ratio %.2f\n",
+		label, perHandler*handlers, handlers, conc, batch, posters, rate, el.Round(time.Millisecond), ceiling, rate/ceiling)
+}
+
+// directPOST sends n Bitrix-shaped form bodies straight to url with conc
+// clients and returns requests/s.
+func directPOST(url string, n, conc int) float64 {
+	it, _ := json.Marshal(item(url, 1)["query"].(map[string]any)["QUERY_DATA"])
+	var a phpform.Array
+	check(json.Unmarshal(it, &a))
+	body := phpform.Encode(&a) + "&auth%5Bdomain%5D=portal.lan&auth%5Bmember_id%5D=0123456789abcdef0123456789abcdef"
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(n) {
+				resp, err := client.Post(url, "application/x-www-form-urlencoded", bytes.NewReader([]byte(body)))
+				check(err)
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n) / time.Since(start).Seconds()
+}
