@@ -227,11 +227,15 @@ namespace Bitrix\Main
 		}
 	}
 
-	/** b_module_to_module, as EventManager keeps it (UNIQUE_ID, insert-ignore). */
+	/**
+	 * b_module_to_module, as EventManager keeps it (UNIQUE_ID, insert-ignore);
+	 * like the core, the rows are loaded once and reloaded after a change.
+	 */
 	class EventManager
 	{
 		private static ?EventManager $instance = null;
 		private array $runtime = [];
+		private ?array $loaded = null;
 
 		protected function __construct()
 		{
@@ -240,6 +244,12 @@ namespace Bitrix\Main
 		public static function getInstance()
 		{
 			return self::$instance ??= new static();
+		}
+
+		/** Stand-in only: a new database. */
+		public static function resetInstance(): void
+		{
+			self::$instance = null;
 		}
 
 		public function addEventHandler($fromModuleId, $eventType, $callback, $includeFile = false, $sort = 100)
@@ -269,6 +279,12 @@ namespace Bitrix\Main
 				'DELETE FROM b_module_to_module WHERE FROM_MODULE_ID = ? AND MESSAGE_ID = ? AND TO_MODULE_ID = ?'
 				. ' AND COALESCE(TO_CLASS, \'\') = ? AND COALESCE(TO_METHOD, \'\') = ? AND COALESCE(TO_PATH, \'\') = ? AND COALESCE(TO_METHOD_ARG, \'\') = ?'
 			)->execute([$fromModuleId, $eventType, $toModuleId, (string)$toClass, (string)$toMethod, (string)$toPath, $toMethodArg]);
+			$this->clearLoadedHandlers();
+		}
+
+		public function clearLoadedHandlers()
+		{
+			$this->loaded = null;
 		}
 
 		private function registerInternal($fromModuleId, $eventType, $toModuleId, $toClass, $toMethod, $sort, $toPath, $toMethodArg, $version)
@@ -279,23 +295,24 @@ namespace Bitrix\Main
 				'INSERT OR IGNORE INTO b_module_to_module (SORT, FROM_MODULE_ID, MESSAGE_ID, TO_MODULE_ID, TO_CLASS, TO_METHOD, TO_PATH, TO_METHOD_ARG, VERSION, UNIQUE_ID)'
 				. ' VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
 			)->execute([(int)$sort, $fromModuleId, $eventType, $toModuleId, $toClass, $toMethod, $toPath, $toMethodArg, (int)$version, $unique]);
+			$this->clearLoadedHandlers();
 		}
 
 		/** Handlers of one event, ascending SORT; module id and event type case-insensitive. */
 		public function findEventHandlers($eventModuleId, $eventType, ?array $filter = null)
 		{
-			$st = Application::getConnection()->pdo()->prepare(
-				'SELECT * FROM b_module_to_module WHERE UPPER(FROM_MODULE_ID) = ? AND UPPER(MESSAGE_ID) = ? ORDER BY SORT, ID'
-			);
-			$st->execute([strtoupper($eventModuleId), strtoupper($eventType)]);
-			$handlers = [];
-			foreach ($st->fetchAll(\PDO::FETCH_ASSOC) as $row)
+			if ($this->loaded === null)
 			{
-				$row['TO_METHOD_ARG'] = $row['TO_METHOD_ARG'] !== '' ? unserialize($row['TO_METHOD_ARG']) : [];
-				$row['VERSION'] = (int)$row['VERSION'];
-				$row['SORT'] = (int)$row['SORT'];
-				$handlers[] = $row;
+				$this->loaded = [];
+				foreach (Application::getConnection()->pdo()->query('SELECT * FROM b_module_to_module ORDER BY SORT, ID')->fetchAll(\PDO::FETCH_ASSOC) as $row)
+				{
+					$row['TO_METHOD_ARG'] = $row['TO_METHOD_ARG'] !== '' ? unserialize($row['TO_METHOD_ARG']) : [];
+					$row['VERSION'] = (int)$row['VERSION'];
+					$row['SORT'] = (int)$row['SORT'];
+					$this->loaded[strtoupper($row['FROM_MODULE_ID'])][strtoupper($row['MESSAGE_ID'])][] = $row;
+				}
 			}
+			$handlers = $this->loaded[strtoupper($eventModuleId)][strtoupper($eventType)] ?? [];
 			foreach ($this->runtime as $row)
 			{
 				if ($row['FROM_MODULE_ID'] === strtoupper($eventModuleId) && $row['MESSAGE_ID'] === strtoupper($eventType))
@@ -464,9 +481,22 @@ namespace Bitrix\Main\Config
 	use Bitrix\Main\ArgumentNullException;
 	use Bitrix\Main\Loader;
 
-	/** b_option; defaults from the module's default_option.php. */
+	/**
+	 * b_option; defaults from the module's default_option.php. Like the core,
+	 * a module's options are read once and kept until set() or delete().
+	 */
 	class Option
 	{
+		private static array $values = [];
+		private static array $defaults = [];
+
+		/** Stand-in only: a new database. */
+		public static function clearCache(): void
+		{
+			self::$values = [];
+			self::$defaults = [];
+		}
+
 		public static function get($moduleId, $name, $default = "", $siteId = false)
 		{
 			$value = static::getRealValue($moduleId, $name, $siteId);
@@ -488,15 +518,24 @@ namespace Bitrix\Main\Config
 
 		public static function getRealValue($moduleId, $name, $siteId = false)
 		{
-			$st = Application::getConnection()->pdo()->prepare('SELECT VALUE FROM b_option WHERE MODULE_ID = ? AND NAME = ?');
-			$st->execute([mb_strtolower($moduleId), mb_strtolower($name)]);
-			$value = $st->fetchColumn();
+			$moduleId = mb_strtolower($moduleId);
+			if (!isset(self::$values[$moduleId]))
+			{
+				$st = Application::getConnection()->pdo()->prepare('SELECT NAME, VALUE FROM b_option WHERE MODULE_ID = ?');
+				$st->execute([$moduleId]);
+				self::$values[$moduleId] = $st->fetchAll(\PDO::FETCH_KEY_PAIR);
+			}
+			$value = self::$values[$moduleId][mb_strtolower($name)] ?? null;
 
-			return $value === false ? null : (string)$value;
+			return $value === null ? null : (string)$value;
 		}
 
 		public static function getDefaults($moduleId)
 		{
+			if (isset(self::$defaults[$moduleId]))
+			{
+				return self::$defaults[$moduleId];
+			}
 			$file = Loader::getDocumentRoot() . '/bitrix/modules/' . $moduleId . '/default_option.php';
 			if (!is_file($file))
 			{
@@ -506,7 +545,7 @@ namespace Bitrix\Main\Config
 			$$var = [];
 			include $file;
 
-			return is_array($$var) ? $$var : [];
+			return self::$defaults[$moduleId] = is_array($$var) ? $$var : [];
 		}
 
 		public static function getForModule($moduleId, $siteId = false)
@@ -534,6 +573,7 @@ namespace Bitrix\Main\Config
 			}
 			Application::getConnection()->pdo()->prepare('INSERT OR REPLACE INTO b_option (MODULE_ID, NAME, VALUE) VALUES (?, ?, ?)')
 				->execute([mb_strtolower($moduleId), mb_strtolower($name), (string)$value]);
+			unset(self::$values[mb_strtolower($moduleId)]);
 		}
 
 		public static function delete($moduleId, array $filter = [])
@@ -542,6 +582,7 @@ namespace Bitrix\Main\Config
 			{
 				throw new ArgumentNullException('moduleId');
 			}
+			unset(self::$values[mb_strtolower($moduleId)]);
 			if (isset($filter['name']))
 			{
 				Application::getConnection()->pdo()->prepare('DELETE FROM b_option WHERE MODULE_ID = ? AND NAME = ?')

@@ -66,6 +66,8 @@ final class Portal
 			$pdo->exec($sql);
 		}
 		Application::setConnection(new Connection($pdo));
+		\Bitrix\Main\EventManager::resetInstance();
+		\Bitrix\Main\Config\Option::clearCache();
 		// The rest module's own validator, as its installer registers it
 		// (RegisterModuleDependences: VERSION 1, sort 100).
 		\Bitrix\Main\EventManager::getInstance()->registerEventHandlerCompatible(
