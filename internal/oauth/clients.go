@@ -165,7 +165,7 @@ func boolInt(b bool) int {
 
 // DeleteClient deletes a client and revokes every token it holds.
 func (s *Service) DeleteClient(ctx context.Context, id string) error {
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM oauth_clients WHERE id = ?`, id)
 		if err != nil {
 			return err

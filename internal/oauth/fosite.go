@@ -186,41 +186,54 @@ type fositeStore struct{ s *Service }
 
 type txKey struct{}
 
+// txState is fosite's transaction and the write lock it holds.
+type txState struct {
+	tx     *sql.Tx
+	unlock func()
+}
+
 // BeginTX starts the transaction fosite runs a token exchange in; the
 // storage methods called with the returned ctx use it.
 func (fs *fositeStore) BeginTX(ctx context.Context) (context.Context, error) {
-	tx, err := fs.s.db.BeginTx(ctx, nil)
+	tx, unlock, err := fs.s.beginTx(ctx)
 	if err != nil {
-		return ctx, fmt.Errorf("oauth: begin: %w", err)
+		return ctx, err
 	}
-	return context.WithValue(ctx, txKey{}, tx), nil
+	return context.WithValue(ctx, txKey{}, &txState{tx: tx, unlock: unlock}), nil
+}
+
+func txFrom(ctx context.Context) (*txState, bool) {
+	st, ok := ctx.Value(txKey{}).(*txState)
+	return st, ok
 }
 
 func (fs *fositeStore) Commit(ctx context.Context) error {
-	tx, ok := ctx.Value(txKey{}).(*sql.Tx)
+	st, ok := txFrom(ctx)
 	if !ok {
 		return errors.New("oauth: commit without a transaction")
 	}
-	if err := tx.Commit(); err != nil {
+	defer st.unlock()
+	if err := st.tx.Commit(); err != nil {
 		return fmt.Errorf("oauth: commit: %w", err)
 	}
 	return nil
 }
 
 func (fs *fositeStore) Rollback(ctx context.Context) error {
-	tx, ok := ctx.Value(txKey{}).(*sql.Tx)
+	st, ok := txFrom(ctx)
 	if !ok {
 		return nil
 	}
-	if err := tx.Rollback(); err != nil && !errors.Is(err, sql.ErrTxDone) {
+	defer st.unlock()
+	if err := st.tx.Rollback(); err != nil && !errors.Is(err, sql.ErrTxDone) {
 		return fmt.Errorf("oauth: rollback: %w", err)
 	}
 	return nil
 }
 
 func (fs *fositeStore) q(ctx context.Context) execer {
-	if tx, ok := ctx.Value(txKey{}).(*sql.Tx); ok {
-		return tx
+	if st, ok := txFrom(ctx); ok {
+		return st.tx
 	}
 	return fs.s.db
 }
@@ -497,14 +510,15 @@ func (fs *fositeStore) RevokeAccessToken(ctx context.Context, requestID string) 
 // tx returns the fosite transaction in ctx, or a new one that done
 // commits (on a nil error) or rolls back.
 func (fs *fositeStore) tx(ctx context.Context) (*sql.Tx, func(error) error, error) {
-	if tx, ok := ctx.Value(txKey{}).(*sql.Tx); ok {
-		return tx, func(err error) error { return err }, nil
+	if st, ok := txFrom(ctx); ok {
+		return st.tx, func(err error) error { return err }, nil
 	}
-	tx, err := fs.s.db.BeginTx(ctx, nil)
+	tx, unlock, err := fs.s.beginTx(ctx)
 	if err != nil {
-		return nil, nil, fmt.Errorf("oauth: begin: %w", err)
+		return nil, nil, err
 	}
 	return tx, func(err error) error {
+		defer unlock()
 		if err != nil {
 			tx.Rollback()
 			return err

@@ -151,6 +151,8 @@ type Service struct {
 
 	clientsMu sync.Mutex
 	clients   map[string]cachedClient // fositeStore.GetClient's cache
+
+	writeLock chan struct{} // lockWrites
 }
 
 // OnClientChange registers fn to be called with a client's id after the
@@ -225,7 +227,7 @@ func New(db *store.DB, cfg Config, log *slog.Logger) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{db: db, cfg: cfg, log: log, mac: mac{key: key}, hosts: map[string]cachedHost{}, clients: map[string]cachedClient{}}
+	s := &Service{db: db, cfg: cfg, log: log, mac: mac{key: key}, hosts: map[string]cachedHost{}, clients: map[string]cachedClient{}, writeLock: make(chan struct{}, 1)}
 	s.provider = newProvider(s)
 	return s, nil
 }

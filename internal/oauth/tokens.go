@@ -160,7 +160,7 @@ func (s *Service) Issue(ctx context.Context, g Grant, withRefresh bool) (TokenPa
 	reqID := newRequestID()
 	access, accessSig := s.mac.mint(prefix)
 	pair := TokenPair{AccessToken: access, Expires: now.Add(accessTTL), ExpiresIn: secs(accessTTL), Grant: g, Status: c.Status}
-	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		if err := s.insertAccess(ctx, tx, tokenRow{sig: accessSig, requestID: reqID, grant: g, requestedAt: now, expiresAt: pair.Expires}); err != nil {
 			return err
 		}
@@ -233,7 +233,7 @@ func (s *Service) Revoke(ctx context.Context, token string) error {
 	if !ok {
 		return ErrInvalidToken
 	}
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var reqID string
 		err := tx.QueryRowContext(ctx, `SELECT request_id FROM oauth_access WHERE signature = ?`, sig).Scan(&reqID)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -258,7 +258,7 @@ func (s *Service) Revoke(ctx context.Context, token string) error {
 // users (userID 0 = all users), and returns how many tokens it revoked.
 func (s *Service) RevokeTokens(ctx context.Context, clientID string, userID int64) (int, error) {
 	var n int
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
 		if userID == 0 {
 			n, err = s.revokeWhere(ctx, tx, "client_id = ?", clientID)
