@@ -176,6 +176,9 @@ func (h *Handler) restEventCall(ctx context.Context, c *call) (any, error) {
 	}
 	body := phpform.NewArray()
 	body.Set("QUERY", q)
+	// Once received, the batch is stored even if the portal hangs up.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
 	if err := h.relay.Submit(ctx, c.portal.ID, phpform.Encode(body)); err != nil {
 		if errors.Is(err, errPermanent) {
 			return nil, bitrix.NewError(http.StatusBadRequest, "INVALID_REQUEST", "The event relay refused the items")
