@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -99,6 +101,20 @@ func TestPortalStandInAgainstAuthprovider(t *testing.T) {
 			items, err := phpform.Decode(got.body)
 			if err != nil || items.Array("QUERY").Len() != 2 {
 				t.Fatalf("relay body: %v", err)
+			}
+
+			// The cache and the outbox are visible to the operator, and the
+			// revocation feed is being read.
+			for path, want := range map[string]string{"/metrics": "isobox_token_cache_hits_total", "/readyz": ""} {
+				resp, err := http.Get("http://" + ap.Addr("admin") + path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || !strings.Contains(string(b), want) {
+					t.Errorf("GET %s: %d %s", path, resp.StatusCode, b)
+				}
 			}
 
 			// The one-time approval is used up: a second registration is refused.
