@@ -37,6 +37,7 @@ type options struct {
 	relay                   string
 	timeout                 time.Duration
 	settle                  time.Duration
+	only                    string
 }
 
 func main() {
@@ -54,6 +55,7 @@ func main() {
 	flag.StringVar(&o.relay, "relay", "", "eventrelay binary; empty builds ./cmd/eventrelay (run from the repository root)")
 	flag.DurationVar(&o.timeout, "timeout", 5*time.Minute, "bound on the whole run")
 	flag.DurationVar(&o.settle, "settle", 3*time.Second, "wait after connecting before memory is read")
+	flag.StringVar(&o.only, "only", "", `run one part: "memory" or "latency" (default both)`)
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "pushbench:", err)
@@ -90,12 +92,24 @@ func run(o options) error {
 		return err
 	}
 
+	if o.only != "latency" {
+		if err := runMemory(ctx, o, self, tmp); err != nil {
+			return err
+		}
+	}
+	if o.only != "memory" {
+		return runLatency(ctx, o, self, tmp)
+	}
+	return nil
+}
+
+func runMemory(ctx context.Context, o options, self, tmp string) error {
 	fmt.Printf("\n== idle WebSocket memory, %d connections\n", o.conns)
 	var mem [2]memResult
 	for i, target := range []func(context.Context) (*server, error){
 		func(ctx context.Context) (*server, error) { return startEcho(ctx, self) },
 		func(ctx context.Context) (*server, error) {
-			return startRelay(ctx, o.relay, filepath.Join(tmp, "relay-mem"))
+			return startRelay(ctx, o.relay, filepath.Join(tmp, "relay-mem"), true)
 		},
 	} {
 		srv, err := target(ctx)
@@ -109,12 +123,18 @@ func run(o options) error {
 		}
 	}
 	printMem(mem[:], o.conns)
+	return nil
+}
 
+func runLatency(ctx context.Context, o options, self, tmp string) error {
 	fmt.Printf("\n== publish-to-receive, 1 message to %d subscribers, %d messages\n", o.fanout, o.messages)
 	for _, target := range []func(context.Context) (*server, error){
 		func(ctx context.Context) (*server, error) { return startEcho(ctx, self) },
 		func(ctx context.Context) (*server, error) {
-			return startRelay(ctx, o.relay, filepath.Join(tmp, "relay-lat"))
+			return startRelay(ctx, o.relay, filepath.Join(tmp, "relay-lat"), true)
+		},
+		func(ctx context.Context) (*server, error) {
+			return startRelay(ctx, o.relay, filepath.Join(tmp, "relay-lat-nosync"), false)
 		},
 	} {
 		srv, err := target(ctx)

@@ -116,11 +116,18 @@ func start(ctx context.Context, name string, cmd *exec.Cmd, re *regexp.Regexp) (
 var relayLine = regexp.MustCompile(`subscribers on http://(\S+), publish on http://(\S+), gRPC on \S+, admin on http://(\S+),`)
 
 // startRelay runs eventrelay with an embedded NATS in dir, on loopback.
-func startRelay(ctx context.Context, bin, dir string) (*server, error) {
+// With syncAlways false the embedded NATS does not fsync each message (to
+// tell the cost of durability from the cost of the fan-out).
+func startRelay(ctx context.Context, bin, dir string, syncAlways bool) (*server, error) {
 	cmd := exec.CommandContext(ctx, bin, "--data-dir", dir, "--http-addr", "127.0.0.1:0", "--publish-addr", "127.0.0.1:0",
-		"--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--log-level", "warn")
+		"--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--log-level", "warn",
+		"--nats-sync-always="+strconv.FormatBool(syncAlways))
 	cmd.Stderr = os.Stderr
-	s, m, err := start(ctx, "isobox eventrelay (push)", cmd, relayLine)
+	name := "isobox eventrelay (push)"
+	if !syncAlways {
+		name = "isobox push, no fsync"
+	}
+	s, m, err := start(ctx, name, cmd, relayLine)
 	if err != nil {
 		return nil, err
 	}

@@ -160,9 +160,16 @@ func (h *hub) dispatch(m *message) {
 	if m.mid.seq <= h.lastSeq.Load() {
 		return
 	}
+	var frames [3][]byte // by format, for the channel being fanned out
 	for _, k := range m.to {
+		clear(frames[:])
 		for s := range h.chans[k] {
-			s.offer(m, k)
+			f := frames[s.format]
+			if f == nil {
+				f = appendFrame(nil, s.format, []item{{m: m, ch: k}})
+				frames[s.format] = f
+			}
+			s.offer(item{m: m, ch: k, frame: f})
 		}
 	}
 	h.lastSeq.Store(m.mid.seq)

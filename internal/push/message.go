@@ -65,34 +65,6 @@ type message struct {
 
 	once sync.Once
 	pb   []byte // encoded OutgoingMessage, built on first use
-
-	fmu    sync.Mutex
-	frames []cachedFrame // single-message frames, shared by subscribers
-}
-
-type cachedFrame struct {
-	ch chanKey
-	f  format
-	b  []byte
-}
-
-// frame returns the frame holding only m for channel ch in format f. When
-// a message goes to many subscribers of one channel (a portal's shared
-// channel), it is encoded once, not once per subscriber. The returned
-// slice must not be modified.
-func (m *message) frame(f format, ch chanKey) []byte {
-	m.fmu.Lock()
-	defer m.fmu.Unlock()
-	for _, c := range m.frames {
-		if c.ch == ch && c.f == f {
-			return c.b
-		}
-	}
-	b := appendFrame(nil, f, []item{{m: m, ch: ch}})
-	if len(m.frames) < 4 {
-		m.frames = append(m.frames, cachedFrame{ch: ch, f: f, b: b})
-	}
-	return b
 }
 
 // expired reports whether m's Message-Expiry has passed at now.
@@ -109,10 +81,13 @@ const (
 	formatBinary               // protobuf ResponseBatch (binaryMode=true, version 4)
 )
 
-// item is a message queued for one subscriber, with the channel it matched.
+// item is a message queued for one subscriber, with the channel it matched
+// and, when it came live, the frame holding only it (encoded once per
+// channel and format by the fan-out, shared by every subscriber).
 type item struct {
-	m  *message
-	ch chanKey
+	m     *message
+	ch    chanKey
+	frame []byte
 }
 
 const (

@@ -61,7 +61,7 @@ func (r *relay) waitDispatched(t *testing.T, seq uint64) {
 	}
 }
 
-func startRelay(t *testing.T, natsURL string, mod func(*Config)) *relay {
+func startRelay(t testing.TB, natsURL string, mod func(*Config)) *relay {
 	t.Helper()
 	nc, err := nats.Connect(natsURL, nats.Name("test-relay"))
 	if err != nil {
@@ -106,7 +106,7 @@ func startRelay(t *testing.T, natsURL string, mod func(*Config)) *relay {
 	return r
 }
 
-func (r *relay) waitRegistered(t *testing.T) {
+func (r *relay) waitRegistered(t testing.TB) {
 	t.Helper()
 	select {
 	case <-r.registered:

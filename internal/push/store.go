@@ -221,6 +221,9 @@ func (s *store) read(ctx context.Context, from, to uint64, fn func(*message)) er
 		FilterSubjects: []string{subjectMsg},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    from,
+		// A reconnect storm makes many of these; let the server drop them
+		// soon after use instead of after the default 5 minutes.
+		InactiveThreshold: 10 * time.Second,
 	})
 	if err != nil {
 		return fmt.Errorf("push: history consumer: %w", err)

@@ -39,15 +39,15 @@ func (s *sub) matches(m *message) (chanKey, bool) {
 	return chanKey{}, false
 }
 
-// offer queues m (matched on channel k) unless s already has it.
-func (s *sub) offer(m *message, k chanKey) {
+// offer queues it unless s already has its message.
+func (s *sub) offer(it item) {
+	m := it.m
 	s.mu.Lock()
 	if s.gone || m.mid.seq <= s.lastSeq {
 		s.mu.Unlock()
 		return
 	}
 	s.lastSeq = m.mid.seq
-	it := item{m: m, ch: k}
 	if !s.live {
 		s.pending = append(s.pending, it)
 		s.mu.Unlock()

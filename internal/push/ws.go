@@ -150,8 +150,8 @@ func (ws *wsConn) flush() {
 		}
 		s.mu.Unlock()
 		var frame []byte
-		if len(items) == 1 {
-			frame = items[0].m.frame(s.format, items[0].ch)
+		if len(items) == 1 && items[0].frame != nil {
+			frame = items[0].frame
 		} else {
 			frame = appendFrame(nil, s.format, items)
 		}
