@@ -1,10 +1,12 @@
 package oauth
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"strings"
@@ -143,15 +145,22 @@ func ParseTokenRequest(w http.ResponseWriter, r *http.Request) (url.Values, *bit
 		}
 		if len(raw) > 0 {
 			ct := r.Header.Get("Content-Type")
-			mt, _, err := mime.ParseMediaType(ct)
+			mt, mp, err := mime.ParseMediaType(ct)
 			if ct == "" {
 				mt, err = "application/x-www-form-urlencoded", nil // curl -d without -H, PHP streams
 			}
-			if err != nil || mt != "application/x-www-form-urlencoded" {
-				return nil, bitrix.NewError(http.StatusUnsupportedMediaType, "invalid_request", "Send the parameters as application/x-www-form-urlencoded or in the query string")
-			}
-			if body, err = url.ParseQuery(string(raw)); err != nil {
-				return nil, bitrix.NewError(http.StatusBadRequest, "invalid_request", "Malformed form body")
+			switch {
+			case err == nil && mt == "application/x-www-form-urlencoded":
+				if body, err = url.ParseQuery(string(raw)); err != nil {
+					return nil, bitrix.NewError(http.StatusBadRequest, "invalid_request", "Malformed form body")
+				}
+			case err == nil && mt == "multipart/form-data" && mp["boundary"] != "":
+				// PHP's curl sends this when CURLOPT_POSTFIELDS is an array.
+				if body, err = parseMultipart(raw, mp["boundary"]); err != nil {
+					return nil, bitrix.NewError(http.StatusBadRequest, "invalid_request", "Malformed multipart form body")
+				}
+			default:
+				return nil, bitrix.NewError(http.StatusUnsupportedMediaType, "invalid_request", "Send the parameters as a form (application/x-www-form-urlencoded) or in the query string")
 			}
 		}
 	}
@@ -203,6 +212,30 @@ func ParseTokenRequest(w http.ResponseWriter, r *http.Request) (url.Values, *bit
 		return nil, bitrix.NewError(http.StatusBadRequest, "invalid_request", "Parameter refresh_token is missing")
 	}
 	return out, nil
+}
+
+// parseMultipart reads the text fields of a multipart/form-data body; a
+// file part is an error (the endpoint takes none).
+func parseMultipart(raw []byte, boundary string) (url.Values, error) {
+	mr := multipart.NewReader(bytes.NewReader(raw), boundary)
+	out := url.Values{}
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if part.FileName() != "" || part.FormName() == "" {
+			return nil, errors.New("oauth: unexpected multipart part")
+		}
+		v, err := io.ReadAll(io.LimitReader(part, maxParam+1))
+		if err != nil {
+			return nil, err
+		}
+		out.Add(part.FormName(), string(v))
+	}
 }
 
 // exchange runs a parsed token request through fosite.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -294,6 +295,18 @@ func TestBadRequests(t *testing.T) {
 		wantError(t, do(t, req), 400, "invalid_request")
 		req, _ = http.NewRequest(http.MethodGet, e.srv.URL+"/oauth/token/?grant_type=%zz", nil)
 		wantError(t, do(t, req), 400, "invalid_request")
+		// A multipart form (PHP curl with an array body) is accepted; a file part is not.
+		var mb bytes.Buffer
+		mw := multipart.NewWriter(&mb)
+		for _, k := range []string{"grant_type", "client_id", "client_secret", "refresh_token"} {
+			mw.WriteField(k, f.Get(k))
+		}
+		fw, _ := mw.CreateFormFile("upload", "x.txt")
+		fw.Write([]byte("x"))
+		mw.Close()
+		req, _ = http.NewRequest(http.MethodPost, e.srv.URL+"/oauth/token/", bytes.NewReader(mb.Bytes()))
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		wantError(t, do(t, req), 400, "invalid_request")
 		// Wrong content type, oversized body, wrong method.
 		req, _ = http.NewRequest(http.MethodPost, e.srv.URL+"/oauth/token/", strings.NewReader(`{"grant_type":"refresh_token"}`))
 		req.Header.Set("Content-Type", "application/json")
@@ -303,8 +316,16 @@ func TestBadRequests(t *testing.T) {
 		wantError(t, do(t, req), 413, "invalid_request")
 		req, _ = http.NewRequest(http.MethodPut, e.srv.URL+"/oauth/token/", strings.NewReader(f.Encode()))
 		wantError(t, do(t, req), 405, "invalid_request")
-		// After all that, the refresh token still works once.
-		wantTokens(t, e, e.post(t, "/oauth/token/", f))
+		// After all that, the refresh token still works once (as a multipart form).
+		mb.Reset()
+		mw = multipart.NewWriter(&mb)
+		for _, k := range []string{"grant_type", "client_id", "client_secret", "refresh_token"} {
+			mw.WriteField(k, f.Get(k))
+		}
+		mw.Close()
+		req, _ = http.NewRequest(http.MethodPost, e.srv.URL+"/oauth/token/", bytes.NewReader(mb.Bytes()))
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		wantTokens(t, e, do(t, req))
 	})
 }
 
