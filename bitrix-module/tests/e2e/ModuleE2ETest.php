@@ -157,6 +157,18 @@ final class ModuleE2ETest extends TestCase
 		$this->assertSame(200, $http->getStatus(), (string)$answer);
 		$this->assertNotSame($auth['access_token'], $fresh['access_token']);
 
+		// authprovider learns the revocation from its feed (polled every
+		// 250 ms): wait, with a deadline, until isobox itself refuses the
+		// token, so what follows measures the module's cache alone.
+		$deadline = microtime(true) + 15;
+		do
+		{
+			$reply = Module::client()->post(self::env('ISOBOX_E2E_AUTH_URL') . '/v1/token/validate', ['access_token' => $auth['access_token'], 'scope' => '']);
+			$refused = ($reply->json['error'] ?? '') === 'invalid_token';
+		}
+		while (!$refused && microtime(true) < $deadline && usleep(50000) === null);
+		$this->assertTrue($refused, 'isobox never refused the revoked token');
+
 		// Within the cache time the portal still uses its answer ...
 		Portal::newHit();
 		$this->assertTrue(\CRestUtil::checkAuth(['auth' => $auth['access_token']], 'crm', $res), 'cached answer expected within cache_ttl');
