@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/isobox/isobox/internal/bitrix"
@@ -203,6 +204,9 @@ func (h *Handler) serveREST(w http.ResponseWriter, r *http.Request) {
 		bitrix.WriteError(w, validator.BitrixError(err))
 		return
 	}
+	if cru := f.String("client_redirect_uri"); cru != "" && cru != portal.RedirectURI {
+		portal = h.moveHost(r.Context(), portal, cru)
+	}
 	res, err := fn(r.Context(), &call{portal: portal, form: f, base: requestBase(r), raw: r})
 	if err != nil {
 		be := validator.BitrixError(err)
@@ -215,4 +219,29 @@ func (h *Handler) serveREST(w http.ResponseWriter, r *http.Request) {
 	bitrix.WriteJSON(w, http.StatusOK, struct {
 		Result any `json:"result"`
 	}{res})
+}
+
+// moveHost records the address the portal now calls itself by
+// (client_redirect_uri, sent with every call), as the cloud does, so that
+// client_endpoint and domain follow a portal that moved. Failures are
+// logged; the call goes on with the stored portal.
+func (h *Handler) moveHost(ctx context.Context, p oauth.Client, redirectURI string) oauth.Client {
+	u, err := url.Parse(redirectURI)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return p
+	}
+	host := NormalizeHost(u.Host)
+	next := u.Scheme + "://" + host
+	if next == p.RedirectURI {
+		return p
+	}
+	old := p.RedirectURI
+	p.RedirectURI, p.Host = next, host
+	if err := h.clients.UpdateClient(ctx, p); err != nil {
+		h.log.Warn("portal: record new portal address", "portal", p.ID, "err", err)
+		return p
+	}
+	h.changed(p.ID)
+	h.log.Info("portal: address changed", "portal", p.ID, "from", old, "to", next)
+	return p
 }

@@ -154,7 +154,7 @@ func (s *stack) post(path, body string) (int, map[string]any) {
 	return resp.StatusCode, m
 }
 
-type creds struct{ id, secret string }
+type creds struct{ id, secret, host string }
 
 func (s *stack) register(host string) creds {
 	s.t.Helper()
@@ -162,7 +162,7 @@ func (s *stack) register(host string) creds {
 	if code != 200 {
 		s.t.Fatalf("register %s: %d %v", host, code, m)
 	}
-	return creds{m["client_id"].(string), m["client_secret"].(string)}
+	return creds{m["client_id"].(string), m["client_secret"].(string), host}
 }
 
 // call performs a portal call the way \Bitrix\Rest\OAuth\Client does:
@@ -174,7 +174,9 @@ func (s *stack) call(c creds, method string, params url.Values) (int, map[string
 	}
 	params.Set("client_id", c.id)
 	params.Set("client_secret", c.secret)
-	params.Set("client_redirect_uri", "http://portal.box.local")
+	if c.host != "" {
+		params.Set("client_redirect_uri", "http://"+c.host)
+	}
 	params.Set("member_id", oauth.MemberID(c.id))
 	return s.post("/rest/"+method, params.Encode())
 }
@@ -279,7 +281,7 @@ func TestRESTCallsAndErrors(t *testing.T) {
 			t.Fatalf("rest.check = %v", chk)
 		}
 
-		code, m := s.call(creds{a.id, "wrong"}, "rest.check", url.Values{"TOKEN": {tok}})
+		code, m := s.call(creds{a.id, "wrong", a.host}, "rest.check", url.Values{"TOKEN": {tok}})
 		wantError(t, "wrong portal secret", code, m, 401, "invalid_client")
 		code, m = s.post("/rest/rest.check", url.Values{"TOKEN": {tok}}.Encode())
 		wantError(t, "no credentials", code, m, 401, "NO_AUTH_FOUND")
@@ -497,7 +499,7 @@ func TestReRegistrationKeepsApps(t *testing.T) {
 		if code != 200 {
 			t.Fatalf("re-registration: %d %v", code, m)
 		}
-		next := creds{m["client_id"].(string), m["client_secret"].(string)}
+		next := creds{m["client_id"].(string), m["client_secret"].(string), "portal.box.local"}
 		if next.id == old.id {
 			t.Fatal("re-registration returned the old identity")
 		}
@@ -516,8 +518,24 @@ func TestReRegistrationKeepsApps(t *testing.T) {
 		if code != 200 {
 			t.Fatalf("evil registration: %d %v", code, m)
 		}
-		evil := creds{m["client_id"].(string), m["client_secret"].(string)}
+		evil := creds{m["client_id"].(string), m["client_secret"].(string), "evil.box.local"}
 		code, m = s.call(evil, "rest.authorize", url.Values{"CLIENT_ID": {app}, "PARAMS[LOCAL_USER]": {"1"}})
 		wantError(t, "another host's apps", code, m, 401, "ERROR_OAUTH")
 	})
+}
+
+func TestPortalAddressFollowsClientRedirectURI(t *testing.T) {
+	db := testkit.OpenStore(t, testkit.SQLite(t))
+	ctx := context.Background()
+	s := newStack(t, db, portal.PolicyOpen, 0)
+	a := s.register("portal.box.local")
+	app := result(t, func() (int, map[string]any) { return s.call(a, "application.add", url.Values{"TITLE": {"x"}}) })["client_id"].(string)
+	p := url.Values{"CLIENT_ID": {app}, "PARAMS[LOCAL_USER]": {"1"}, "client_id": {a.id}, "client_secret": {a.secret}, "client_redirect_uri": {"https://new.box.local:443"}}
+	r := result(t, func() (int, map[string]any) { return s.post("/rest/rest.authorize", p.Encode()) })
+	if r["domain"] != "new.box.local" || r["client_endpoint"] != "https://new.box.local/rest/" {
+		t.Fatalf("after a move: %v", r)
+	}
+	if c, _ := s.o.GetClient(ctx, a.id); c.Host != "new.box.local" || c.RedirectURI != "https://new.box.local" {
+		t.Fatalf("stored portal: %+v", c)
+	}
 }
