@@ -124,6 +124,20 @@ final class ModuleE2ETest extends TestCase
 		{
 			$this->assertArrayHasKey($key, $code);
 		}
+		// The app exchanges the code at isobox's /oauth/token/, and the token
+		// it gets works on the portal.
+		$http = new HttpClient(['socketTimeout' => 5, 'streamTimeout' => 5]);
+		$answer = $http->get(self::env('ISOBOX_E2E_OAUTH_URL') . '/oauth/token/?' . http_build_query([
+			'grant_type' => 'authorization_code',
+			'client_id' => $app,
+			'client_secret' => self::env('ISOBOX_E2E_APP_SECRET'),
+			'code' => $code['code'],
+		]));
+		$exchanged = json_decode((string)$answer, true);
+		$this->assertSame(200, $http->getStatus(), (string)$answer);
+		Portal::newHit();
+		$this->assertTrue(\CRestUtil::checkAuth(['auth' => $exchanged['access_token']], 'user', $res), json_encode($res));
+		$this->assertSame(5, $res['user_id']);
 
 		// An app isobox does not know gets the pair bitrix:app.layout reinstalls on.
 		Portal::addApp('local.unknown.1', 'crm');
