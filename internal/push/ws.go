@@ -21,6 +21,7 @@ type wsConn struct {
 	srv  *Server
 	sub  *sub
 	c    *websocket.Conn
+	nc   net.Conn // the hijacked connection, for write deadlines
 	id   uint64
 	once sync.Once
 	done chan struct{} // closed when the reader has ended
@@ -30,15 +31,19 @@ type wsConn struct {
 // buffers instead of net/http's 4 KiB pair, which an idle subscriber would
 // otherwise keep for its whole life. Frames larger than the buffer are
 // written straight to the socket, so nothing is lost but a copy.
-type smallHijacker struct{ http.ResponseWriter }
+type smallHijacker struct {
+	http.ResponseWriter
+	conn net.Conn
+}
 
-func (h smallHijacker) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+func (h *smallHijacker) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 
-func (h smallHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (h *smallHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
 	}
+	h.conn = conn
 	var r io.Reader = conn
 	if n := brw.Reader.Buffered(); n > 0 {
 		b, _ := brw.Reader.Peek(n)
@@ -58,7 +63,8 @@ func writeBadRequest(w http.ResponseWriter) {
 }
 
 func (srv *Server) serveWS(w http.ResponseWriter, r *http.Request, req subRequest) {
-	c, err := websocket.Accept(smallHijacker{w}, r, &websocket.AcceptOptions{
+	hj := &smallHijacker{ResponseWriter: w}
+	c, err := websocket.Accept(hj, r, &websocket.AcceptOptions{
 		// Browsers open the channel from the portal's pages, another
 		// origin; access is decided by the channel signatures.
 		InsecureSkipVerify: true,
@@ -69,7 +75,7 @@ func (srv *Server) serveWS(w http.ResponseWriter, r *http.Request, req subReques
 	}
 	c.SetReadLimit(4096)
 	s := req.newSub(srv.cfg.MaxQueueBytes)
-	ws := &wsConn{srv: srv, sub: s, c: c, id: srv.connID.Add(1), done: make(chan struct{})}
+	ws := &wsConn{srv: srv, sub: s, c: c, nc: hj.conn, id: srv.connID.Add(1), done: make(chan struct{})}
 	s.ws = ws
 	after, ok := srv.hub.register(s)
 	if !ok {
@@ -155,9 +161,14 @@ func (ws *wsConn) flush() {
 		} else {
 			frame = appendFrame(nil, s.format, items)
 		}
-		ctx, cancel := context.WithTimeout(ws.srv.base, ws.srv.cfg.WriteTimeout)
-		err := ws.c.Write(ctx, typ, frame)
-		cancel()
+		// A deadline on the socket rather than a context per write: the
+		// fan-out writes to every subscriber at once, and a context with a
+		// timeout costs a timer and several allocations each time. It is
+		// cleared after the write so that pongs and close frames, which
+		// the library writes on its own, are not cut by a stale one.
+		ws.nc.SetWriteDeadline(time.Now().Add(ws.srv.cfg.WriteTimeout))
+		err := ws.c.Write(context.Background(), typ, frame)
+		ws.nc.SetWriteDeadline(time.Time{})
 		if err != nil {
 			s.mu.Lock()
 			s.flushing, s.gone = false, true
