@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -285,6 +286,25 @@ func moduleCheckDelivery(t *testing.T, got map[string]url.Values, ap *testkit.Pr
 	}
 }
 
+// moduleMetric reads one sample of a service's /metrics (0 if absent).
+func moduleMetric(t *testing.T, adminAddr, sample string) float64 {
+	t.Helper()
+	code, body := get(t, "http://"+adminAddr+"/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d", code)
+	}
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("metric %s: %q", sample, line)
+			}
+			return f
+		}
+	}
+	return 0
+}
+
 func TestModuleEventsEndToEnd(t *testing.T) {
 	root := moduleRoot(t)
 	dir, ap, portal, app, env := moduleEnv(t)
@@ -298,6 +318,10 @@ func TestModuleEventsEndToEnd(t *testing.T) {
 	env["ISOBOX_E2E_RELAY_URL"] = "http://" + er.Addr("http")
 	modulePHP(t, root, "testPhaseEvents", env)
 	moduleCheckDelivery(t, moduleAwait(t, deliveries, "live-1")["live-1"], ap, portal, app)
+	// One ingest call for the hit's two events, never a POST per handler.
+	if n := moduleMetric(t, er.Addr("admin"), `isobox_relay_ingest_calls_total{result="ok"}`); n != 1 {
+		t.Errorf("ingest calls for one hit = %v, want 1", n)
+	}
 
 	// With the relay stopped the module spools; nothing blocks, nothing is lost.
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -313,6 +337,13 @@ func TestModuleEventsEndToEnd(t *testing.T) {
 	env["ISOBOX_E2E_RELAY_URL"] = "http://" + er.Addr("http")
 	modulePHP(t, root, "testPhaseFlush", env)
 	got := moduleAwait(t, deliveries, "spooled-1", "spooled-2")
+	// The agent sent the four spooled events in one batch.
+	if n := moduleMetric(t, er.Addr("admin"), `isobox_relay_ingest_calls_total{result="ok"}`); n != 1 {
+		t.Errorf("ingest calls for the flush = %v, want 1", n)
+	}
+	if n := moduleMetric(t, er.Addr("admin"), "isobox_relay_events_ingested_total"); n != 4 {
+		t.Errorf("events ingested by the flush = %v, want 4", n)
+	}
 	moduleCheckDelivery(t, got["spooled-1"], ap, portal, app)
 	moduleCheckDelivery(t, got["spooled-2"], ap, portal, app)
 }
