@@ -23,6 +23,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -53,8 +54,15 @@ func main() {
 		posters     = flag.Int("posters", 4, "concurrent ingest clients")
 		deadline    = flag.Duration("deadline", 3*time.Minute, "give up a run after this long")
 		only        = flag.String("only", "", "run only: handoff, e2e, isolation")
+		cpuprofile  = flag.String("cpuprofile", "", "write a CPU profile to this file")
 	)
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		check(err)
+		check(pprof.StartCPUProfile(f))
+		defer pprof.StopCPUProfile()
+	}
 	*calls = min(*calls, 20000)
 	*events_ = min(*events_, 200000)
 	fmt.Printf("eventbench: GOMAXPROCS=%d, %s\n", runtime.GOMAXPROCS(0), time.Now().UTC().Format(time.RFC3339))

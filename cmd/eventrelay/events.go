@@ -152,7 +152,7 @@ func mountEvents(ctx context.Context, a *app) error {
 		MaxResponseBody: cfg.Events.MaxResponseBody, FollowRedirects: cfg.Events.FollowRedirects, Deny: deny,
 		BreakerFailures: cfg.Events.BreakerFailures, BreakerCooldown: cfg.Events.BreakerCooldown,
 		RotationOverlap: cfg.Events.RotationOverlap, SecretsKey: seal[:], Log: a.log, Registry: a.d.Registry,
-		Ingested: ingest.Ingested,
+		Ingested: ingest.Ingested, DedupWindow: cfg.Events.DedupWindow,
 	})
 	if err != nil {
 		return err

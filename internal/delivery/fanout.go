@@ -1,9 +1,13 @@
 package delivery
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -12,135 +16,202 @@ import (
 	"github.com/isobox/isobox/internal/events"
 )
 
-// queued is one handler queue message: one event for one handler.
-type queued struct {
-	Portal     string      `json:"portal"`
-	Handler    string      `json:"handler"`
-	ReceivedMs int64       `json:"received_ms"`
-	Item       events.Item `json:"item"`
+// group is one handler-queue message: events for one handler, in the
+// order they were accepted, that share their attempt count. The fan-out
+// writes one group per handler per round (so a burst of events for a
+// handler costs one stored message, one fsync); a retry writes the items
+// that failed as a new group.
+type group struct {
+	Portal  string `json:"portal"`
+	Handler string `json:"handler"`
+	// Attempt counts the attempts already made for these items.
+	Attempt int `json:"attempt,omitempty"`
+	// DueMs is when the next attempt is due (retries), unix milliseconds.
+	DueMs   int64   `json:"due_ms,omitempty"`
+	Entries []entry `json:"-"`
 }
 
-func decodeQueued(data []byte) (*queued, error) {
-	var q queued
-	if err := json.Unmarshal(data, &q); err != nil {
+type entry struct {
+	ReceivedMs int64
+	Item       events.Item
+}
+
+// The stored form of a group is text: a magic line, the group's header as
+// a JSON line, then one line per event "<received_ms> <id> <form>"
+// (cheaper than JSON, still readable with `nats stream get`).
+const groupMagic = "isobox-group v1\n"
+
+func (g *group) encode() []byte {
+	h, _ := json.Marshal(g)
+	buf := make([]byte, 0, len(groupMagic)+len(h)+1+len(g.Entries)*512)
+	buf = append(buf, groupMagic...)
+	buf = append(buf, h...)
+	buf = append(buf, '\n')
+	for _, e := range g.Entries {
+		buf = strconv.AppendInt(buf, e.ReceivedMs, 10)
+		buf = append(buf, ' ')
+		buf = events.AppendItem(buf, e.Item)
+	}
+	return buf
+}
+
+func decodeGroup(data []byte) (*group, error) {
+	rest, ok := bytes.CutPrefix(data, []byte(groupMagic))
+	if !ok {
+		return nil, errors.New("delivery: decode queue message: not an isobox group")
+	}
+	head, rest, _ := bytes.Cut(rest, []byte{'\n'})
+	var g group
+	if err := json.Unmarshal(head, &g); err != nil {
 		return nil, fmt.Errorf("delivery: decode queue message: %w", err)
 	}
-	if q.Item.Item == nil || q.Item.ID == "" {
-		return nil, fmt.Errorf("delivery: queue message without item")
-	}
-	return &q, nil
-}
-
-// pendingBatch is an ingest batch whose items are being published to the
-// handler queues; it is acknowledged once every publish is.
-type pendingBatch struct {
-	msg     jetstream.Msg
-	futures []jetstream.PubAckFuture
-}
-
-// fanout copies each ingest batch's items to their handlers' queues, one
-// message per item with the item's delivery id as Nats-Msg-Id (so an item
-// handed off twice is queued once), and acknowledges the batch after every
-// copy is stored. Publishes are asynchronous: the batch's items share the
-// wait for the acks.
-func (s *Service) fanout(ctx context.Context, cons jetstream.Consumer) {
-	acks := make(chan pendingBatch, 1024)
-	done := make(chan struct{})
-	go func() { defer close(done); s.ackBatches(ctx, acks) }()
-	defer func() { close(acks); <-done }()
-	for ctx.Err() == nil {
-		it, err := cons.Messages(jetstream.PullMaxMessages(256))
+	for len(rest) > 0 {
+		line, tail, _ := bytes.Cut(rest, []byte{'\n'})
+		rest = tail
+		if len(line) == 0 {
+			continue
+		}
+		ms, itemLine, ok := strings.Cut(string(line), " ")
+		n, err := strconv.ParseInt(ms, 10, 64)
+		if !ok || err != nil {
+			return nil, errors.New("delivery: decode queue message: malformed event line")
+		}
+		it, err := events.ParseItemLine(itemLine)
 		if err != nil {
-			s.log.Error("fan-out: subscribe", "err", err)
-			if !sleepCtx(ctx, time.Second) {
-				return
+			return nil, fmt.Errorf("delivery: decode queue message: %w", err)
+		}
+		g.Entries = append(g.Entries, entry{ReceivedMs: n, Item: it})
+	}
+	if len(g.Entries) == 0 || g.Handler == "" {
+		return nil, errors.New("delivery: queue message without items")
+	}
+	return &g, nil
+}
+
+func (s *Service) publishGroup(ctx context.Context, g *group, msgID string) (*jetstream.PubAck, error) {
+	msg := &nats.Msg{Subject: events.SubjectQueue + g.Handler, Data: g.encode(), Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, msgID)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return s.js.PublishMsg(ctx, msg)
+}
+
+// fanoutRound bounds one fan-out round.
+const fanoutRound = 64
+
+// fanout moves accepted events from StreamIn to the handler queues. Each
+// round takes every ingest message waiting (up to fanoutRound), drops
+// items already accepted within the dedup window, writes one message per
+// handler, waits for all of them to be stored and only then acknowledges
+// the ingest messages. A crash in between repeats the round; the handler
+// messages carry deterministic ids, so JetStream stores them once.
+func (s *Service) fanout(ctx context.Context, cons jetstream.Consumer) {
+	for ctx.Err() == nil {
+		fctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		first, err := cons.Fetch(1, jetstream.FetchContext(fctx))
+		if err != nil {
+			cancel()
+			if ctx.Err() == nil {
+				s.log.Error("fan-out: fetch", "err", err)
+				sleepCtx(ctx, time.Second)
 			}
 			continue
 		}
-		stop := context.AfterFunc(ctx, it.Stop)
-		for {
-			m, err := it.Next()
-			if err != nil {
-				break
+		var msgs []jetstream.Msg
+		for m := range first.Messages() {
+			msgs = append(msgs, m)
+		}
+		cancel()
+		if len(msgs) == 0 {
+			continue
+		}
+		if rest, err := cons.FetchNoWait(fanoutRound - 1); err == nil {
+			for m := range rest.Messages() {
+				msgs = append(msgs, m)
 			}
-			pb, err := s.fanoutOne(ctx, m)
-			if err != nil {
-				s.log.Error("fan-out: batch", "err", err)
+		}
+		if err := s.fanoutRound(ctx, msgs); err != nil {
+			s.log.Error("fan-out: round", "err", err, "messages", len(msgs))
+			for _, m := range msgs {
 				m.NakWithDelay(time.Second)
-				continue
 			}
-			acks <- pb
 		}
-		stop()
 	}
 }
 
-func (s *Service) fanoutOne(ctx context.Context, m jetstream.Msg) (pendingBatch, error) {
-	c, err := events.DecodeCommit(m.Data())
-	if err != nil {
-		// A message that cannot be decoded never will be; keep it in the
-		// stream for inspection but stop redelivering it.
-		s.log.Error("fan-out: undecodable ingest message, terminated", "err", err)
-		m.Term()
-		return pendingBatch{}, err
-	}
-	pb := pendingBatch{msg: m}
-	for _, b := range c.Batches {
-		if err := s.fanoutBatch(ctx, b, &pb); err != nil {
-			return pb, err
-		}
-	}
-	return pb, nil
-}
-
-func (s *Service) fanoutBatch(ctx context.Context, b *events.Batch, pb *pendingBatch) error {
-	for _, it := range b.Items {
-		h := HandlerKey(b.Portal, it)
-		if err := s.ensureHandler(ctx, h); err != nil {
+func (s *Service) fanoutRound(ctx context.Context, msgs []jetstream.Msg) error {
+	groups := map[string]*group{}
+	var order []string
+	var firstSeq, lastSeq uint64
+	var keep []jetstream.Msg
+	for _, m := range msgs {
+		meta, err := m.Metadata()
+		if err != nil {
 			return err
 		}
-		data, err := json.Marshal(queued{Portal: b.Portal, Handler: h.Key, ReceivedMs: b.ReceivedMs, Item: it})
+		c, err := events.DecodeCommit(m.Data())
 		if err != nil {
-			return fmt.Errorf("encode queue message: %w", err)
+			// It will never decode; keep it in the stream for inspection
+			// but stop redelivering it.
+			s.log.Error("fan-out: undecodable ingest message, terminated", "err", err, "seq", meta.Sequence.Stream)
+			m.Term()
+			continue
 		}
-		msg := &nats.Msg{Subject: events.SubjectQueue + h.Key, Data: data, Header: nats.Header{}}
-		msg.Header.Set(jetstream.MsgIDHeader, it.ID)
-		f, err := s.js.PublishMsgAsync(msg)
-		if err != nil {
-			return fmt.Errorf("queue item %s: %w", it.ID, err)
+		seq := meta.Sequence.Stream
+		if firstSeq == 0 {
+			firstSeq = seq
 		}
-		pb.futures = append(pb.futures, f)
-		s.records.update(Record{ID: it.ID, Handler: h.Key, URL: h.URL, ClientID: h.ClientID, Portal: b.Portal,
-			Event: it.Event(), Status: StatusPending, CreatedMs: b.ReceivedMs}, false)
-	}
-	return nil
-}
-
-// ackBatches waits, in order, for each batch's publishes and acks it; a
-// failed publish naks the batch so that it is fanned out again (the
-// items already queued are dropped there as duplicates).
-func (s *Service) ackBatches(ctx context.Context, in <-chan pendingBatch) {
-	for pb := range in {
-		ok := true
-		for _, f := range pb.futures {
-			select {
-			case ack := <-f.Ok():
-				if ack.Duplicate {
+		lastSeq = seq
+		keep = append(keep, m)
+		local := map[string]bool{}
+		for _, b := range c.Batches {
+			for _, it := range b.Items {
+				if local[it.ID] || s.seen.dup(it.ID, seq) {
 					s.m.duplicates.Inc()
+					continue
 				}
-			case err := <-f.Err():
-				s.log.Error("fan-out: queue publish", "err", err)
-				ok = false
-			case <-ctx.Done():
-				return
+				local[it.ID] = true
+				s.seen.add(it.ID, seq, b.ReceivedMs)
+				h := HandlerKey(b.Portal, it)
+				if err := s.ensureHandler(ctx, h); err != nil {
+					return err
+				}
+				g, ok := groups[h.Key]
+				if !ok {
+					g = &group{Portal: b.Portal, Handler: h.Key}
+					groups[h.Key] = g
+					order = append(order, h.Key)
+				}
+				g.Entries = append(g.Entries, entry{ReceivedMs: b.ReceivedMs, Item: it})
+				s.records.update(Record{ID: it.ID, Handler: h.Key, URL: h.URL, ClientID: h.ClientID, Portal: b.Portal,
+					Event: it.Event(), Status: StatusPending, CreatedMs: b.ReceivedMs}, false)
 			}
 		}
-		if ok {
-			pb.msg.Ack()
-		} else {
-			pb.msg.NakWithDelay(time.Second)
+	}
+	var futures []jetstream.PubAckFuture
+	for _, key := range order {
+		msg := &nats.Msg{Subject: events.SubjectQueue + key, Data: groups[key].encode(), Header: nats.Header{}}
+		msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("f:%d-%d:%s", firstSeq, lastSeq, key))
+		f, err := s.js.PublishMsgAsync(msg)
+		if err != nil {
+			return fmt.Errorf("queue for handler %s: %w", key, err)
+		}
+		futures = append(futures, f)
+	}
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("queue publish: %w", err)
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
+	for _, m := range keep {
+		m.Ack()
+	}
+	s.seen.prune(s.cfg.Clock.Now())
+	return nil
 }
 
 // sleepCtx waits d or until ctx is done; it reports whether d passed. It is

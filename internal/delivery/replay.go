@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/isobox/isobox/internal/events"
@@ -17,26 +16,29 @@ import (
 // left the stream (older than the retention).
 var ErrNotFound = errors.New("delivery: not found")
 
-// requeue puts q on its handler's queue again as a new message (attempts
-// start over); msgID makes a repeated replay request idempotent.
-func (s *Service) requeue(ctx context.Context, q *queued, msgID string) error {
-	h := HandlerKey(q.Portal, q.Item)
+// requeue puts one event on its handler's queue again as a new message
+// (attempts start over); msgID makes a repeated replay request idempotent.
+func (s *Service) requeue(ctx context.Context, portal string, e entry, msgID string) error {
+	h := HandlerKey(portal, e.Item)
 	if err := s.ensureHandler(ctx, h); err != nil {
 		return err
 	}
-	q.Handler = h.Key
-	data, err := jsonMarshal(q)
-	if err != nil {
-		return err
+	if _, err := s.publishGroup(ctx, &group{Portal: portal, Handler: h.Key, Entries: []entry{e}}, msgID); err != nil {
+		return fmt.Errorf("delivery: requeue %s: %w", e.Item.ID, err)
 	}
-	msg := &nats.Msg{Subject: events.SubjectQueue + h.Key, Data: data, Header: nats.Header{}}
-	msg.Header.Set(jetstream.MsgIDHeader, msgID)
-	if _, err := s.js.PublishMsg(ctx, msg); err != nil {
-		return fmt.Errorf("delivery: requeue %s: %w", q.Item.ID, err)
-	}
-	s.records.update(Record{ID: q.Item.ID, Handler: h.Key, URL: h.URL, ClientID: h.ClientID, Portal: q.Portal,
-		Event: q.Item.Event(), Status: StatusPending, CreatedMs: q.ReceivedMs, UpdatedMs: s.cfg.Clock.Now().UnixMilli()}, true)
+	s.records.update(Record{ID: e.Item.ID, Handler: h.Key, URL: h.URL, ClientID: h.ClientID, Portal: portal,
+		Event: e.Item.Event(), Status: StatusPending, CreatedMs: e.ReceivedMs, UpdatedMs: s.cfg.Clock.Now().UnixMilli()}, true)
 	return nil
+}
+
+// find returns the entry for id in a queue or dead-letter message.
+func find(g *group, id string) (entry, bool) {
+	for _, e := range g.Entries {
+		if e.Item.ID == id {
+			return e, true
+		}
+	}
+	return entry{}, false
 }
 
 // ReplayDelivery sends one delivery again, whatever its state: a dead
@@ -65,11 +67,15 @@ func (s *Service) ReplayDelivery(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("delivery: read %s/%d: %w", stream, seq, err)
 	}
-	q, err := decodeQueued(raw.Data)
+	g, err := decodeGroup(raw.Data)
 	if err != nil {
 		return err
 	}
-	if err := s.requeue(ctx, q, id+":replay:"+strconv.FormatInt(time.Now().UnixNano(), 10)); err != nil {
+	e, ok := find(g, id)
+	if !ok {
+		return fmt.Errorf("%w: delivery %s not in %s/%d", ErrNotFound, id, stream, seq)
+	}
+	if err := s.requeue(ctx, g.Portal, e, id+":replay:"+strconv.FormatInt(time.Now().UnixNano(), 10)); err != nil {
 		return err
 	}
 	if stream == events.StreamDead {
@@ -124,18 +130,19 @@ func (s *Service) ReplayDead(ctx context.Context, handler string, since time.Tim
 			}
 			more = meta.NumPending > 0
 			left--
-			q, err := decodeQueued(m.Data())
+			g, err := decodeGroup(m.Data())
 			if err != nil {
 				s.log.Error("delivery: undecodable dead letter", "seq", meta.Sequence.Stream, "err", err)
 				continue
 			}
-			if err := s.requeue(ctx, q, q.Item.ID+":dlq:"+itoa(meta.Sequence.Stream)); err != nil {
+			e := g.Entries[0]
+			if err := s.requeue(ctx, g.Portal, e, e.Item.ID+":dlq:"+itoa(meta.Sequence.Stream)); err != nil {
 				return ids, err
 			}
 			if err := st.DeleteMsg(ctx, meta.Sequence.Stream); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 				s.log.Warn("delivery: remove replayed dead letter", "seq", meta.Sequence.Stream, "err", err)
 			}
-			ids = append(ids, q.Item.ID)
+			ids = append(ids, e.Item.ID)
 		}
 		if n == 0 || !more {
 			return ids, nil

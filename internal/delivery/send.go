@@ -14,9 +14,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	tokenv1 "github.com/isobox/isobox/api/isobox/token/v1"
+	"github.com/isobox/isobox/internal/events"
 	"github.com/isobox/isobox/internal/phpform"
 )
 
@@ -105,13 +104,12 @@ func (s *sender) checkURL(raw string) (*url.URL, error) {
 
 // deliver builds the payload (asking authprovider for the auth block,
 // waiting while it is unreachable), signs it and POSTs it once.
-func (s *sender) deliver(ctx context.Context, q *queued, m jetstream.Msg) result {
-	it := q.Item
+func (s *sender) deliver(ctx context.Context, portal string, it events.Item) result {
 	u, err := s.checkURL(it.URL())
 	if err != nil {
 		return result{permanent: true, err: err.Error()}
 	}
-	fields, err := s.buildAuth(ctx, q, m)
+	fields, err := s.buildAuth(ctx, portal, it)
 	if errors.Is(err, ErrAuthRefused) {
 		return result{permanent: true, err: err.Error()}
 	}
@@ -162,21 +160,19 @@ func (s *sender) deliver(ctx context.Context, q *queued, m jetstream.Msg) result
 }
 
 // buildAuth asks authprovider for the auth block, retrying with back-off
-// while it is unreachable (keeping the message's ack deadline alive). It
-// fails only on a refusal (ErrAuthRefused) or when ctx ends first.
-func (s *sender) buildAuth(ctx context.Context, q *queued, m jetstream.Msg) ([]*tokenv1.Field, error) {
+// while it is unreachable (the queue message's ack deadline is kept alive
+// meanwhile). It fails only on a refusal (ErrAuthRefused) or when ctx
+// ends first.
+func (s *sender) buildAuth(ctx context.Context, portal string, it events.Item) ([]*tokenv1.Field, error) {
 	wait := 200 * time.Millisecond
 	for {
 		bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		fields, err := s.cfg.Auth.BuildAuth(bctx, authRequest(q.Portal, q.Item))
+		fields, err := s.cfg.Auth.BuildAuth(bctx, authRequest(portal, it))
 		cancel()
 		if err == nil || errors.Is(err, ErrAuthRefused) {
 			return fields, err
 		}
-		s.cfg.Log.Warn("delivery: authprovider unavailable, delivery waits", "id", q.Item.ID, "err", err)
-		if m != nil {
-			m.InProgress()
-		}
+		s.cfg.Log.Warn("delivery: authprovider unavailable, delivery waits", "id", it.ID, "err", err)
 		if !sleepCtx(ctx, wait) {
 			return nil, ctx.Err()
 		}

@@ -84,6 +84,10 @@ type Config struct {
 	RotationOverlap time.Duration
 	// SecretsKey encrypts signing secrets at rest (32 bytes); required.
 	SecretsKey []byte
+	// DedupWindow is how long an accepted item id is remembered, so that
+	// the same item handed off again is delivered once. Zero means 2h; it
+	// should match events.StreamsConfig.DedupWindow.
+	DedupWindow time.Duration
 	// MaxRecords bounds the delivery records kept in memory. Zero = 200000.
 	MaxRecords int
 	// Clock tells the time; nil means the system clock.
@@ -137,6 +141,9 @@ func (c *Config) validate() error {
 	if c.RotationOverlap <= 0 {
 		c.RotationOverlap = 24 * time.Hour
 	}
+	if c.DedupWindow <= 0 {
+		c.DedupWindow = 2 * time.Hour
+	}
 	if c.MaxRecords <= 0 {
 		c.MaxRecords = 200000
 	}
@@ -157,6 +164,7 @@ type Service struct {
 	sender  *sender
 	secrets *Secrets
 	records *records
+	seen    *seenSet
 	m       *metrics
 
 	ctx    context.Context
@@ -187,6 +195,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	s.sender = newSender(cfg, s.secrets)
 	s.records = newRecords(cfg.JS, cfg.MaxRecords, cfg.Log)
+	s.seen = newSeenSet(cfg.DedupWindow)
 	return s, nil
 }
 
@@ -198,6 +207,9 @@ func (s *Service) Secrets() *Secrets { return s.secrets }
 func (s *Service) Start(ctx context.Context) error {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := s.records.load(ctx); err != nil {
+		return err
+	}
+	if err := s.seen.load(ctx, s.js, s.cfg.Clock.Now()); err != nil {
 		return err
 	}
 	s.wg.Add(1)

@@ -2,7 +2,7 @@ package delivery
 
 import (
 	"context"
-	"encoding/json"
+	"fmt"
 	"sync"
 	"time"
 
@@ -23,9 +23,10 @@ const (
 // Concurrency deliveries in flight, and a circuit breaker. Nothing it does
 // waits on another handler.
 type worker struct {
-	s    *Service
-	cons jetstream.Consumer
-	slot chan struct{} // one token per free delivery slot
+	s      *Service
+	cons   jetstream.Consumer
+	slot   chan struct{} // one token per free delivery slot (item attempt)
+	groups chan struct{} // one token per queue message in flight
 
 	mu        sync.Mutex
 	h         HandlerInfo
@@ -39,9 +40,11 @@ type worker struct {
 }
 
 func newWorker(s *Service, h HandlerInfo, cons jetstream.Consumer) *worker {
-	w := &worker{s: s, h: h, cons: cons, slot: make(chan struct{}, s.cfg.Concurrency), changed: make(chan struct{})}
+	w := &worker{s: s, h: h, cons: cons, slot: make(chan struct{}, s.cfg.Concurrency),
+		groups: make(chan struct{}, s.cfg.Concurrency), changed: make(chan struct{})}
 	for range s.cfg.Concurrency {
 		w.slot <- struct{}{}
+		w.groups <- struct{}{}
 	}
 	return w
 }
@@ -100,11 +103,11 @@ func (w *worker) fetchable() (bool, time.Duration, <-chan struct{}) {
 	}
 }
 
-// gate holds a fetched message while the handler is paused or its circuit
-// is open, extending the message's ack deadline, so that neither calls the
-// handler nor spends an attempt. When the cooldown is over exactly one
+// gate holds an item of a fetched message while the handler is paused or
+// its circuit is open (the message's ack deadline is extended meanwhile),
+// so that neither calls the handler nor spends an attempt. When the cooldown is over exactly one
 // message goes through as the probe. It returns false when ctx ends.
-func (w *worker) gate(ctx context.Context, m jetstream.Msg) bool {
+func (w *worker) gate(ctx context.Context) bool {
 	for {
 		w.mu.Lock()
 		ch := w.changed
@@ -129,7 +132,6 @@ func (w *worker) gate(ctx context.Context, m jetstream.Msg) bool {
 			return false
 		case <-ch:
 		case <-t.C:
-			m.InProgress()
 		}
 		t.Stop()
 	}
@@ -157,26 +159,25 @@ func (w *worker) result(ok bool) {
 	w.notifyLocked()
 }
 
+// neutral ends an attempt that was never sent (refused before calling
+// the handler): only a half-open probe slot is given back.
+func (w *worker) neutral() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.probing = false
+	w.notifyLocked()
+}
+
 func (w *worker) run(ctx context.Context) {
 	for ctx.Err() == nil {
-		// Wait for one free slot, then take every other free one.
+		// One group token per group in flight; item attempts take slots.
 		select {
-		case <-w.slot:
+		case <-w.groups:
 		case <-ctx.Done():
 			return
 		}
-		got := 1
-		for got < w.s.cfg.Concurrency {
-			select {
-			case <-w.slot:
-				got++
-				continue
-			default:
-			}
-			break
-		}
 		if ok, wait, ch := w.fetchable(); !ok {
-			w.release(got)
+			w.groups <- struct{}{}
 			t := time.NewTimer(wait)
 			select {
 			case <-ctx.Done():
@@ -187,113 +188,191 @@ func (w *worker) run(ctx context.Context) {
 			continue
 		}
 		fctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		batch, err := w.cons.Fetch(got, jetstream.FetchContext(fctx))
+		batch, err := w.cons.Fetch(1, jetstream.FetchContext(fctx))
 		if err != nil {
 			cancel()
-			w.release(got)
+			w.groups <- struct{}{}
 			if ctx.Err() == nil {
 				w.s.log.Warn("delivery: fetch", "handler", w.h.Key, "err", err)
 				sleepCtx(ctx, time.Second)
 			}
 			continue
 		}
-		used := 0
-		for m := range batch.Messages() {
-			used++
-			w.s.wg.Add(1)
-			go func() {
-				defer w.s.wg.Done()
-				defer w.release(1)
-				w.process(ctx, m)
-			}()
+		var m jetstream.Msg
+		for x := range batch.Messages() {
+			m = x
 		}
 		cancel()
-		w.release(got - used)
+		if m == nil {
+			w.groups <- struct{}{}
+			continue
+		}
+		w.s.wg.Add(1)
+		go func() {
+			defer w.s.wg.Done()
+			defer func() { w.groups <- struct{}{} }()
+			w.process(ctx, m)
+		}()
 	}
 }
 
-func (w *worker) release(n int) {
-	for range n {
-		w.slot <- struct{}{}
-	}
+// outcome is one item's attempt.
+type outcome struct {
+	e   entry
+	res result
 }
 
-// process makes one attempt at one queue message and settles it: ack on
-// success, a delayed nak for a retry, or a move to the dead letters.
+// process delivers one group: each item once (in order, up to Concurrency
+// at a time), then settles the message: delivered items are done, refused
+// ones are dead-lettered, failed ones go back to the queue as one retry
+// group due after the schedule's delay (or to the dead letters after the
+// last retry). The message is acknowledged only after that is stored.
 func (w *worker) process(ctx context.Context, m jetstream.Msg) {
-	if !w.gate(ctx, m) {
-		return
-	}
 	meta, err := m.Metadata()
 	if err != nil {
 		w.s.log.Error("delivery: message metadata", "err", err)
 		m.Term()
 		return
 	}
-	q, err := decodeQueued(m.Data())
+	g, err := decodeGroup(m.Data())
 	if err != nil {
 		w.s.log.Error("delivery: undecodable queue message, terminated", "err", err, "seq", meta.Sequence.Stream)
 		m.Term()
-		w.result(true)
 		return
 	}
-	attempt := int(meta.NumDelivered)
-	h := w.info()
-	rec := Record{ID: q.Item.ID, Handler: h.Key, URL: h.URL, ClientID: h.ClientID, Portal: q.Portal,
-		Event: q.Item.Event(), CreatedMs: q.ReceivedMs, Seq: meta.Sequence.Stream, Attempts: attempt}
-	res := w.s.sender.deliver(ctx, q, m)
-	if res.aborted {
-		// Shutting down while waiting for authprovider: leave the message
-		// unacknowledged; it is redelivered after a restart.
-		return
-	}
-	w.s.m.attempt(h.Key, res)
 	now := w.s.cfg.Clock.Now()
-	rec.UpdatedMs = now.UnixMilli()
-	rec.LastStatus = res.status
-	rec.LastError = res.err
-	switch {
-	case res.ok:
-		if err := m.Ack(); err != nil {
-			w.s.log.Warn("delivery: ack", "id", q.Item.ID, "err", err)
+	if g.DueMs > now.UnixMilli() {
+		// A retry fetched before it is due: put it back until then.
+		m.NakWithDelay(time.Duration(g.DueMs-now.UnixMilli()) * time.Millisecond)
+		return
+	}
+	// Keep the message ours while its items are attempted.
+	stopTick := make(chan struct{})
+	defer close(stopTick)
+	go func() {
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopTick:
+				return
+			case <-t.C:
+				m.InProgress()
+			}
 		}
-		rec.Status = StatusDelivered
-		w.s.m.delivered.Inc()
-		w.s.m.e2e.Observe(time.Since(time.UnixMilli(q.ReceivedMs)).Seconds())
-		w.result(true)
-	case res.permanent || attempt > len(w.s.cfg.Schedule):
-		w.result(res.permanent) // a policy refusal says nothing about the handler's health
-		seq, err := w.s.deadLetter(ctx, q, meta.Sequence.Stream, res)
-		if err != nil {
-			w.s.log.Error("delivery: dead-letter", "id", q.Item.ID, "err", err)
+	}()
+
+	attempt := g.Attempt + 1
+	outs := make([]outcome, len(g.Entries))
+	var wg sync.WaitGroup
+	aborted := false
+	for i, e := range g.Entries {
+		if !w.gate(ctx) {
+			aborted = true
+			break
+		}
+		select {
+		case <-w.slot:
+		case <-ctx.Done():
+			aborted = true
+		}
+		if aborted {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { w.slot <- struct{}{} }()
+			res := w.s.sender.deliver(ctx, g.Portal, e.Item)
+			if !res.aborted {
+				w.s.m.attempt(g.Handler, res)
+				if res.permanent && res.status == 0 {
+					w.neutral() // a refusal says nothing about the handler's health
+				} else {
+					w.result(res.ok)
+				}
+			}
+			outs[i] = outcome{e: e, res: res}
+		}()
+	}
+	wg.Wait()
+	for _, o := range outs {
+		if o.res.aborted {
+			aborted = true
+		}
+	}
+	if aborted {
+		// Shutting down: leave the message unacknowledged; after a restart
+		// it comes back (items delivered meanwhile are delivered again).
+		return
+	}
+	w.settle(ctx, m, meta.Sequence.Stream, g, attempt, outs)
+}
+
+func (w *worker) settle(ctx context.Context, m jetstream.Msg, seq uint64, g *group, attempt int, outs []outcome) {
+	s := w.s
+	now := s.cfg.Clock.Now()
+	h := w.info()
+	retry := &group{Portal: g.Portal, Handler: g.Handler, Attempt: attempt}
+	var retryAfter time.Duration
+	var recs []Record
+	for _, o := range outs {
+		rec := Record{ID: o.e.Item.ID, Handler: h.Key, URL: h.URL, ClientID: h.ClientID, Portal: g.Portal, Event: o.e.Item.Event(),
+			CreatedMs: o.e.ReceivedMs, Seq: seq, Attempts: attempt, UpdatedMs: now.UnixMilli(), LastStatus: o.res.status, LastError: o.res.err}
+		switch {
+		case o.res.ok:
+			rec.Status = StatusDelivered
+			s.m.delivered.Inc()
+			s.m.e2e.Observe(time.Since(time.UnixMilli(o.e.ReceivedMs)).Seconds())
+		case o.res.permanent || attempt > len(s.cfg.Schedule):
+			dseq, err := s.deadLetter(ctx, g, o.e, attempt, seq, o.res)
+			if err != nil {
+				s.log.Error("delivery: dead-letter", "id", o.e.Item.ID, "err", err)
+				m.NakWithDelay(time.Second)
+				return
+			}
+			rec.Status, rec.DeadSeq = StatusDead, dseq
+			s.m.dead.Inc()
+		default:
+			retry.Entries = append(retry.Entries, o.e)
+			retryAfter = max(retryAfter, o.res.retryAfter)
+			rec.Status = StatusRetrying
+			s.m.retried.Inc()
+		}
+		recs = append(recs, rec)
+	}
+	if len(retry.Entries) > 0 {
+		delay := s.retryDelay(attempt, retryAfter)
+		retry.DueMs = now.Add(delay).UnixMilli()
+		// The id is derived from this message, so settling it twice (a
+		// crash before the ack) stores the retry once.
+		if _, err := s.publishGroup(ctx, retry, fmt.Sprintf("r:%d", seq)); err != nil {
+			s.log.Error("delivery: queue retry", "handler", g.Handler, "err", err)
 			m.NakWithDelay(time.Second)
 			return
 		}
-		m.Ack()
-		rec.Status = StatusDead
-		rec.DeadSeq = seq
-		w.s.m.dead.Inc()
-	default:
-		w.result(false)
-		delay := w.s.retryDelay(attempt, res.retryAfter)
-		m.NakWithDelay(delay)
-		rec.Status = StatusRetrying
-		rec.NextAttemptMs = now.Add(delay).UnixMilli()
-		w.s.m.retried.Inc()
+		for i := range recs {
+			if recs[i].Status == StatusRetrying {
+				recs[i].NextAttemptMs = retry.DueMs
+			}
+		}
 	}
-	w.s.records.update(rec, true)
+	if err := m.Ack(); err != nil {
+		s.log.Warn("delivery: ack", "handler", g.Handler, "err", err)
+	}
+	for _, r := range recs {
+		s.records.update(r, true)
+	}
 }
 
-// deadLetter stores q in the dead-letter stream and returns its sequence.
-func (s *Service) deadLetter(ctx context.Context, q *queued, queueSeq uint64, res result) (uint64, error) {
-	data, err := json.Marshal(q)
-	if err != nil {
-		return 0, err
-	}
-	msg := &nats.Msg{Subject: events.SubjectDead + q.Handler, Data: data, Header: nats.Header{}}
-	msg.Header.Set(jetstream.MsgIDHeader, q.Item.ID+":"+itoa(queueSeq))
+// deadLetter stores one item in the dead-letter stream and returns its
+// sequence.
+func (s *Service) deadLetter(ctx context.Context, g *group, e entry, attempts int, queueSeq uint64, res result) (uint64, error) {
+	dead := group{Portal: g.Portal, Handler: g.Handler, Attempt: attempts, Entries: []entry{e}}
+	msg := &nats.Msg{Subject: events.SubjectDead + g.Handler, Data: dead.encode(), Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, e.Item.ID+":"+itoa(queueSeq))
 	msg.Header.Set("Isobox-Last-Error", res.err)
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	ack, err := s.js.PublishMsg(ctx, msg)
 	if err != nil {

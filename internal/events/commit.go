@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -16,26 +14,7 @@ import (
 // were waiting together (group commit). With sync_interval "always" every
 // stored message costs one fsync, so concurrent calls share one.
 type Commit struct {
-	Batches []*Batch `json:"batches"`
-}
-
-// DecodeCommit parses a StreamIn message.
-func DecodeCommit(data []byte) (*Commit, error) {
-	var c Commit
-	if err := json.Unmarshal(data, &c); err != nil {
-		return nil, fmt.Errorf("events: decode commit: %w", err)
-	}
-	for i, b := range c.Batches {
-		if b == nil {
-			return nil, fmt.Errorf("events: decode commit: batch %d missing", i)
-		}
-		for j, it := range b.Items {
-			if it.Item == nil || it.ID == "" {
-				return nil, fmt.Errorf("events: decode commit: batch %d item %d incomplete", i, j)
-			}
-		}
-	}
-	return &c, nil
+	Batches []*Batch
 }
 
 // maxGroup bounds the calls and bytes stored in one message.
@@ -71,11 +50,7 @@ func newCommitter(js jetstream.JetStream) *committer {
 // store queues b and waits until it is durably stored (or ctx ends: then
 // the batch may still be stored; the caller's retry is deduplicated).
 func (c *committer) store(ctx context.Context, b *Batch) (bool, error) {
-	data, err := json.Marshal(b)
-	if err != nil {
-		return false, fmt.Errorf("events: encode batch: %w", err)
-	}
-	req := commitReq{batch: b, data: data, done: make(chan commitRes, 1)}
+	req := commitReq{batch: b, data: appendBatch(nil, b), done: make(chan commitRes, 1)}
 	select {
 	case c.in <- req:
 	case <-ctx.Done():
@@ -117,18 +92,14 @@ func (c *committer) run(ctx context.Context) {
 }
 
 func (c *committer) publish(ctx context.Context, group []commitReq) commitRes {
-	// Hand-assembled {"batches":[...]}: the batches are already encoded.
-	buf := make([]byte, 0, 16+len(group)*len(group[0].data))
-	buf = append(buf, `{"batches":[`...)
+	// The batches are already encoded; a commit is their concatenation.
+	buf := make([]byte, 0, len(commitMagic)+len(group)*len(group[0].data))
+	buf = append(buf, commitMagic...)
 	h := sha256.New()
-	for i, r := range group {
-		if i > 0 {
-			buf = append(buf, ',')
-		}
+	for _, r := range group {
 		buf = append(buf, r.data...)
 		h.Write([]byte(r.batch.ID()))
 	}
-	buf = append(buf, "]}"...)
 	// A lone call keeps its own id, so a repeated call is stored once;
 	// items are deduplicated one by one in the handler queues anyway.
 	id := group[0].batch.ID()

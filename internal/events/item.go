@@ -73,8 +73,25 @@ func (it *Item) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return fmt.Errorf("events: stored item %s: %w", st.ID, err)
 	}
-	it.ID, it.Item = st.ID, a
+	it.ID, it.Item, it.form = st.ID, a, st.Form
 	return nil
+}
+
+// Form returns the item in PHP form encoding (as stored).
+func (it Item) Form() string {
+	if it.form != "" {
+		return it.form
+	}
+	return phpform.Encode(it.Item)
+}
+
+// ItemFromForm rebuilds an item from its id and stored form.
+func ItemFromForm(id, form string) (Item, error) {
+	a, err := phpform.Decode(form)
+	if err != nil {
+		return Item{}, fmt.Errorf("events: stored item %s: %w", id, err)
+	}
+	return Item{ID: id, Item: a, form: form}, nil
 }
 
 // ClientID is the app's client_id, "" for an outgoing webhook.

@@ -117,10 +117,7 @@ func checkItems(t *testing.T, items []events.Item) {
 		t.Fatalf("accepted %d items", len(items))
 	}
 	c := events.Commit{Batches: []*events.Batch{{Portal: "bx.1", Items: items}}}
-	data, err := json.Marshal(c)
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := c.Encode()
 	dc, err := events.DecodeCommit(data)
 	if err != nil {
 		t.Fatalf("stored batch does not decode: %v\n%s", err, data)
