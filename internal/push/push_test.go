@@ -749,3 +749,34 @@ func TestStreamResetIsAnnouncedNotSilent(t *testing.T) {
 		t.Errorf("new mid %s not after old %s", got[1].Mid, old.Mid)
 	}
 }
+
+func TestLongPollBinaryModeAndServerStatsRequest(t *testing.T) {
+	r := startRelay(t, testkit.NATS(t).ClientURL(), nil)
+	ch := newID()
+	r.publishBatch(t, batchOf([]string{body("bin")}, ch))
+	resp, err := http.Get(r.subURL + "/bitrix/sub/?CHANNEL_ID=" + r.srv.cfg.Signer.SignChannel(ch) + "&binaryMode=true&mid=" + r.startMid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var rb pushv1.ResponseBatch
+	if err := proto.Unmarshal(raw, &rb); err != nil || resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/octet-stream" {
+		t.Fatalf("poll = %d %q, %v", resp.StatusCode, resp.Header.Get("Content-Type"), err)
+	}
+	msgs := rb.GetResponses()[0].GetOutgoingMessages().GetMessages()
+	first := mid{epoch: r.srv.Epoch(), seq: 1}.String()
+	if len(msgs) != 1 || msgs[0].GetBody() != body("bin") || hex.EncodeToString(msgs[0].GetId()) != first {
+		t.Fatalf("messages %v", msgs)
+	}
+
+	code, out := r.publishBatch(t, &pushv1.RequestBatch{Requests: []*pushv1.Request{{Command: &pushv1.Request_ServerStats{ServerStats: &pushv1.ServerStatsRequest{}}}}})
+	var sb pushv1.ResponseBatch
+	if err := proto.Unmarshal(out, &sb); err != nil || code != 200 || len(sb.GetResponses()) != 1 {
+		t.Fatalf("server stats = %d, %v", code, err)
+	}
+	var st []stat
+	if err := json.Unmarshal([]byte(sb.GetResponses()[0].GetServerStats().GetJson()), &st); err != nil || len(st) != 1 || st[0].LastMid != first {
+		t.Fatalf("server stats json %q, %v", sb.GetResponses()[0].GetServerStats().GetJson(), err)
+	}
+}
