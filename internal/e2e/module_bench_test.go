@@ -16,7 +16,7 @@ import (
 // is ns/check, measured inside PHP (process start excluded).
 func BenchmarkModuleTokenCheck(b *testing.B) {
 	root := moduleRoot(b)
-	_, _, _, _, env := moduleEnv(b)
+	_, _, _, _, env := moduleEnv(b, moduleAppByCLI)
 	script := filepath.Join(root, "bitrix-module", "tests", "bench", "tokencheck.php")
 	for _, c := range []struct{ name, ttl string }{{"cached", "5"}, {"roundtrip", "0"}} {
 		b.Run(c.name, func(b *testing.B) {

@@ -131,16 +131,28 @@ func moduleValidate(t *testing.T, adminAddr string, portal moduleCreds, token st
 	return out
 }
 
-// moduleEnv starts authprovider, creates a portal and an app, and returns
-// the environment of the PHP suite.
-func moduleEnv(t testing.TB) (dir string, ap *testkit.Proc, portal, app moduleCreds, env map[string]string) {
+// How moduleEnv creates the app.
+const (
+	moduleAppByCLI    = "cli"    // `authprovider client add`, as an administrator does
+	moduleAppByPortal = "portal" // application.add, as the portal does for a local app
+)
+
+// moduleEnv starts authprovider, creates a portal (CLI) and an app (by the
+// CLI or by the portal protocol), and returns the environment of the PHP
+// suite.
+func moduleEnv(t testing.TB, appBy string) (dir string, ap *testkit.Proc, portal, app moduleCreds, env map[string]string) {
 	t.Helper()
 	moduleTools(t)
 	dir = t.TempDir()
 	bin := testkit.Build(t, "github.com/isobox/isobox/cmd/authprovider")
 	ap = testkit.Start(t, dir, bin, freeArgs("http-addr", "grpc-addr", "admin-addr"), "http", "grpc", "admin")
 	moduleCLI(t, dir, bin, &portal, "portal", "add", "--host", "portal.test", "--json")
-	app = moduleAppAdd(t, ap.Addr("http"), portal, "crm,user")
+	if appBy == moduleAppByCLI {
+		moduleCLI(t, dir, bin, &app, "client", "add", "--grpc-addr", ap.Addr("grpc"),
+			"--name", "e2e app", "--redirect-uri", "https://app.test/install", "--scope", "crm,user", "--json")
+	} else {
+		app = moduleAppAdd(t, ap.Addr("http"), portal, "crm,user")
+	}
 	tmp := filepath.Join(dir, "php")
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		t.Fatal(err)
@@ -163,7 +175,7 @@ func moduleEnv(t testing.TB) (dir string, ap *testkit.Proc, portal, app moduleCr
 
 func TestModuleTokensEndToEnd(t *testing.T) {
 	root := moduleRoot(t)
-	_, ap, portal, app, env := moduleEnv(t)
+	_, ap, portal, app, env := moduleEnv(t, moduleAppByCLI)
 
 	// AuthProvider::get() and authorizeClient() mint through isobox; a REST
 	// call with the token passes CRestUtil::checkAuth with the right $res.
@@ -307,7 +319,7 @@ func moduleMetric(t *testing.T, adminAddr, sample string) float64 {
 
 func TestModuleEventsEndToEnd(t *testing.T) {
 	root := moduleRoot(t)
-	dir, ap, portal, app, env := moduleEnv(t)
+	dir, ap, portal, app, env := moduleEnv(t, moduleAppByPortal)
 	relayBin := testkit.Build(t, "github.com/isobox/isobox/cmd/eventrelay")
 	handlerURL, deliveries := moduleHandler(t)
 	env["ISOBOX_E2E_HANDLER"] = handlerURL
