@@ -70,13 +70,15 @@ if ($posted && $errors !== [] && !isset($_POST['check']))
 	}
 }
 
+// CAdminMessage prints HTML; every text here is escaped (the check's details
+// come from the services' answers).
 foreach ($errors as $error)
 {
-	CAdminMessage::ShowMessage($error);
+	CAdminMessage::ShowMessage(htmlspecialcharsbx($error));
 }
 foreach ($notes as $note)
 {
-	CAdminMessage::ShowNote($note);
+	CAdminMessage::ShowNote(htmlspecialcharsbx($note));
 }
 if ($checks !== null)
 {
@@ -87,11 +89,11 @@ if ($checks !== null)
 			. ($detail !== '' ? ' (' . $detail . ')' : '');
 		if ($status === 'ok')
 		{
-			CAdminMessage::ShowNote($text);
+			CAdminMessage::ShowNote(htmlspecialcharsbx($text));
 		}
 		else
 		{
-			CAdminMessage::ShowMessage($text);
+			CAdminMessage::ShowMessage(htmlspecialcharsbx($text));
 		}
 	}
 }

@@ -310,16 +310,17 @@ class CAdminTabControl
 	}
 }
 
+/** As the core: the message is printed as HTML, unescaped. */
 class CAdminMessage
 {
 	public static function ShowMessage($message)
 	{
-		echo '<div class="adm-info-message-red">' . htmlspecialcharsbx(is_array($message) ? ($message['MESSAGE'] ?? '') : (string)$message) . '</div>';
+		echo '<div class="adm-info-message-red">' . (is_array($message) ? ($message['MESSAGE'] ?? '') : (string)$message) . '</div>';
 	}
 
 	public static function ShowNote($message)
 	{
-		echo '<div class="adm-info-message-green">' . htmlspecialcharsbx((string)$message) . '</div>';
+		echo '<div class="adm-info-message-green">' . (string)$message . '</div>';
 	}
 }
 

@@ -26,6 +26,13 @@ $reply = static function (int $status, $json) use (&$state, $fh): void {
 	echo json_encode($json);
 };
 
+if ($auth === 'Bearer evil:evil')
+{
+	// A hostile or broken service: its error code must never reach a page as HTML.
+	$reply(401, ['error' => '<script>alert(1)</script>', 'error_description' => 'x']);
+
+	return true;
+}
 if ($auth !== 'Bearer ' . ($state['bearer'] ?? ''))
 {
 	$reply(401, ['error' => 'invalid_client', 'error_description' => 'Unknown portal']);

@@ -121,6 +121,11 @@ final class SettingsTest extends PortalTestCase
 		$html = $this->page(['sessid' => bitrix_sessid(), 'check' => 'Y']);
 		$this->assertStringContainsString('eventrelay (events): does not answer', $html);
 
+		Portal::configure(['client_id' => 'evil', 'client_secret' => 'evil', 'auth_url' => self::$isobox->url]);
+		$html = $this->page(['sessid' => bitrix_sessid(), 'check' => 'Y']);
+		$this->assertStringContainsString('&lt;script&gt;alert(1)&lt;/script&gt;', $html);
+		$this->assertStringNotContainsString('<script>', $html);
+
 		$html = $this->page(['sessid' => 'forged', 'check' => 'Y']);
 		$this->assertStringContainsString('Access denied', $html);
 	}
