@@ -24,6 +24,8 @@ func TestBitrixErrorMapping(t *testing.T) {
 		{fosite.ErrInvalidRequest.WithWrap(fosite.ErrSerializationFailure), 400, "invalid_grant"},
 		{fosite.ErrServerError.WithWrap(fmt.Errorf("x: %w", ErrInvalidGrant)), 400, "invalid_grant"},
 		{ErrInvalidScope, 400, "invalid_scope"},
+		{errorsx.WithStack(fosite.ErrServerError.WithWrap(fosite.ErrInvalidatedAuthorizeCode)), 400, "invalid_grant"},
+		{fosite.ErrServerError.WithWrap(fosite.ErrNotFound), 400, "invalid_grant"},
 		{errorsx.WithStack(fosite.ErrInvalidClient.WithHint("x")), 400, "invalid_client"},
 		{fosite.ErrInvalidGrant, 400, "invalid_grant"},
 		{fosite.ErrInvalidScope, 400, "invalid_scope"},

@@ -113,9 +113,9 @@ func (s *Service) serveToken(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		be := s.bitrixError(err)
 		if be.Status >= 500 {
-			s.log.Error("oauth: token request failed", "grant_type", form.Get("grant_type"), "client_id", form.Get("client_id"), "err", err)
+			s.log.Error("oauth: token request failed", "grant_type", form.Get("grant_type"), "client_id", form.Get("client_id"), "err", causes(err))
 		} else {
-			s.log.Debug("oauth: token request refused", "grant_type", form.Get("grant_type"), "client_id", form.Get("client_id"), "error", be.Code, "err", err)
+			s.log.Debug("oauth: token request refused", "grant_type", form.Get("grant_type"), "client_id", form.Get("client_id"), "error", be.Code, "err", causes(err))
 		}
 		bitrix.WriteError(w, be)
 		return
@@ -296,6 +296,19 @@ func (s *Service) exchange(ctx context.Context, form url.Values) (TokenPair, err
 	}, nil
 }
 
+// causes renders an error chain for the log: each distinct message once,
+// without the stack traces fosite's errors carry.
+func causes(err error) string {
+	var parts []string
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		msg := e.Error()
+		if len(parts) == 0 || !strings.Contains(parts[len(parts)-1], msg) {
+			parts = append(parts, msg)
+		}
+	}
+	return strings.Join(parts, ": ")
+}
+
 // bitrixError maps a token-exchange failure to what oauth.bitrix.info
 // answers (bitrix-wire.md §4.2). Descriptions are chosen here, never taken
 // from fosite's hints or debug text.
@@ -308,8 +321,14 @@ func (s *Service) bitrixError(err error) *bitrix.Error {
 		return bitrix.NewError(http.StatusUnauthorized, "expired_token", "The token provided has expired")
 	case errors.Is(err, ErrInvalidScope):
 		return bad("invalid_scope", "The requested scope exceeds the scope granted")
-	case errors.Is(err, fosite.ErrSerializationFailure), errors.Is(err, ErrInvalidGrant):
+	case errors.Is(err, fosite.ErrSerializationFailure), errors.Is(err, ErrInvalidGrant),
+		errors.Is(err, fosite.ErrInvalidatedAuthorizeCode):
+		// Lost a race with a concurrent request on the same code or
+		// refresh token (fosite reports the code's second read as a
+		// server error).
 		return bad("invalid_grant", "The grant was used by a concurrent request")
+	case errors.Is(err, fosite.ErrNotFound):
+		return bad("invalid_grant", "Invalid grant: the code or refresh token is unknown, used or revoked")
 	}
 	var rfc *fosite.RFC6749Error
 	if !errors.As(err, &rfc) {

@@ -3,6 +3,7 @@ package oauth_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"regexp"
 	"strings"
 	"sync"
@@ -37,7 +38,7 @@ func newService(t *testing.T, db *store.DB, cfg oauth.Config) (*oauth.Service, *
 	t.Helper()
 	clk := &clock{}
 	cfg.Now = clk.Now
-	s, err := oauth.New(db, cfg, nil)
+	s, err := oauth.New(db, cfg, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,4 +312,12 @@ func TestIntrospect(t *testing.T) {
 			t.Fatal("revoked refresh token is active")
 		}
 	})
+}
+
+// testWriter sends log output to t.Log, so that a failing test shows it.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
 }

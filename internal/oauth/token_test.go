@@ -546,3 +546,47 @@ func TestNoGraceReuseRevokesAtOnce(t *testing.T) {
 		}
 	})
 }
+
+func TestConcurrentCodeExchangeOneWinner(t *testing.T) {
+	testkit.ForEachStore(t, func(t *testing.T, db *store.DB) {
+		e := newTokenEnv(t, db, oauth.Config{}, oauth.Client{})
+		code, _, err := e.s.IssueCode(context.Background(), oauth.Grant{ClientID: e.app.ID, UserID: 1}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := url.Values{"grant_type": {"authorization_code"}, "client_id": {e.app.ID}, "client_secret": {e.secret}, "code": {code}}.Encode()
+		const n = 20
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		statuses := make([]int, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				resp, err := http.Post(e.srv.URL+"/oauth/token/", "application/x-www-form-urlencoded", strings.NewReader(body))
+				if err != nil {
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				statuses[i] = resp.StatusCode
+			}()
+		}
+		close(start)
+		wg.Wait()
+		wins := 0
+		for i, st := range statuses {
+			switch st {
+			case 200:
+				wins++
+			case 400:
+			default:
+				t.Fatalf("request %d: status %d", i, st)
+			}
+		}
+		if wins != 1 {
+			t.Fatalf("%d exchanges of one code succeeded, want exactly 1", wins)
+		}
+	})
+}
