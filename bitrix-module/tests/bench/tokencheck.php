@@ -2,9 +2,11 @@
 // Measures CRestUtil::checkAuth with an isobox token on the stand-in portal
 // against the real authprovider: ISOBOX_BENCH_N hits, each a fresh hit with
 // the module's answer cache kept (as APCu keeps it between requests).
-// cache_ttl = ISOBOX_BENCH_TTL: 0 is a validation round trip per call (the
-// baseline), > 0 the cached path. Prints {"n": N, "ns": total}. Run by
-// BenchmarkModuleTokenCheck in internal/e2e (make bench).
+// cache_ttl = ISOBOX_BENCH_TTL: 0 is a validation round trip per call, > 0
+// the cached path; ISOBOX_BENCH_MODE=core checks a token the core's own
+// validator has in its StorageCache instead (the baseline). Prints
+// {"n": N, "ns": total}. Run by BenchmarkModuleTokenCheck in internal/e2e
+// (make bench).
 use Isobox\Tests\Portal;
 
 require __DIR__ . '/../bitrix/main.php';
@@ -40,12 +42,24 @@ if (!is_array($auth) || empty($auth['access_token']))
 }
 // Start cold: no answer primed by the mint.
 Portal::$cache = null;
+$token = $auth['access_token'];
+
+if (getenv('ISOBOX_BENCH_MODE') === 'core')
+{
+	// Baseline: a token the core's own validator answers from its StorageCache
+	// (what a portal pays today for a token it has cached), same post-checks.
+	$token = 'core' . bin2hex(random_bytes(16));
+	\Bitrix\Rest\OAuth\Auth::storeRegisteredAuth([
+		'access_token' => $token, 'client_id' => $env('ISOBOX_E2E_APP'), 'user_id' => 5,
+		'scope' => 'crm,user', 'expires' => time() + 3600, 'status' => 'L', 'parameters' => [],
+	]);
+}
 
 $start = hrtime(true);
 for ($i = 0; $i < $n; $i++)
 {
 	Portal::newHit();
-	if (!\CRestUtil::checkAuth(['auth' => $auth['access_token']], 'crm', $res))
+	if (!\CRestUtil::checkAuth(['auth' => $token], 'crm', $res))
 	{
 		fwrite(STDERR, 'check failed: ' . json_encode($res) . "\n");
 		exit(1);
