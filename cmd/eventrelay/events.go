@@ -40,6 +40,7 @@ type eventsConfig struct {
 	IngestMaxBody   int64
 	PortalCacheTTL  time.Duration
 	RotationOverlap time.Duration
+	AuthCacheTTL    time.Duration
 	Replicas        int
 }
 
@@ -57,6 +58,7 @@ func (c *eventsConfig) register(fs *flag.FlagSet) {
 	fs.Int64Var(&c.IngestMaxBody, "ingest-max-body", 8<<20, "largest /v1/events body in bytes")
 	fs.DurationVar(&c.PortalCacheTTL, "portal-cache-ttl", 30*time.Second, "how long a verified portal credential is trusted without asking authprovider again")
 	fs.DurationVar(&c.RotationOverlap, "secret-rotation-overlap", 24*time.Hour, "after a signing secret is rotated, the old one keeps signing (a second signature) this long")
+	fs.DurationVar(&c.AuthCacheTTL, "auth-cache-ttl", 10*time.Second, "reuse an auth block WITHOUT a token (webhooks, events without a user) this long; blocks with tokens are always minted per delivery; negative disables")
 	fs.IntVar(&c.Replicas, "stream-replicas", 1, "JetStream replicas of the relay's streams (3 on a 3-node cluster)")
 }
 
@@ -152,7 +154,7 @@ func mountEvents(ctx context.Context, a *app) error {
 		MaxResponseBody: cfg.Events.MaxResponseBody, FollowRedirects: cfg.Events.FollowRedirects, Deny: deny,
 		BreakerFailures: cfg.Events.BreakerFailures, BreakerCooldown: cfg.Events.BreakerCooldown,
 		RotationOverlap: cfg.Events.RotationOverlap, SecretsKey: seal[:], Log: a.log, Registry: a.d.Registry,
-		Ingested: ingest.Ingested, DedupWindow: cfg.Events.DedupWindow,
+		Ingested: ingest.Ingested, DedupWindow: cfg.Events.DedupWindow, AuthCacheTTL: cfg.Events.AuthCacheTTL,
 	})
 	if err != nil {
 		return err

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"google.golang.org/grpc/metadata"
 
@@ -104,4 +107,57 @@ func Payload(it events.Item, auth []*tokenv1.Field) *phpform.Array {
 	}
 	out.Set("auth", a)
 	return out
+}
+
+// authCache keeps authprovider's answers that carry no token (the empty
+// auth of webhooks, of events without a user or without sendAuth: portal
+// domain, endpoints, member_id, application_token) for a short time, so a
+// burst of such events costs one Build. Answers with a token are never
+// cached: every delivery gets its own.
+type authCache struct {
+	ttl time.Duration
+	mu  sync.Mutex
+	m   map[string]cachedAuth
+}
+
+type cachedAuth struct {
+	fields []*tokenv1.Field
+	until  time.Time
+}
+
+const maxAuthCache = 10000
+
+func cacheKey(req *tokenv1.BuildEventAuthRequest) string {
+	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(req)
+	return string(b)
+}
+
+func (c *authCache) get(key string, now time.Time) ([]*tokenv1.Field, bool) {
+	if c.ttl <= 0 {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[key]
+	if !ok || now.After(e.until) {
+		return nil, false
+	}
+	return e.fields, true
+}
+
+func (c *authCache) put(key string, fields []*tokenv1.Field, now time.Time) {
+	if c.ttl <= 0 {
+		return
+	}
+	for _, f := range fields {
+		if f.GetKey() == "access_token" || f.GetKey() == "refresh_token" {
+			return
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= maxAuthCache {
+		clear(c.m)
+	}
+	c.m[key] = cachedAuth{fields: fields, until: now.Add(c.ttl)}
 }

@@ -149,7 +149,7 @@ func (s *Service) fanoutRound(ctx context.Context, msgs []jetstream.Msg) error {
 		if err != nil {
 			return err
 		}
-		c, err := events.DecodeCommit(m.Data())
+		batches, err := events.DecodeCommitLite(m.Data())
 		if err != nil {
 			// It will never decode; keep it in the stream for inspection
 			// but stop redelivering it.
@@ -164,7 +164,7 @@ func (s *Service) fanoutRound(ctx context.Context, msgs []jetstream.Msg) error {
 		lastSeq = seq
 		keep = append(keep, m)
 		local := map[string]bool{}
-		for _, b := range c.Batches {
+		for _, b := range batches {
 			for _, it := range b.Items {
 				if local[it.ID] || s.seen.dup(it.ID, seq) {
 					s.m.duplicates.Inc()
@@ -172,7 +172,7 @@ func (s *Service) fanoutRound(ctx context.Context, msgs []jetstream.Msg) error {
 				}
 				local[it.ID] = true
 				s.seen.add(it.ID, seq, b.ReceivedMs)
-				h := HandlerKey(b.Portal, it)
+				h := handlerKey(b.Portal, it.ClientID, it.ApplicationToken, it.URL)
 				if err := s.ensureHandler(ctx, h); err != nil {
 					return err
 				}
@@ -182,9 +182,9 @@ func (s *Service) fanoutRound(ctx context.Context, msgs []jetstream.Msg) error {
 					groups[h.Key] = g
 					order = append(order, h.Key)
 				}
-				g.Entries = append(g.Entries, entry{ReceivedMs: b.ReceivedMs, Item: it})
+				g.Entries = append(g.Entries, entry{ReceivedMs: b.ReceivedMs, Item: it.Stored()})
 				s.records.update(Record{ID: it.ID, Handler: h.Key, URL: h.URL, ClientID: h.ClientID, Portal: b.Portal,
-					Event: it.Event(), Status: StatusPending, CreatedMs: b.ReceivedMs}, false)
+					Event: it.Event, Status: StatusPending, CreatedMs: b.ReceivedMs}, false)
 			}
 		}
 	}

@@ -29,10 +29,14 @@ type HandlerInfo struct {
 // HandlerKey derives the handler of an item: portal, app (client_id, or the
 // webhook's application token) and URL.
 func HandlerKey(portal string, it events.Item) HandlerInfo {
-	h := HandlerInfo{URL: it.URL(), ClientID: it.ClientID(), Portal: portal}
+	return handlerKey(portal, it.ClientID(), it.ApplicationToken(), it.URL())
+}
+
+func handlerKey(portal, clientID, appToken, url string) HandlerInfo {
+	h := HandlerInfo{URL: url, ClientID: clientID, Portal: portal}
 	app := "app:" + h.ClientID
 	if h.ClientID == "" {
-		sum := sha256.Sum256([]byte(it.ApplicationToken()))
+		sum := sha256.Sum256([]byte(appToken))
 		h.Webhook = hex.EncodeToString(sum[:8])
 		app = "webhook:" + h.Webhook
 	}

@@ -88,11 +88,11 @@ func (s *seenSet) load(ctx context.Context, js jetstream.JetStream, now time.Tim
 			if err != nil {
 				continue
 			}
-			c, err := events.DecodeCommit(m.Data())
+			batches, err := events.DecodeCommitLite(m.Data())
 			if err != nil {
 				continue
 			}
-			for _, b := range c.Batches {
+			for _, b := range batches {
 				for _, it := range b.Items {
 					s.add(it.ID, meta.Sequence.Stream, b.ReceivedMs)
 				}

@@ -37,6 +37,7 @@ type sender struct {
 	cfg     Config
 	client  *http.Client
 	secrets *Secrets
+	auth    *authCache
 }
 
 func newSender(cfg Config, secrets *Secrets) *sender {
@@ -70,7 +71,7 @@ func newSender(cfg Config, secrets *Secrets) *sender {
 	if !cfg.FollowRedirects {
 		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	}
-	return &sender{cfg: cfg, client: c, secrets: secrets}
+	return &sender{cfg: cfg, client: c, secrets: secrets, auth: &authCache{ttl: cfg.AuthCacheTTL, m: map[string]cachedAuth{}}}
 }
 
 func denied(deny []netip.Prefix, a netip.Addr) bool {
@@ -164,11 +165,19 @@ func (s *sender) deliver(ctx context.Context, portal string, it events.Item) res
 // meanwhile). It fails only on a refusal (ErrAuthRefused) or when ctx
 // ends first.
 func (s *sender) buildAuth(ctx context.Context, portal string, it events.Item) ([]*tokenv1.Field, error) {
+	req := authRequest(portal, it)
+	key := cacheKey(req)
+	if fields, ok := s.auth.get(key, time.Now()); ok {
+		return fields, nil
+	}
 	wait := 200 * time.Millisecond
 	for {
 		bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		fields, err := s.cfg.Auth.BuildAuth(bctx, authRequest(portal, it))
+		fields, err := s.cfg.Auth.BuildAuth(bctx, req)
 		cancel()
+		if err == nil {
+			s.auth.put(key, fields, time.Now())
+		}
 		if err == nil || errors.Is(err, ErrAuthRefused) {
 			return fields, err
 		}

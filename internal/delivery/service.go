@@ -84,6 +84,9 @@ type Config struct {
 	RotationOverlap time.Duration
 	// SecretsKey encrypts signing secrets at rest (32 bytes); required.
 	SecretsKey []byte
+	// AuthCacheTTL is how long an auth block without a token (webhooks,
+	// events without a user) is reused. Zero means 10s; negative disables.
+	AuthCacheTTL time.Duration
 	// DedupWindow is how long an accepted item id is remembered, so that
 	// the same item handed off again is delivered once. Zero means 2h; it
 	// should match events.StreamsConfig.DedupWindow.
@@ -140,6 +143,9 @@ func (c *Config) validate() error {
 	}
 	if c.RotationOverlap <= 0 {
 		c.RotationOverlap = 24 * time.Hour
+	}
+	if c.AuthCacheTTL == 0 {
+		c.AuthCacheTTL = 10 * time.Second
 	}
 	if c.DedupWindow <= 0 {
 		c.DedupWindow = 2 * time.Hour

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 )
 
@@ -90,4 +91,96 @@ func DecodeCommit(data []byte) (*Commit, error) {
 		cur.Items = append(cur.Items, it)
 	}
 	return c, nil
+}
+
+// Lite is an item as the fan-out needs it: its id and stored form, and
+// the fields that route it, read from the form without decoding it all.
+type Lite struct {
+	ID, Form                               string
+	ClientID, ApplicationToken, URL, Event string
+}
+
+// Stored returns the item for storing again: only its id and form are
+// set; decode it (ParseItemLine) before reading its fields.
+func (l Lite) Stored() Item { return Item{ID: l.ID, form: l.Form} }
+
+// LiteBatch is a batch of Lite items.
+type LiteBatch struct {
+	Portal     string
+	ReceivedMs int64
+	Items      []Lite
+}
+
+// canonical keys of the routing fields in phpform.Encode output.
+const (
+	keyClientID = "client_id"
+	keyAppToken = "auth%5Bapplication_token%5D"
+	keyURL      = "query%5BQUERY_URL%5D"
+	keyEvent    = "query%5BQUERY_DATA%5D%5Bevent%5D"
+)
+
+// peek reads the routing fields of a stored form (the last value of a
+// key wins, as in parse_str).
+func peek(l *Lite) error {
+	for pair := range strings.SplitSeq(l.Form, "&") {
+		k, v, _ := strings.Cut(pair, "=")
+		var dst *string
+		switch k {
+		case keyClientID:
+			dst = &l.ClientID
+		case keyAppToken:
+			dst = &l.ApplicationToken
+		case keyURL:
+			dst = &l.URL
+		case keyEvent:
+			dst = &l.Event
+		default:
+			continue
+		}
+		s, err := url.QueryUnescape(v)
+		if err != nil {
+			return fmt.Errorf("events: stored item %s: %w", l.ID, err)
+		}
+		*dst = s
+	}
+	l.Event = strings.ToUpper(l.Event)
+	return nil
+}
+
+// DecodeCommitLite parses a StreamIn message for the fan-out.
+func DecodeCommitLite(data []byte) ([]LiteBatch, error) {
+	rest, ok := bytes.CutPrefix(data, []byte(commitMagic))
+	if !ok {
+		return nil, errors.New("events: decode commit: not an isobox commit")
+	}
+	var out []LiteBatch
+	for len(rest) > 0 {
+		line, tail, _ := bytes.Cut(rest, []byte{'\n'})
+		rest = tail
+		if len(line) == 0 {
+			continue
+		}
+		if line[0] == '{' {
+			var h batchHeader
+			if err := json.Unmarshal(line, &h); err != nil {
+				return nil, fmt.Errorf("events: decode commit: batch header: %w", err)
+			}
+			out = append(out, LiteBatch{Portal: h.Portal, ReceivedMs: h.ReceivedMs})
+			continue
+		}
+		if len(out) == 0 {
+			return nil, errors.New("events: decode commit: item before a batch header")
+		}
+		id, form, ok := strings.Cut(string(line), " ")
+		if !ok || id == "" {
+			return nil, errors.New("events: decode commit: malformed item line")
+		}
+		l := Lite{ID: id, Form: form}
+		if err := peek(&l); err != nil {
+			return nil, err
+		}
+		b := &out[len(out)-1]
+		b.Items = append(b.Items, l)
+	}
+	return out, nil
 }

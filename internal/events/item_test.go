@@ -123,6 +123,16 @@ func checkItems(t *testing.T, items []events.Item) {
 		t.Fatalf("stored batch does not decode: %v\n%s", err, data)
 	}
 	back := dc.Batches[0]
+	lite, err := events.DecodeCommitLite(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, it := range items {
+		l := lite[0].Items[i]
+		if l.ID != it.ID || l.URL != it.URL() || l.ClientID != it.ClientID() || l.Event != it.Event() || l.ApplicationToken != it.ApplicationToken() {
+			t.Fatalf("peeked %+v, item has url %q client %q event %q token %q", l, it.URL(), it.ClientID(), it.Event(), it.ApplicationToken())
+		}
+	}
 	for i, it := range items {
 		if it.URL() == "" || it.Event() == "" || it.ID == "" {
 			t.Fatalf("accepted an undeliverable item: %+v", it.Item.Map())
