@@ -327,8 +327,6 @@ func (s *Service) bitrixError(err error) *bitrix.Error {
 		// refresh token (fosite reports the code's second read as a
 		// server error).
 		return bad("invalid_grant", "The grant was used by a concurrent request")
-	case errors.Is(err, fosite.ErrNotFound):
-		return bad("invalid_grant", "Invalid grant: the code or refresh token is unknown, used or revoked")
 	}
 	var rfc *fosite.RFC6749Error
 	if !errors.As(err, &rfc) {
@@ -348,6 +346,10 @@ func (s *Service) bitrixError(err error) *bitrix.Error {
 	case "invalid_request":
 		// fosite's "retry" after a lost race on one refresh token, and
 		// its refusal of a token that fails validation.
+		return bad("invalid_grant", "Invalid grant: the code or refresh token is unknown, used or revoked")
+	}
+	if errors.Is(err, fosite.ErrNotFound) {
+		// A row that vanished between fosite's reads (swept, deleted).
 		return bad("invalid_grant", "Invalid grant: the code or refresh token is unknown, used or revoked")
 	}
 	if rfc.CodeField >= 500 || rfc.CodeField == 0 {
