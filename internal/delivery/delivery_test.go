@@ -32,6 +32,17 @@ func phpParse(t *testing.T, body []byte) string {
 	return string(out)
 }
 
+func phpVerify(t *testing.T, secret, id, ts, sig string, body []byte) string {
+	t.Helper()
+	cmd := exec.Command("php", filepath.Join("testdata", "verify.php"), secret, id, ts, sig)
+	cmd.Stdin = strings.NewReader(string(body))
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("php verify.php: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
 func golden(t *testing.T, name, got string) {
 	t.Helper()
 	path := filepath.Join("testdata", name)
@@ -67,6 +78,12 @@ func TestPayloadIsBitrixForm(t *testing.T) {
 	}
 	golden(t, "oncrmdealupdate.form", string(got.body))
 	golden(t, "oncrmdealupdate.php.json", phpParse(t, got.body))
+	// Byte for byte what PHP itself would send for that array.
+	rebuilt := exec.Command("php", "-r", `parse_str(file_get_contents("php://stdin"), $a); echo http_build_query($a);`)
+	rebuilt.Stdin = strings.NewReader(string(got.body))
+	if out, err := rebuilt.Output(); err != nil || string(out) != string(got.body) {
+		t.Errorf("http_build_query(parse_str(body)) differs (%v):\n php %s\n got %s", err, out, got.body)
+	}
 
 	// Webhook (client_id null): the empty-auth shape, no token.
 	raw2 := strings.Replace(raw, `"client_id":"local.5c8bb1b0891cf2.87252039"`, `"client_id":null`, 1)
@@ -256,10 +273,18 @@ func TestSignature(t *testing.T) {
 	if err := delivery.Verify(si.Secret, id, ts, got.body, sig, time.Now(), 5*time.Minute); err != nil {
 		t.Errorf("verify: %v", err)
 	}
+	// The PHP check from docs/delivery.md accepts it too, and rejects a
+	// tampered body.
+	if out := phpVerify(t, si.Secret, id, ts, sig, got.body); out != "ok" {
+		t.Errorf("PHP verify: %q", out)
+	}
 	tampered := append([]byte(nil), got.body...)
 	tampered[len(tampered)-1] ^= 1
 	if delivery.Verify(si.Secret, id, ts, tampered, sig, time.Now(), 5*time.Minute) == nil {
 		t.Error("tampered body verifies")
+	}
+	if out := phpVerify(t, si.Secret, id, ts, sig, tampered); out != "bad" {
+		t.Errorf("PHP verify of a tampered body: %q", out)
 	}
 	other, _ := e.svc.Secrets().Get(ctx, delivery.SecretName("", "webhooktoken"))
 	if delivery.Verify(other.Secret, id, ts, got.body, sig, time.Now(), 5*time.Minute) == nil {
@@ -282,6 +307,9 @@ func TestSignature(t *testing.T) {
 	for _, s := range []string{rot.Secret, si.Secret} {
 		if err := delivery.Verify(s, got.header.Get("webhook-id"), got.header.Get("webhook-timestamp"), got.body, sig, time.Now(), 5*time.Minute); err != nil {
 			t.Errorf("verify with %s…: %v", s[:10], err)
+		}
+		if out := phpVerify(t, s, got.header.Get("webhook-id"), got.header.Get("webhook-timestamp"), sig, got.body); out != "ok" {
+			t.Errorf("PHP verify during rotation: %q", out)
 		}
 	}
 }
