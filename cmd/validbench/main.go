@@ -28,6 +28,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -59,6 +60,7 @@ func run() error {
 	maria := flag.String("mariadb", os.Getenv("ISOBOX_TEST_MARIADB"), "MariaDB server DSN without a database (go-sql-driver form); a database is created and dropped")
 	dur := flag.Duration("duration", 10*time.Second, "wrk duration per run")
 	conns := flag.String("connections", "10,100", "wrk connection counts")
+	rounds := flag.Int("rounds", 3, "rounds per concurrency; targets alternate within a round and the median of each is reported (the machine is shared)")
 	flag.Parse()
 	if *maria == "" {
 		return errors.New("--mariadb (or ISOBOX_TEST_MARIADB) is required: the figures are with MariaDB behind the check")
@@ -187,20 +189,43 @@ func run() error {
 	}
 	fmt.Printf("| target | conns | req/s | p50 | p99 | req/s ÷ ceiling | p99 ÷ ceiling p99 |\n|---|---|---|---|---|---|---|\n")
 	for _, c := range cs {
-		var ceiling result
+		runs := make([][]result, len(targets))
+		for round := 0; round < *rounds; round++ {
+			for i := range targets {
+				// Rotate the order so no target always runs first after a pause.
+				j := (i + round) % len(targets)
+				r, err := runWrk(dir, targets[j], c, *dur)
+				if err != nil {
+					return fmt.Errorf("%s: %w", targets[j].name, err)
+				}
+				runs[j] = append(runs[j], r)
+			}
+		}
+		ceiling := median(runs[0])
 		for i, tg := range targets {
-			r, err := runWrk(dir, tg, c, *dur)
-			if err != nil {
-				return fmt.Errorf("%s: %w", tg.name, err)
-			}
-			if i == 0 {
-				ceiling = r
-			}
+			r := median(runs[i])
 			fmt.Printf("| %s | %d | %.0f | %s | %s | %.2f | %.2f |\n", tg.name, c, r.rps, fmtDur(r.p50), fmtDur(r.p99),
 				r.rps/ceiling.rps, float64(r.p99)/float64(ceiling.p99))
 		}
 	}
 	return nil
+}
+
+// median returns the median of each figure separately.
+func median(rs []result) result {
+	pick := func(f func(result) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		sort.Float64s(v)
+		return v[len(v)/2]
+	}
+	return result{
+		rps: pick(func(r result) float64 { return r.rps }),
+		p50: time.Duration(pick(func(r result) float64 { return float64(r.p50) })),
+		p99: time.Duration(pick(func(r result) float64 { return float64(r.p99) })),
+	}
 }
 
 func fmtDur(d time.Duration) string {
