@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/ory/fosite"
 	"github.com/ory/x/errorsx"
 )
@@ -40,5 +41,15 @@ func TestBitrixErrorMapping(t *testing.T) {
 		if got.Status != c.status || got.Code != c.code || got.Description == "" {
 			t.Errorf("bitrixError(%v) = %d %s %q, want %d %s", c.err, got.Status, got.Code, got.Description, c.status, c.code)
 		}
+	}
+}
+
+func TestRetryable(t *testing.T) {
+	deadlock := &mysql.MySQLError{Number: 1213, Message: "Deadlock found"}
+	if !retryable(fosite.ErrServerError.WithWrap(fmt.Errorf("oauth: rotate: %w", deadlock))) {
+		t.Fatal("wrapped deadlock not retryable")
+	}
+	if retryable(fosite.ErrServerError.WithWrap(&mysql.MySQLError{Number: 1062})) || retryable(nil) || retryable(errors.New("x")) {
+		t.Fatal("non-deadlock retryable")
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/ory/fosite"
 	hoauth2 "github.com/ory/fosite/handler/oauth2"
 
@@ -110,6 +111,11 @@ func (s *Service) serveToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pair, err := s.exchange(r.Context(), form)
+	for try := 0; try < 2 && retryable(err); try++ {
+		// A deadlock victim's transaction was rolled back whole: nothing
+		// was used up, so the same request can simply run again.
+		pair, err = s.exchange(r.Context(), form)
+	}
 	if err != nil {
 		be := s.bitrixError(err)
 		if be.Status >= 500 {
@@ -294,6 +300,12 @@ func (s *Service) exchange(ctx context.Context, form url.Values) (TokenPair, err
 		Grant:  Grant{ClientID: c.ID, UserID: ss.UserID, Scope: ar.GetGrantedScopes(), Params: ss.Params, Portal: ss.Portal},
 		Status: c.Status,
 	}, nil
+}
+
+// retryable reports a MySQL deadlock or lock-wait timeout.
+func retryable(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205)
 }
 
 // causes renders an error chain for the log: each distinct message once,
