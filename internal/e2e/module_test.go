@@ -259,7 +259,7 @@ func moduleAwait(t *testing.T, ch <-chan moduleDelivery, markers ...string) map[
 	return got
 }
 
-func moduleStartRelay(t *testing.T, dir, bin string, ap *testkit.Proc) *testkit.Proc {
+func moduleStartRelay(t testing.TB, dir, bin string, ap *testkit.Proc) *testkit.Proc {
 	t.Helper()
 	args := append(freeArgs("http-addr", "publish-addr", "grpc-addr", "admin-addr"),
 		"--auth-grpc-addr", ap.Addr("grpc"), "--retry-schedule", "100ms,200ms,500ms")
