@@ -12,6 +12,7 @@ php -m 2>/dev/null | grep -qi '^curl$' || need+=(php-curl)
 php -m 2>/dev/null | grep -qi '^mbstring$' || need+=(php-mbstring)
 php -m 2>/dev/null | grep -qi '^sqlite3$' || need+=(php-sqlite3)
 php -m 2>/dev/null | grep -qi '^pdo_mysql$' || need+=(php-mysql)
+php -m 2>/dev/null | grep -qi '^apcu$' || need+=(php-apcu)
 command -v phpunit >/dev/null 2>&1 || need+=(phpunit)
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing ${need[*]}"

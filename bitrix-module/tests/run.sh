@@ -19,4 +19,5 @@ done < <(find . -name '*.php' -print0)
 [ "$fail" -eq 0 ]
 
 echo "== phpunit (unit)"
-phpunit -c tests/phpunit.xml --testsuite unit
+# APCu on in the CLI, so the module's preferred answer cache is exercised.
+php -d apc.enable_cli=1 "$(command -v phpunit)" -c tests/phpunit.xml --testsuite unit

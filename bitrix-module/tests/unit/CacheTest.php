@@ -49,11 +49,26 @@ final class CacheTest extends TestCase
 		$this->assertNull($store->get('k'));
 	}
 
+	public function testApcuStore(): void
+	{
+		// run.sh turns APCu on for the CLI (apc.enable_cli=1); scripts/deps.sh installs it.
+		$this->assertTrue(ApcuStore::available(), 'APCu is not enabled in this PHP');
+		$store = new ApcuStore();
+		$key = 'test.' . bin2hex(random_bytes(4));
+		$store->set($key, ['v' => 1], 60);
+		$store->set($key . '.zero', ['v' => 2], 0);
+		$this->assertSame(['v' => 1], (new ApcuStore())->get($key));
+		$this->assertFalse(apcu_exists($key), 'the module must keep to its own key space');
+		$this->assertTrue(apcu_exists('isobox.connector:' . $key));
+		$this->assertNull($store->get($key . '.zero'), 'a lifetime of 0 stores nothing');
+		$store->delete($key);
+		$this->assertNull($store->get($key));
+	}
+
 	public function testTheModulePicksTheFastestSharedCacheThisPhpHas(): void
 	{
 		Module::reset();
-		$expected = ApcuStore::available() ? ApcuStore::class : ManagedStore::class;
-		$this->assertInstanceOf($expected, Module::cache());
+		$this->assertInstanceOf(ApcuStore::class, Module::cache(), 'APCu is available and must be preferred');
 		$this->assertInstanceOf(Store::class, Module::cache());
 	}
 }
