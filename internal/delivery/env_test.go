@@ -138,9 +138,12 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// Every goroutine of the service ends: no leaked workers.
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		svc.Stop(sctx)
+		if err := svc.Close(sctx); err != nil {
+			t.Errorf("delivery service did not stop: %v", err)
+		}
 	})
 	in := events.NewIngest(events.IngestConfig{JS: js, Verifier: auth, ServiceKey: serviceKey})
 	ictx, stopIngest := context.WithCancel(context.Background())

@@ -251,17 +251,28 @@ func (s *Service) Start(ctx context.Context) error {
 // Stop stops fetching and waits (bounded by ctx) for in-flight deliveries
 // to end; their messages are redelivered after a restart if not acked.
 func (s *Service) Stop(ctx context.Context) {
+	if err := s.Close(ctx); err != nil {
+		s.log.Warn("delivery: stopped with deliveries still in flight", "err", err)
+	}
+}
+
+// Close is Stop that reports ctx's error when in-flight work (goroutines
+// of the fan-out, the workers and their attempts) had not ended in time.
+func (s *Service) Close(ctx context.Context) error {
 	if s.cancel == nil {
-		return
+		return nil
 	}
 	s.cancel()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
+	var err error
 	select {
 	case <-done:
 	case <-ctx.Done():
+		err = ctx.Err()
 	}
 	s.records.flush(context.WithoutCancel(ctx))
+	return err
 }
 
 // retryDelay is the wait before attempt n+1 after attempt n failed.

@@ -41,40 +41,11 @@ type Item struct {
 	ID string
 	// Item is the queue item: client_id, auth, additional, query.
 	Item *phpform.Array
-	// form caches phpform.Encode(Item) from parsing, for the store.
+	// form caches phpform.Encode(Item): items are stored in PHP form
+	// encoding, which is ASCII and keeps every byte and the key order (a
+	// JSON string would replace bytes that are not UTF-8, as a
+	// windows-1251 portal may send).
 	form string
-}
-
-// storedItem is how an item is stored in JetStream: the item in PHP form
-// encoding, which is ASCII and keeps every byte and the key order (a JSON
-// string would replace bytes that are not UTF-8, as a windows-1251
-// portal may send).
-type storedItem struct {
-	ID   string `json:"id"`
-	Form string `json:"form"`
-}
-
-// MarshalJSON implements json.Marshaler.
-func (it Item) MarshalJSON() ([]byte, error) {
-	form := it.form
-	if form == "" {
-		form = phpform.Encode(it.Item)
-	}
-	return json.Marshal(storedItem{ID: it.ID, Form: form})
-}
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (it *Item) UnmarshalJSON(b []byte) error {
-	var st storedItem
-	if err := json.Unmarshal(b, &st); err != nil {
-		return err
-	}
-	a, err := phpform.Decode(st.Form)
-	if err != nil {
-		return fmt.Errorf("events: stored item %s: %w", st.ID, err)
-	}
-	it.ID, it.Item, it.form = st.ID, a, st.Form
-	return nil
 }
 
 // Form returns the item in PHP form encoding (as stored).
