@@ -296,6 +296,11 @@ func moduleCheckDelivery(t *testing.T, got map[string]url.Values, ap *testkit.Pr
 	if (v["error"] != nil && v["error"] != "") || v["client_id"] != app.ClientID || v["user_id"] != "5" {
 		t.Errorf("delivered token: validate = %v, want client %s user 5", v, app.ClientID)
 	}
+	// The event-loop guard survives the trip: the handler's token carries the
+	// portal's EVENT_SESSION, which the portal decrements on the next call.
+	if p, _ := v["parameters"].(map[string]any); p["EVENT_SESSION"] != "7" {
+		t.Errorf("delivered token parameters = %v, want EVENT_SESSION 7", v["parameters"])
+	}
 }
 
 // moduleMetric reads one sample of a service's /metrics (0 if absent).
