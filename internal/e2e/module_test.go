@@ -334,7 +334,11 @@ func TestModuleEventsEndToEnd(t *testing.T) {
 	er := moduleStartRelay(t, dir, relayBin, ap)
 	env["ISOBOX_E2E_RELAY_URL"] = "http://" + er.Addr("http")
 	modulePHP(t, root, "testPhaseEvents", env)
-	moduleCheckDelivery(t, moduleAwait(t, deliveries, "live-1")["live-1"], ap, portal, app)
+	live := moduleAwait(t, deliveries, "live-1")["live-1"]
+	moduleCheckDelivery(t, live, ap, portal, app)
+	// The handler calls the portal back with the token it got.
+	env["ISOBOX_E2E_DELIVERED_TOKEN"] = live["/app"].Get("auth[access_token]")
+	modulePHP(t, root, "testPhaseCallback", env)
 	// One ingest call for the hit's two events, never a POST per handler.
 	if n := moduleMetric(t, er.Addr("admin"), `isobox_relay_ingest_calls_total{result="ok"}`); n != 1 {
 		t.Errorf("ingest calls for one hit = %v, want 1", n)

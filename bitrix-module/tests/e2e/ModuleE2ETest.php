@@ -204,6 +204,16 @@ final class ModuleE2ETest extends TestCase
 		$this->assertSame(0, Module::spool()->count(), 'the relay did not take the events: ' . json_encode($GLOBALS['ISOBOX_TEST_LOG']));
 	}
 
+	public function testPhaseCallback(): void
+	{
+		// The app's handler calls the portal back with the token it was
+		// delivered: it passes, as the event's user, with the loop guard.
+		$this->assertTrue(\CRestUtil::checkAuth(['auth' => self::env('ISOBOX_E2E_DELIVERED_TOKEN')], 'crm', $res), json_encode($res));
+		$this->assertSame(self::env('ISOBOX_E2E_APP'), $res['client_id']);
+		$this->assertSame(5, $res['user_id']);
+		$this->assertSame(7, $res['parameters']['EVENT_SESSION'] ?? null, json_encode($res['parameters']));
+	}
+
 	public function testPhaseSpool(): void
 	{
 		$this->fire('spooled-1');
