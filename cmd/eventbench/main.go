@@ -75,11 +75,13 @@ func main() {
 		}
 	}
 	if *only == "" || *only == "e2e" {
-		e2e(*events_, *batch, *handlers, *concurrency, *posters, false, *deadline)
+		e2e(*events_, *batch, *handlers, *concurrency, *posters, extraNone, *deadline)
 	}
 	if *only == "" || *only == "isolation" {
-		e2e(*events_, *batch, *handlers, *concurrency, *posters, false, *deadline)
-		e2e(*events_, *batch, *handlers, *concurrency, *posters, true, *deadline)
+		for range 2 {
+			e2e(*events_, *batch, *handlers, *concurrency, *posters, extraFast, *deadline)
+			e2e(*events_, *batch, *handlers, *concurrency, *posters, extraHang, *deadline)
+		}
 	}
 }
 
@@ -269,51 +271,59 @@ func newCounter(want int64) *counter {
 	return c
 }
 
-// e2e ingests n events spread over the fast handlers (and, with hang, one
-// more handler that never answers within the timeout, getting a fifth as
-// many events), and measures how fast the fast handlers receive theirs.
+// What the extra handler of an isolation run does.
+const (
+	extraNone = iota // no extra handler
+	extraFast        // answers at once (the baseline of the isolation run)
+	extraHang        // never answers within the delivery timeout
+)
+
+// e2e ingests n events spread over the fast handlers (and, with an extra
+// handler, a fifth as many more to it), and measures how fast the fast
+// handlers receive theirs.
 // Before it, the same bodies are POSTed straight to the handlers with the
 // same concurrency: the ceiling.
-func e2e(n, batch, handlers, conc, posters int, hang bool, deadline time.Duration) {
+func e2e(n, batch, handlers, conc, posters int, extra int, deadline time.Duration) {
 	perHandler := n / handlers
 	fast := make([]*counter, handlers)
 	for i := range fast {
 		fast[i] = newCounter(int64(perHandler))
 		defer fast[i].Close()
 	}
-	// The ceiling: the same number of form POSTs, same total concurrency.
-	ceiling := directPOST(fast[0].URL, perHandler*handlers, handlers*conc)
-	for _, c := range fast { // reset
-		c.n.Store(0)
-	}
+	// The ceiling: the same number of form POSTs, same total concurrency,
+	// to a no-op handler of its own.
+	sink := newCounter(-1)
+	ceiling := directPOST(sink.URL, perHandler*handlers, handlers*conc)
+	sink.Close()
 	timeout := 3 * time.Second
 	r := startRelay(true, true, conc, timeout)
 	defer r.shutdown()
-	var hangURL string
-	var hangSrv *httptest.Server
+	var extraURL string
 	release := make(chan struct{})
-	if hang {
-		hangSrv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	switch extra {
+	case extraHang:
+		hangSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 			io.Copy(io.Discard, req.Body)
 			select {
 			case <-release:
 			case <-req.Context().Done():
 			}
 		}))
-		hangURL = hangSrv.URL
+		extraURL = hangSrv.URL
 		defer func() { close(release); hangSrv.Close() }()
+	case extraFast:
+		fastSrv := newCounter(-1)
+		extraURL = fastSrv.URL
+		defer fastSrv.Close()
 	}
 	// Build the calls: round-robin over handlers, hanging one every 5th.
 	var calls [][]map[string]any
 	var cur []map[string]any
 	k := 0
-	for h := range handlers {
-		_ = h
-	}
 	for i := 0; i < perHandler*handlers; i++ {
 		cur = append(cur, item(fast[i%handlers].URL, i))
-		if hang && i%5 == 0 {
-			cur = append(cur, item(hangURL, 1_000_000+i))
+		if extra != extraNone && i%5 == 0 {
+			cur = append(cur, item(extraURL, 1_000_000+i))
 			k++
 		}
 		if len(cur) >= batch {
@@ -353,8 +363,11 @@ func e2e(n, batch, handlers, conc, posters int, hang bool, deadline time.Duratio
 	wg.Wait()
 	rate := float64(perHandler*handlers) / el.Seconds()
 	label := "e2e (durable, sync always)"
-	if hang {
-		label = fmt.Sprintf("e2e with 1 hanging handler (+%d events to it)", k)
+	switch extra {
+	case extraFast:
+		label = fmt.Sprintf("isolation baseline: +1 fast handler (+%d events to it)", k)
+	case extraHang:
+		label = fmt.Sprintf("isolation: +1 HANGING handler (+%d events to it)", k)
 	}
 	fmt.Printf("%s: %d events to %d no-op handlers (concurrency %d each), batch %d, %d posters: %.0f events/s in %v; direct-POST ceiling %.0f req/s; ratio %.2f\n",
 		label, perHandler*handlers, handlers, conc, batch, posters, rate, el.Round(time.Millisecond), ceiling, rate/ceiling)
