@@ -98,6 +98,20 @@ if ($checks !== null)
 	}
 }
 
+// What waits in the spool, so an outage of the relay is visible here.
+try
+{
+	$spool = \Isobox\Connector\Module::spool();
+	CAdminMessage::ShowNote(htmlspecialcharsbx(Loc::getMessage('ISOBOX_CONNECTOR_OPT_SPOOL', [
+		'#PENDING#' => $spool->count(),
+		'#REFUSED#' => $spool->refusedCount(),
+	])));
+}
+catch (\Throwable $e)
+{
+	CAdminMessage::ShowMessage(htmlspecialcharsbx(Loc::getMessage('ISOBOX_CONNECTOR_OPT_SPOOL_ERROR')));
+}
+
 $tabControl = new CAdminTabControl('isobox_connector_options', [
 	[
 		'DIV' => 'settings',

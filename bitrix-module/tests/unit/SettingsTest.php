@@ -61,6 +61,13 @@ final class SettingsTest extends PortalTestCase
 		$this->assertStringNotContainsString('top-secret-value', $html);
 	}
 
+	public function testThePageShowsWhatWaitsInTheSpool(): void
+	{
+		\Isobox\Connector\Module::spool()->add([['id' => 'a'], ['id' => 'b'], ['id' => 'c']]);
+		\Isobox\Connector\Module::spool()->refuse([1]);
+		$this->assertStringContainsString('Events waiting for eventrelay: 2; set aside as refused: 1.', $this->page());
+	}
+
 	public function testSavingNeedsTheSessionTokenAndTheWriteRight(): void
 	{
 		$html = $this->page($this->form(['sessid' => 'forged']));

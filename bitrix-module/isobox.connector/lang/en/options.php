@@ -38,3 +38,5 @@ $MESS['ISOBOX_CONNECTOR_OPT_APPS'] = 'Apps through isobox';
 $MESS['ISOBOX_CONNECTOR_OPT_APPS_HINT'] = 'Empty: all apps. Otherwise one client_id per line; other apps keep using the portal\'s OAuth server.';
 $MESS['ISOBOX_CONNECTOR_OPT_WEBHOOKS'] = 'Outgoing webhooks through isobox';
 $MESS['ISOBOX_CONNECTOR_OPT_WEBHOOKS_HINT'] = 'Events of outgoing webhooks go to eventrelay too.';
+$MESS['ISOBOX_CONNECTOR_OPT_SPOOL'] = 'Events waiting for eventrelay: #PENDING#; set aside as refused: #REFUSED#.';
+$MESS['ISOBOX_CONNECTOR_OPT_SPOOL_ERROR'] = 'The spool table cannot be read (reinstall the module).';

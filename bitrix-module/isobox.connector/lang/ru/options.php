@@ -38,3 +38,5 @@ $MESS['ISOBOX_CONNECTOR_OPT_APPS'] = 'Приложения через isobox';
 $MESS['ISOBOX_CONNECTOR_OPT_APPS_HINT'] = 'Пусто: все приложения. Иначе по одному client_id в строке; остальные приложения работают через OAuth-сервер портала, как прежде.';
 $MESS['ISOBOX_CONNECTOR_OPT_WEBHOOKS'] = 'Исходящие вебхуки через isobox';
 $MESS['ISOBOX_CONNECTOR_OPT_WEBHOOKS_HINT'] = 'События исходящих вебхуков тоже передаются в eventrelay.';
+$MESS['ISOBOX_CONNECTOR_OPT_SPOOL'] = 'Событий ждут отправки в eventrelay: #PENDING#; отложено как отклонённые: #REFUSED#.';
+$MESS['ISOBOX_CONNECTOR_OPT_SPOOL_ERROR'] = 'Не удаётся прочитать таблицу очереди (переустановите модуль).';
