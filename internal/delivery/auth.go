@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"google.golang.org/grpc/metadata"
 
@@ -127,9 +130,22 @@ type cachedAuth struct {
 
 const maxAuthCache = 10000
 
+// cacheKey is every field of the request, NUL-separated (none of them can
+// hold a NUL: they come from a parsed form).
 func cacheKey(req *tokenv1.BuildEventAuthRequest) string {
-	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(req)
-	return string(b)
+	var b strings.Builder
+	for _, f := range []string{req.ClientId, strconv.FormatInt(req.UserId, 10), strconv.FormatBool(req.SendAuth),
+		strconv.FormatBool(req.SendRefreshToken), req.ApplicationToken, req.Domain, req.PortalClientId, req.Event} {
+		b.WriteString(f)
+		b.WriteByte(0)
+	}
+	for _, k := range slices.Sorted(maps.Keys(req.Parameters)) {
+		b.WriteString(k)
+		b.WriteByte(1)
+		b.WriteString(req.Parameters[k])
+		b.WriteByte(0)
+	}
+	return b.String()
 }
 
 func (c *authCache) get(key string, now time.Time) ([]*tokenv1.Field, bool) {
