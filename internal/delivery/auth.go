@@ -130,20 +130,22 @@ type cachedAuth struct {
 
 const maxAuthCache = 10000
 
-// cacheKey is every field of the request, NUL-separated (none of them can
-// hold a NUL: they come from a parsed form).
+// cacheKey is every field of the request, each length-prefixed so that
+// no two requests share a key.
 func cacheKey(req *tokenv1.BuildEventAuthRequest) string {
 	var b strings.Builder
+	put := func(s string) {
+		b.WriteString(strconv.Itoa(len(s)))
+		b.WriteByte(':')
+		b.WriteString(s)
+	}
 	for _, f := range []string{req.ClientId, strconv.FormatInt(req.UserId, 10), strconv.FormatBool(req.SendAuth),
 		strconv.FormatBool(req.SendRefreshToken), req.ApplicationToken, req.Domain, req.PortalClientId, req.Event} {
-		b.WriteString(f)
-		b.WriteByte(0)
+		put(f)
 	}
 	for _, k := range slices.Sorted(maps.Keys(req.Parameters)) {
-		b.WriteString(k)
-		b.WriteByte(1)
-		b.WriteString(req.Parameters[k])
-		b.WriteByte(0)
+		put(k)
+		put(req.Parameters[k])
 	}
 	return b.String()
 }
