@@ -106,6 +106,20 @@ func run() error {
 	if err := waitUp(base + "/rest/x"); err != nil {
 		return err
 	}
+	// A second instance on the same database whose cache never answers:
+	// every check is a MariaDB read (the portal itself caches rest.check
+	// answers for an hour, so most checks it makes are first sightings).
+	coldHTTP, coldAdmin := freeAddr(), freeAddr()
+	cold := exec.CommandContext(ctx, *bin, append([]string{"--http-addr", coldHTTP, "--grpc-addr", freeAddr(), "--admin-addr", coldAdmin,
+		"--token-cache-ttl", "1ns"}, common...)...)
+	cold.Stderr = os.Stderr
+	if err := cold.Start(); err != nil {
+		return err
+	}
+	defer func() { cold.Process.Kill(); cold.Wait() }()
+	if err := waitUp("http://" + coldHTTP + "/rest/x"); err != nil {
+		return err
+	}
 
 	creds := url.Values{"client_id": {portal.ClientID}, "client_secret": {portal.ClientSecret}, "client_redirect_uri": {"http://portal.bench.local"}}
 	call := func(method string, p url.Values) (map[string]any, error) {
@@ -160,6 +174,9 @@ func run() error {
 		{"no-op Go handler (ceiling)", "http://" + lis.Addr().String() + "/", check.Encode(), map[string]string{"Content-Type": "application/x-www-form-urlencoded"}},
 		{"rest.check (drop-in)", base + "/rest/rest.check", check.Encode(), map[string]string{"Content-Type": "application/x-www-form-urlencoded"}},
 		{"/v1/token/validate (module)", "http://" + adminAddr + "/v1/token/validate", string(validate), map[string]string{
+			"Content-Type": "application/json", "Authorization": "Bearer " + portal.ClientID + ":" + portal.ClientSecret}},
+		{"rest.check, no cache (MariaDB reads)", "http://" + coldHTTP + "/rest/rest.check", check.Encode(), map[string]string{"Content-Type": "application/x-www-form-urlencoded"}},
+		{"/v1/token/validate, no cache (MariaDB reads)", "http://" + coldAdmin + "/v1/token/validate", string(validate), map[string]string{
 			"Content-Type": "application/json", "Authorization": "Bearer " + portal.ClientID + ":" + portal.ClientSecret}},
 	}
 	// Sanity: each target answers 200 with what it should.

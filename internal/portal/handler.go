@@ -198,7 +198,7 @@ func (h *Handler) serveREST(w http.ResponseWriter, r *http.Request) {
 	}
 	portal, err := h.svc.Portals.Verify(r.Context(), id, sec)
 	if err != nil {
-		if !errors.Is(err, oauth.ErrInvalidClient) {
+		if !errors.Is(err, oauth.ErrInvalidClient) && r.Context().Err() == nil {
 			h.log.Error("portal: verify portal", "err", err)
 		}
 		bitrix.WriteError(w, validator.BitrixError(err))
@@ -210,7 +210,7 @@ func (h *Handler) serveREST(w http.ResponseWriter, r *http.Request) {
 	res, err := fn(r.Context(), &call{portal: portal, form: f, base: requestBase(r), raw: r})
 	if err != nil {
 		be := validator.BitrixError(err)
-		if be.Status >= 500 {
+		if be.Status >= 500 && r.Context().Err() == nil { // not a caller that hung up
 			h.log.Error("portal: "+method, "portal", portal.ID, "err", err)
 		}
 		bitrix.WriteError(w, be)

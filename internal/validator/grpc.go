@@ -80,6 +80,9 @@ func (g *PortalTokensServer) Validate(ctx context.Context, req *tokenv1.Validate
 	if err != nil {
 		be := BitrixError(err)
 		if be == errInternal {
+			if ctx.Err() != nil {
+				return nil, status.FromContextError(ctx.Err()).Err()
+			}
 			logOf(g.Log).Error("validator: validate", "err", err)
 			return nil, status.Error(codes.Unavailable, be.Description)
 		}
@@ -150,6 +153,8 @@ func (g *PortalTokensServer) grpcError(what string, err error) error {
 		return status.Error(codes.InvalidArgument, errInvalidScope.Description)
 	case errors.Is(err, oauth.ErrInvalidClient):
 		return status.Error(codes.FailedPrecondition, errNotInstalled.Description)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return status.FromContextError(err).Err()
 	}
 	logOf(g.Log).Error("validator: "+what, "err", err)
 	return status.Error(codes.Unavailable, errInternal.Description)
@@ -179,6 +184,8 @@ func (g *EventAuthServer) Build(ctx context.Context, req *tokenv1.BuildEventAuth
 		return nil, status.Error(codes.FailedPrecondition, errNotInstalled.Description)
 	case errors.Is(err, oauth.ErrInvalidClient):
 		return nil, status.Error(codes.NotFound, "unknown portal")
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return nil, status.FromContextError(err).Err()
 	default:
 		logOf(g.Log).Error("validator: build event auth", "err", err)
 		return nil, status.Error(codes.Unavailable, errInternal.Description)
@@ -197,6 +204,9 @@ func (g *EventAuthServer) VerifyPortal(ctx context.Context, req *tokenv1.VerifyP
 		return &tokenv1.VerifyPortalResponse{Ok: false}, nil
 	}
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, status.FromContextError(ctx.Err()).Err()
+		}
 		logOf(g.Log).Error("validator: verify portal", "err", err)
 		return nil, status.Error(codes.Unavailable, errInternal.Description)
 	}
