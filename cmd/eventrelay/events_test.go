@@ -268,6 +268,34 @@ func TestRelayWithAuthproviderOnExternalNATS(t *testing.T) {
 	if out := runCLI(t, s, relay, "handlers", "list"); strings.Count(out, "http://") != 2 {
 		t.Errorf("handlers list: %s", out)
 	}
+	var one struct {
+		Handler  string `json:"handler"`
+		Status   string `json:"status"`
+		Attempts int    `json:"attempts"`
+	}
+	if err := json.Unmarshal([]byte(runCLI(t, s, relay, "deliveries", "show", ids[0], "--json")), &one); err != nil || one.Status != "delivered" || one.Attempts != 2 {
+		t.Errorf("deliveries show: %+v %v", one, err)
+	}
+	var paused struct {
+		Paused bool `json:"paused"`
+	}
+	if err := json.Unmarshal([]byte(runCLI(t, s, relay, "handlers", "pause", one.Handler, "--json")), &paused); err != nil || !paused.Paused {
+		t.Errorf("handlers pause: %+v %v", paused, err)
+	}
+	if out := runCLI(t, s, relay, "handlers", "resume", one.Handler); !strings.Contains(out, "false") {
+		t.Errorf("handlers resume: %s", out)
+	}
+	if out := runCLI(t, s, relay, "dlq", "replay", "--json"); !strings.Contains(out, `"replayed": 0`) {
+		t.Errorf("dlq replay: %s", out)
+	}
+	if out := runCLI(t, s, relay, "stats"); !strings.Contains(out, "delivered:") {
+		t.Errorf("stats: %s", out)
+	}
+	// Metrics on the admin address.
+	if code, body := getBody(t, "http://"+relay.Addr("admin")+"/metrics"); code != 200 || !strings.Contains(body, "isobox_relay_delivered_total 2") ||
+		!strings.Contains(body, "isobox_relay_events_ingested_total 2") {
+		t.Errorf("metrics: %d, no relay counters", code)
+	}
 	// REST face on the admin address needs the relay admin key.
 	admin := "http://" + relay.Addr("admin") + "/v1/relay/stats"
 	if resp, err := http.Get(admin); err != nil || resp.StatusCode != 401 {
@@ -292,6 +320,17 @@ func TestRelayWithAuthproviderOnExternalNATS(t *testing.T) {
 	if sresp.StatusCode != 200 || st.Delivered != "2" || st.Retried != "1" || st.Ingested != "2" {
 		t.Errorf("stats: %d %s", sresp.StatusCode, sb)
 	}
+}
+
+func getBody(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 func runCLI(t *testing.T, s *stack, relay *testkit.Proc, args ...string) string {

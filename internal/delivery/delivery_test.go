@@ -473,3 +473,23 @@ func TestRetryAfterHonoured(t *testing.T) {
 	}
 	waitStatus(t, e, id, delivery.StatusDelivered)
 }
+
+// A redirect is not followed: it is a failed attempt, retried.
+func TestRedirectIsAFailure(t *testing.T) {
+	e := newEnv(t)
+	target := newRecorder(t)
+	h := newStatusServer(t, func(w http.ResponseWriter) {
+		w.Header().Set("Location", target.URL)
+		w.WriteHeader(http.StatusFound)
+	})
+	id := e.post(item(h.URL, "ONCRMDEALADD", 1)).Result.IDs[0]
+	rec := waitStatus(t, e, id, delivery.StatusDead)
+	if rec.LastStatus != http.StatusFound || rec.Attempts != 3 {
+		t.Errorf("record = %+v", rec)
+	}
+	select {
+	case <-target.hits:
+		t.Error("the redirect was followed")
+	default:
+	}
+}
