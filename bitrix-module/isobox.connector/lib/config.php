@@ -12,7 +12,8 @@ final class Config
 	public function __construct(
 		public readonly string $authUrl,
 		public readonly string $relayUrl,
-		public readonly string $tokenPrefix,
+		/** @var string[] prefixes of tokens isobox issues (a client may have its own) */
+		public readonly array $tokenPrefixes,
 		public readonly int $cacheTtl,
 		public readonly int $timeout,
 		public readonly int $relayBackoff,
@@ -44,7 +45,7 @@ final class Config
 		return new self(
 			rtrim($get('auth_url'), '/'),
 			rtrim($get('relay_url'), '/'),
-			$get('token_prefix'),
+			self::parseList($get('token_prefix')),
 			max(0, (int)$get('cache_ttl')),
 			max(1, (int)$get('timeout')),
 			max(0, (int)$get('relay_backoff')),
@@ -62,10 +63,18 @@ final class Config
 		return array_values(array_unique(array_filter(preg_split('/[\s,;]+/', $value) ?: [], 'strlen')));
 	}
 
-	/** A token isobox issued: it carries isobox's prefix. */
+	/** A token isobox issued: it carries one of isobox's prefixes. */
 	public function isIsoboxToken(string $token): bool
 	{
-		return $this->tokenPrefix !== '' && str_starts_with($token, $this->tokenPrefix);
+		foreach ($this->tokenPrefixes as $prefix)
+		{
+			if (str_starts_with($token, $prefix))
+			{
+				return true;
+			}
+		}
+
+		return false;
 	}
 
 	/** Whether tokens and codes for this app are minted by isobox. */

@@ -74,10 +74,19 @@ final class Settings
 					}
 					break;
 				case 'prefix':
-					if ($value === '' || !preg_match('/^[A-Za-z0-9._-]{1,32}$/', $value))
+					$prefixes = Config::parseList($value);
+					foreach ($prefixes as $prefix)
+					{
+						if (!preg_match('/^[A-Za-z0-9._-]{1,32}$/', $prefix))
+						{
+							$errors[$name] = 'prefix';
+						}
+					}
+					if ($prefixes === [])
 					{
 						$errors[$name] = 'prefix';
 					}
+					$value = implode(', ', $prefixes);
 					break;
 				case 'list':
 					$value = implode("\n", Config::parseList($value));
@@ -130,7 +139,7 @@ final class Settings
 		// A token that cannot exist: a working service answers 200 with
 		// invalid_token; a wrong portal credential gives 401.
 		$auth = $client->post($config->authUrl . '/v1/token/validate', [
-			'access_token' => $config->tokenPrefix . 'connection-check',
+			'access_token' => ($config->tokenPrefixes[0] ?? 'isobox.') . 'connection-check',
 			'scope' => '',
 		]);
 		// An empty list stores nothing; it proves the address and the credentials.

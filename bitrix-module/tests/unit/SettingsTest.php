@@ -37,7 +37,7 @@ final class SettingsTest extends PortalTestCase
 			'relay_url' => 'https://relay.lan:8090',
 			'client_id' => '',
 			'client_secret' => '',
-			'token_prefix' => 'isobox.',
+			'token_prefix' => 'isobox.,crm.',
 			'cache_ttl' => '3',
 			'timeout' => '2',
 			'relay_backoff' => '30',
@@ -90,6 +90,7 @@ final class SettingsTest extends PortalTestCase
 		$this->assertSame('https://relay.lan:8090', $this->option('relay_url'));
 		$this->assertSame('3', $this->option('cache_ttl'));
 		$this->assertSame("local.a\nlocal.b", $this->option('apps'));
+		$this->assertSame('isobox., crm.', $this->option('token_prefix'));
 		$this->assertSame('N', $this->option('webhooks'));
 		$this->assertSame('s3cret', $this->option('client_secret'));
 
@@ -102,10 +103,11 @@ final class SettingsTest extends PortalTestCase
 
 	public function testABadValueStoresNothing(): void
 	{
-		$html = $this->page($this->form(['auth_url' => 'ftp://x', 'cache_ttl' => '-1', 'token_prefix' => 'bad prefix']));
+		$html = $this->page($this->form(['auth_url' => 'ftp://x', 'cache_ttl' => '-1', 'token_prefix' => 'ok., bad/prefix']));
 		$this->assertStringContainsString('&quot;authprovider admin address&quot;: enter an http:// or https:// address.', $html);
 		$this->assertStringContainsString('Token check cache, seconds', $html);
-		$this->assertStringContainsString('Token prefix', $html);
+		$this->assertStringContainsString('&quot;Token prefixes&quot;: each prefix 1 to 32 letters', $html);
+		$this->assertStringContainsString('&quot;Token check cache, seconds&quot;: enter a whole number', $html);
 		$this->assertStringNotContainsString('Settings saved.', $html);
 		$this->assertSame(self::$isobox->url, $this->option('auth_url'));
 		$this->assertSame('5', $this->option('cache_ttl'));

@@ -125,14 +125,15 @@ final class ValidatorTest extends PortalTestCase
 		$this->assertSame('NO_AUTH_FOUND', $res['error']);
 	}
 
-	public function testTheTokenPrefixIsConfigurable(): void
+	public function testTheTokenPrefixesAreConfigurable(): void
 	{
-		Portal::configure(['token_prefix' => 'lan-']);
-		$token = $this->issue('lan-abc');
-		$this->assertTrue(\CRestUtil::checkAuth(['auth' => $token], 'crm', $res), json_encode($res));
+		Portal::configure(['token_prefix' => 'lan-, crm.']);
+		$this->assertTrue(\CRestUtil::checkAuth(['auth' => $this->issue('lan-abc')], 'crm', $res), json_encode($res));
+		Portal::newHit();
+		$this->assertTrue(\CRestUtil::checkAuth(['auth' => $this->issue('crm.abc')], 'crm', $res), json_encode($res));
 		Portal::newHit();
 		\CRestUtil::checkAuth(['auth' => 'isobox.abc'], 'crm', $res);
-		$this->assertSame(1, self::$isobox->calls('/v1/token/validate'), 'isobox. is not ours any more');
+		$this->assertSame(2, self::$isobox->calls('/v1/token/validate'), 'isobox. is not ours any more');
 	}
 
 	public function testAnUnreachableIsoboxIsAConnectionErrorAndNotCached(): void
