@@ -193,7 +193,7 @@ func (srv *Server) localStat() stat {
 		Websockets:      srv.hub.ws.Load(),
 		Pollings:        srv.hub.polls.Load(),
 		Channels:        channels,
-		LastMid:         mid{epoch: srv.st.epoch.Load(), seq: srv.hub.last()}.String(),
+		LastMid:         srv.hub.position().String(),
 		Uptime:          int64(time.Since(srv.start) / time.Second),
 	}
 }

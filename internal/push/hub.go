@@ -26,7 +26,11 @@ type hub struct {
 	// goroutine stores it while holding mu for reading; register reads it
 	// holding mu for writing, so "registered at L" means "every message
 	// after L reaches me". Atomic for the lock-free readers.
-	lastSeq   atomic.Uint64
+	lastSeq atomic.Uint64
+	// epoch is the epoch of the stream being tailed, changed together
+	// with lastSeq (under mu) when the tail starts over on a re-created
+	// stream; until then the pair stays that of the old stream.
+	epoch     atomic.Uint64
 	ring      ring
 	ringMu    sync.Mutex
 	closed    bool
@@ -44,7 +48,7 @@ type hub struct {
 }
 
 func newHub(st *store, cfg *Config, log *slog.Logger, met *metrics) *hub {
-	return &hub{
+	h := &hub{
 		log:       log,
 		st:        st,
 		met:       met,
@@ -55,6 +59,8 @@ func newHub(st *store, cfg *Config, log *slog.Logger, met *metrics) *hub {
 		replaySem: make(chan struct{}, 4),
 		reset:     make(chan struct{}, 1),
 	}
+	h.epoch.Store(st.epoch.Load())
+	return h
 }
 
 // run tails the stream from its current end (after loading the last
@@ -89,7 +95,7 @@ func (h *hub) run(ctx context.Context, ready chan<- error) {
 		case <-h.reset:
 			cc.Stop()
 			h.log.Error("push: the history stream was re-created (data lost or stream deleted); subscribers reconnect and are told history_reset",
-				"epoch", h.st.epoch.Load())
+				"epoch", h.st.epoch.Load(), "old_epoch", h.epoch.Load())
 			// Subscribers of the old stream get nothing more (their mids
 			// would not mean the same); new ones wait until the tail has
 			// started over.
@@ -116,8 +122,10 @@ func (h *hub) follow(ctx context.Context) (jetstream.ConsumeContext, error) {
 	h.ringMu.Lock()
 	h.ring.msgs, h.ring.bytes = nil, 0
 	h.ringMu.Unlock()
+	epoch := h.st.epoch.Load()
 	h.mu.Lock()
 	h.lastSeq.Store(last)
+	h.epoch.Store(epoch)
 	if h.resetting != nil {
 		close(h.resetting)
 		h.resetting = nil
@@ -136,7 +144,7 @@ func (h *hub) follow(ctx context.Context) (jetstream.ConsumeContext, error) {
 		if err != nil {
 			return
 		}
-		m, err := h.st.toMessage(md.Sequence.Stream, md.Timestamp, jm.Headers(), jm.Data())
+		m, err := h.st.toMessage(epoch, md.Sequence.Stream, md.Timestamp, jm.Headers(), jm.Data())
 		if err != nil {
 			h.log.Warn("push: skipping malformed stored message", "seq", md.Sequence.Stream, "err", err)
 			return
@@ -239,6 +247,14 @@ func (h *hub) unregister(s *sub) {
 // last returns the highest sequence fanned out.
 func (h *hub) last() uint64 { return h.lastSeq.Load() }
 
+// position returns the mid of the last message fanned out, epoch and
+// sequence from the same stream.
+func (h *hub) position() mid {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return mid{epoch: h.epoch.Load(), seq: h.lastSeq.Load()}
+}
+
 // counts returns, for each key with local subscribers, how many.
 func (h *hub) counts(keys []chanKey) map[chanKey]int {
 	h.mu.RLock()
@@ -266,10 +282,11 @@ func (h *hub) snapshot() []*sub {
 // history returns the messages for s with from <= seq <= to, in order, and
 // the gap notice to send first, if any: client is the mid the client gave.
 func (h *hub) history(ctx context.Context, s *sub, client mid, to uint64) ([]item, *message, error) {
+	epoch := h.epoch.Load()
 	from := client.seq + 1
 	var gap *message
 	reason := ""
-	if client.epoch != h.st.epoch.Load() {
+	if client.epoch != epoch {
 		reason, from = "history_reset", 1
 	}
 	var msgs []*message
@@ -296,13 +313,13 @@ func (h *hub) history(ctx context.Context, s *sub, client mid, to uint64) ([]ite
 			}
 			from = first
 		}
-		err = h.st.read(ctx, from, to, func(m *message) { msgs = append(msgs, m) })
+		err = h.st.read(ctx, epoch, from, to, func(m *message) { msgs = append(msgs, m) })
 		if err != nil {
 			return nil, nil, err
 		}
 	}
 	if reason != "" {
-		next := mid{epoch: h.st.epoch.Load(), seq: from - 1}
+		next := mid{epoch: epoch, seq: from - 1}
 		gap = gapMessage(client, next, reason, h.clock())
 		h.met.gaps.Inc()
 	}

@@ -50,10 +50,10 @@ func (srv *Server) servePoll(w http.ResponseWriter, r *http.Request, req subRequ
 	// Read the fan-out position before taking the queue: every message at
 	// or below it has been offered to s by then, so a 304 naming it
 	// promises nothing that is still in flight.
-	last := srv.hub.last()
+	pos := srv.hub.position()
 	items := s.take()
 	if len(items) == 0 {
-		srv.writeNotModifiedAt(w, req, last)
+		srv.writeNotModifiedAt(w, req, pos)
 		return
 	}
 	h := w.Header()
@@ -69,15 +69,14 @@ func (srv *Server) servePoll(w http.ResponseWriter, r *http.Request, req subRequ
 }
 
 func (srv *Server) writeNotModified(w http.ResponseWriter, req subRequest) {
-	srv.writeNotModifiedAt(w, req, srv.hub.last())
+	srv.writeNotModifiedAt(w, req, srv.hub.position())
 }
 
 // writeNotModifiedAt answers "nothing new up to last": the client resumes
 // from Last-Message-Id next time.
-func (srv *Server) writeNotModifiedAt(w http.ResponseWriter, req subRequest, last uint64) {
-	epoch := srv.st.epoch.Load()
-	m := mid{epoch: epoch, seq: last}
-	if req.hasMid && (req.mid.epoch != epoch || req.mid.seq > last) {
+func (srv *Server) writeNotModifiedAt(w http.ResponseWriter, req subRequest, pos mid) {
+	m := pos
+	if req.hasMid && (req.mid.epoch != pos.epoch || req.mid.seq > pos.seq) {
 		// Ahead of this instance, or from a history that was just reset:
 		// the client keeps its position and is answered by history next.
 		m = req.mid

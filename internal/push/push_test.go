@@ -737,8 +737,8 @@ func TestStreamResetIsAnnouncedNotSilent(t *testing.T) {
 	if changed, err := r.srv.st.check(ctx); err != nil || !changed {
 		t.Fatalf("check after delete: changed %v, %v", changed, err)
 	}
-	if r.srv.Epoch() <= oldEpoch {
-		t.Fatalf("epoch %d after reset, want > %d", r.srv.Epoch(), oldEpoch)
+	if e := r.srv.st.epoch.Load(); e <= oldEpoch {
+		t.Fatalf("epoch %d after reset, want > %d", e, oldEpoch)
 	}
 	r.srv.hub.reset <- struct{}{}
 	if _, _, err := c.Read(ctx); websocket.CloseStatus(err) != websocket.StatusServiceRestart {
@@ -751,6 +751,9 @@ func TestStreamResetIsAnnouncedNotSilent(t *testing.T) {
 	got := readN(t, c2, 2)
 	if !strings.Contains(string(got[0].Text), `"reason":"history_reset"`) || commandOf(t, got[1].Text) != "new" {
 		t.Fatalf("after reset got %s, %s", got[0].Text, got[1].Text)
+	}
+	if r.srv.Epoch() <= oldEpoch {
+		t.Errorf("mids still numbered in epoch %d", r.srv.Epoch())
 	}
 	if got[1].Mid <= old.Mid {
 		t.Errorf("new mid %s not after old %s", got[1].Mid, old.Mid)

@@ -163,12 +163,12 @@ func New(ctx context.Context, cfg Config, nc *nats.Conn, log *slog.Logger) (*Ser
 	srv.wg.Add(2)
 	go func() { defer srv.wg.Done(); srv.pinger() }()
 	go func() { defer srv.wg.Done(); srv.watch() }()
-	log.Info("push: ready", "stream", streamName, "epoch", st.epoch.Load(), "last_seq", srv.hub.last(), "instance", srv.id)
+	log.Info("push: ready", "stream", streamName, "epoch", srv.hub.epoch.Load(), "last_seq", srv.hub.last(), "instance", srv.id)
 	return srv, nil
 }
 
 // Epoch returns the stream's epoch, the first 10 digits of every mid.
-func (srv *Server) Epoch() uint64 { return srv.st.epoch.Load() }
+func (srv *Server) Epoch() uint64 { return srv.hub.epoch.Load() }
 
 // Ready reports whether NATS is connected.
 func (srv *Server) Ready(ctx context.Context) error {
@@ -243,7 +243,7 @@ func (srv *Server) parseSub(r *http.Request) (subRequest, error) {
 	if err != nil {
 		return subRequest{}, err
 	}
-	req := subRequest{keys: keys, epoch: srv.st.epoch.Load()}
+	req := subRequest{keys: keys, epoch: srv.hub.epoch.Load()}
 	switch {
 	case q.Get("binaryMode") == "true":
 		req.format = formatBinary

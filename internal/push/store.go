@@ -190,7 +190,7 @@ func decodeKeys(s string) ([]chanKey, error) {
 }
 
 // toMessage turns a stored JetStream message into a message.
-func (s *store) toMessage(seq uint64, created time.Time, h nats.Header, data []byte) (*message, error) {
+func (s *store) toMessage(epoch, seq uint64, created time.Time, h nats.Header, data []byte) (*message, error) {
 	to, err := decodeKeys(h.Get(hdrTo))
 	if err != nil {
 		return nil, err
@@ -199,7 +199,7 @@ func (s *store) toMessage(seq uint64, created time.Time, h nats.Header, data []b
 	if err != nil {
 		return nil, fmt.Errorf("push: bad expiry in message %d: %w", seq, err)
 	}
-	return &message{mid: mid{epoch: s.epoch.Load(), seq: seq}, created: created, expiry: uint32(exp), body: data, to: to}, nil
+	return &message{mid: mid{epoch: epoch, seq: seq}, created: created, expiry: uint32(exp), body: data, to: to}, nil
 }
 
 // bounds returns the first and last sequence in the stream.
@@ -211,9 +211,10 @@ func (s *store) bounds(ctx context.Context) (first, last uint64, err error) {
 	return info.State.FirstSeq, info.State.LastSeq, nil
 }
 
-// read calls fn for every stored message with from <= seq <= to, in order.
+// read calls fn for every stored message with from <= seq <= to, in order,
+// numbering them in epoch.
 // It stops early when the stream has nothing more.
-func (s *store) read(ctx context.Context, from, to uint64, fn func(*message)) error {
+func (s *store) read(ctx context.Context, epoch, from, to uint64, fn func(*message)) error {
 	if from > to {
 		return nil
 	}
@@ -244,7 +245,7 @@ func (s *store) read(ctx context.Context, from, to uint64, fn func(*message)) er
 			if seq > to {
 				return nil
 			}
-			m, err := s.toMessage(seq, md.Timestamp, jm.Headers(), jm.Data())
+			m, err := s.toMessage(epoch, seq, md.Timestamp, jm.Headers(), jm.Data())
 			if err == nil {
 				fn(m)
 			}
