@@ -86,7 +86,9 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg StreamsConfig) error
 	streams := []jetstream.StreamConfig{
 		{
 			Name: StreamIn, Subjects: []string{SubjectIn}, Storage: jetstream.FileStorage,
-			Retention: jetstream.LimitsPolicy, MaxAge: max(cfg.DedupWindow, 24*time.Hour),
+			// Kept as long as the queues: an accepted call must outlive
+			// any outage between its store and its fan-out.
+			Retention: jetstream.LimitsPolicy, MaxAge: retention,
 			Duplicates: cfg.DedupWindow, Replicas: cfg.Replicas,
 			Description: "isobox: ingest batches, one message per /v1/events call",
 		},
