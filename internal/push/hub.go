@@ -157,6 +157,9 @@ func (h *hub) follow(ctx context.Context) (jetstream.ConsumeContext, error) {
 // one of its channels. Messages at or below lastSeq (the ring being filled
 // at start, or a consumer redelivery) only go to the ring.
 func (h *hub) dispatch(m *message) {
+	if m.mid.epoch != h.epoch.Load() {
+		return // a late message of a consumer stopped by a reset
+	}
 	h.ringMu.Lock()
 	if len(h.ring.msgs) == 0 || h.ring.msgs[len(h.ring.msgs)-1].mid.seq < m.mid.seq {
 		h.ring.add(m)
@@ -190,8 +193,7 @@ func (h *hub) dispatch(m *message) {
 func (h *hub) register(s *sub) (uint64, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for h.resetting != nil && !h.closed {
-		wait := h.resetting
+	if wait := h.resetting; wait != nil && !h.closed {
 		h.mu.Unlock()
 		select {
 		case <-wait:
@@ -199,7 +201,7 @@ func (h *hub) register(s *sub) (uint64, bool) {
 		}
 		h.mu.Lock()
 	}
-	if h.closed {
+	if h.closed || h.resetting != nil {
 		return 0, false
 	}
 	for _, k := range s.keys {
