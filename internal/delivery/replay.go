@@ -23,11 +23,17 @@ func (s *Service) requeue(ctx context.Context, portal string, e entry, msgID str
 	if err := s.ensureHandler(ctx, h); err != nil {
 		return err
 	}
-	if _, err := s.publishGroup(ctx, &group{Portal: portal, Handler: h.Key, Entries: []entry{e}}, msgID); err != nil {
-		return fmt.Errorf("delivery: requeue %s: %w", e.Item.ID, err)
-	}
+	// The record first: the worker may deliver before publish returns, and
+	// its record must win.
+	prev, had := s.records.get(e.Item.ID)
 	s.records.update(Record{ID: e.Item.ID, Handler: h.Key, URL: h.URL, ClientID: h.ClientID, Portal: portal,
 		Event: e.Item.Event(), Status: StatusPending, CreatedMs: e.ReceivedMs, UpdatedMs: s.cfg.Clock.Now().UnixMilli()}, true)
+	if _, err := s.publishGroup(ctx, &group{Portal: portal, Handler: h.Key, Entries: []entry{e}}, msgID); err != nil {
+		if had {
+			s.records.update(prev, true)
+		}
+		return fmt.Errorf("delivery: requeue %s: %w", e.Item.ID, err)
+	}
 	return nil
 }
 

@@ -344,6 +344,18 @@ func (w *worker) settle(ctx context.Context, m jetstream.Msg, seq uint64, g *gro
 	if len(retry.Entries) > 0 {
 		delay := s.retryDelay(attempt, retryAfter)
 		retry.DueMs = now.Add(delay).UnixMilli()
+		for i := range recs {
+			if recs[i].Status == StatusRetrying {
+				recs[i].NextAttemptMs = retry.DueMs
+			}
+		}
+	}
+	// Records before the retry is queued: the next attempt's record must
+	// come after this one.
+	for _, r := range recs {
+		s.records.update(r, true)
+	}
+	if len(retry.Entries) > 0 {
 		// The id is derived from this message, so settling it twice (a
 		// crash before the ack) stores the retry once.
 		if _, err := s.publishGroup(ctx, retry, fmt.Sprintf("r:%d", seq)); err != nil {
@@ -351,17 +363,9 @@ func (w *worker) settle(ctx context.Context, m jetstream.Msg, seq uint64, g *gro
 			m.NakWithDelay(time.Second)
 			return
 		}
-		for i := range recs {
-			if recs[i].Status == StatusRetrying {
-				recs[i].NextAttemptMs = retry.DueMs
-			}
-		}
 	}
 	if err := m.Ack(); err != nil {
 		s.log.Warn("delivery: ack", "handler", g.Handler, "err", err)
-	}
-	for _, r := range recs {
-		s.records.update(r, true)
 	}
 }
 
