@@ -8,10 +8,11 @@
  * \Bitrix\Rest\AppTable::onAfterAdd(); see docs and bitrix-wire.md §1, §3),
  * and plays a REST app exchanging a code and refreshing at /oauth/token/.
  *
- *   php portal.php flow OAUTH_URL PORTAL_URL LICENSE_KEY
+ *   php portal.php flow OAUTH_URL PORTAL_URL LICENSE_KEY [HANDLER_URL]
  *       register, application.add, rest.authorize, rest.check, rest.code,
  *       /oauth/token/ code exchange and refresh, rest.check of the new
- *       token, rest.event.call; prints a JSON state on stdout.
+ *       token, rest.event.call (to handlers under HANDLER_URL, default
+ *       https://app.box.local); prints a JSON state on stdout.
  *   php portal.php expect-revoked OAUTH_URL PORTAL_URL CLIENT_ID CLIENT_SECRET TOKEN
  *       rest.check until the token is refused (up to 5 s); prints the error.
  *
@@ -197,7 +198,7 @@ function auth_check(Client $client, string $token): array
 	return $info;
 }
 
-function flow(string $oauthUrl, string $portalUrl, string $licenseKey): void
+function flow(string $oauthUrl, string $portalUrl, string $licenseKey, string $handlerUrl): void
 {
 	$engine = new Engine($oauthUrl, $portalUrl, $licenseKey);
 	$engine->register();
@@ -263,7 +264,7 @@ function flow(string $oauthUrl, string $portalUrl, string $licenseKey): void
 		'auth' => ['EVENT_SESSION' => 7, 'LOCAL_USER' => 5, 'application_token' => md5('apptok')],
 		'query' => [
 			'DOMAIN' => parse_url($portalUrl, PHP_URL_HOST),
-			'QUERY_URL' => 'https://app.box.local/handler/',
+			'QUERY_URL' => $handlerUrl . '/handler/',
 			'QUERY_DATA' => ['event' => 'ONCRMDEALADD', 'event_handler_id' => 12, 'data' => ['FIELDS' => ['ID' => 42]], 'ts' => 1700000000],
 		],
 	], [
@@ -272,7 +273,7 @@ function flow(string $oauthUrl, string $portalUrl, string $licenseKey): void
 		'auth' => ['EVENT_SESSION' => 7, 'LOCAL_USER' => 0, 'application_token' => 'webhooktoken0123456789abcdefghij'],
 		'query' => [
 			'DOMAIN' => parse_url($portalUrl, PHP_URL_HOST),
-			'QUERY_URL' => 'https://hooks.box.local/deal',
+			'QUERY_URL' => $handlerUrl . '/hook/deal',
 			'QUERY_DATA' => ['event' => 'ONCRMDEALUPDATE', 'event_handler_id' => 13, 'data' => ['FIELDS' => ['ID' => 42]], 'ts' => 1700000001],
 		],
 	]];
@@ -316,7 +317,7 @@ try
 	switch ($args[0] ?? '')
 	{
 		case 'flow':
-			flow($args[1], $args[2], $args[3]);
+			flow($args[1], $args[2], $args[3], $args[4] ?? 'https://app.box.local');
 			break;
 		case 'expect-revoked':
 			expect_revoked($args[1], $args[2], $args[3], $args[4], $args[5]);
