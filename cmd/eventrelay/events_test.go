@@ -286,7 +286,7 @@ func TestRelayWithAuthproviderOnExternalNATS(t *testing.T) {
 		t.Errorf("handlers resume: %s", out)
 	}
 	if out := runCLI(t, s, relay, "dlq", "replay", "--json"); !strings.Contains(out, `"replayed": 0`) {
-		t.Errorf("dlq replay: %s", out)
+		t.Errorf("dlq replay: %q", out)
 	}
 	if out := runCLI(t, s, relay, "stats"); !strings.Contains(out, "delivered:") {
 		t.Errorf("stats: %s", out)
