@@ -110,6 +110,7 @@ type Response struct {
 	} `json:"result"`
 }
 
+// ServeHTTP handles POST /v1/events.
 func (in *Ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	if r.Method != http.MethodPost {
