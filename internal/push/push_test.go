@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/proto"
 
 	pushv1 "github.com/isobox/isobox/api/isobox/push/v1"
@@ -788,5 +790,79 @@ func TestLongPollBinaryModeAndServerStatsRequest(t *testing.T) {
 	var st []stat
 	if err := json.Unmarshal([]byte(sb.GetResponses()[0].GetServerStats().GetJson()), &st); err != nil || len(st) != 1 || st[0].LastMid != first {
 		t.Fatalf("server stats json %q, %v", sb.GetResponses()[0].GetServerStats().GetJson(), err)
+	}
+}
+
+func TestSlowSubscriberIsDroppedAndCatchesUpFromHistory(t *testing.T) {
+	r := startRelay(t, testkit.NATS(t).ClientURL(), func(c *Config) {
+		c.MaxQueueBytes = 64 << 10
+		c.WriteTimeout = 5 * time.Second
+	})
+	ch := newID()
+	q := "CHANNEL_ID=" + r.srv.cfg.Signer.SignChannel(ch)
+	c := r.dial(t, q)
+	r.waitRegistered(t)
+	r.publish(t, ch, body("first"), nil)
+	last := readN(t, c, 1)[0].Mid
+	// The client reads nothing while 20 MB are published: more than the
+	// loopback socket buffers hold, so the queue passes its 64 KiB limit.
+	const n = 200
+	pad := strings.Repeat("x", 100<<10)
+	for i := range n {
+		b := `{"module_id":"test","command":"c` + strconv.Itoa(i) + `","params":{"pad":"` + pad + `"}}`
+		if code, _ := r.publish(t, ch, b, nil); code != 200 {
+			t.Fatalf("publish %d = %d", i, code)
+		}
+	}
+	// commands checks the order of the messages in a frame cheaply (the
+	// frames are large) and returns the mid of the last one.
+	got := 0
+	commands := func(frame []byte) string {
+		t.Helper()
+		var mid string
+		for _, part := range bytes.Split(frame, []byte(frameStart))[1:] {
+			i := bytes.Index(part, []byte(`"mid":"`))
+			j := bytes.Index(part, []byte(`"command":"c`))
+			if i < 0 || j < 0 {
+				t.Fatalf("frame part %.80q", part)
+			}
+			mid = string(part[i+7 : i+33])
+			rest := part[j+len(`"command":"c`):]
+			if want := strconv.Itoa(got) + `"`; !bytes.HasPrefix(rest, []byte(want)) {
+				t.Fatalf("message %d is c%.8s", got, rest)
+			}
+			got++
+		}
+		return mid
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c.SetReadLimit(-1)
+	for {
+		_, frame, err := c.Read(ctx)
+		if err != nil {
+			break
+		}
+		if m := commands(frame); m != "" {
+			last = m
+		}
+		if got == n {
+			t.Fatal("all messages delivered to a client that did not read: never disconnected")
+		}
+	}
+	var m dto.Metric
+	r.srv.met.slow.Write(&m)
+	if v := m.GetCounter().GetValue(); v != 1 {
+		t.Fatalf("slow disconnects = %v, want 1", v)
+	}
+	// Back with its last mid, it gets the rest, in order, once (from
+	// history: wait until the relay has seen them all, so that none
+	// arrives live into a queue already over its limit).
+	r.waitDispatched(t, n+1)
+	c2 := r.dial(t, q+"&mid="+last)
+	c2.SetReadLimit(-1)
+	for got < n {
+		_, frame := read(t, c2)
+		commands(frame)
 	}
 }

@@ -127,8 +127,25 @@ func (ws *wsConn) kick() {
 	go ws.flush()
 }
 
-// maxFrameItems bounds the messages sent in one frame.
-const maxFrameItems = 256
+// A frame carries at most maxFrameItems messages and, unless one message
+// alone is larger, maxFrameBytes of bodies, so that a backlog goes out as
+// several frames a client can take one by one.
+const (
+	maxFrameItems = 256
+	maxFrameBytes = 256 << 10
+)
+
+// frameCut returns how many of items go into the next frame.
+func frameCut(items []item) int {
+	n := 0
+	for i, it := range items {
+		n += len(it.m.body)
+		if i > 0 && (i == maxFrameItems || n > maxFrameBytes) {
+			return i
+		}
+	}
+	return len(items)
+}
 
 func (ws *wsConn) flush() {
 	s := ws.sub
@@ -139,9 +156,9 @@ func (ws *wsConn) flush() {
 	for {
 		s.mu.Lock()
 		items := s.out
-		if len(items) > maxFrameItems {
-			items = items[:maxFrameItems:maxFrameItems]
-			s.out = s.out[maxFrameItems:]
+		if k := frameCut(items); k < len(items) {
+			items = items[:k:k]
+			s.out = s.out[k:]
 		} else {
 			s.out = nil
 		}
