@@ -152,7 +152,6 @@ type call struct {
 	portal oauth.Client
 	form   *phpform.Array
 	base   string
-	raw    *http.Request
 }
 
 func (h *Handler) methods() map[string]methodFunc {
@@ -207,7 +206,7 @@ func (h *Handler) serveREST(w http.ResponseWriter, r *http.Request) {
 	if cru := f.String("client_redirect_uri"); cru != "" && cru != portal.RedirectURI {
 		portal = h.moveHost(r.Context(), portal, cru)
 	}
-	res, err := fn(r.Context(), &call{portal: portal, form: f, base: requestBase(r), raw: r})
+	res, err := fn(r.Context(), &call{portal: portal, form: f, base: requestBase(r)})
 	if err != nil {
 		be := validator.BitrixError(err)
 		if be.Status >= 500 && r.Context().Err() == nil { // not a caller that hung up

@@ -85,7 +85,7 @@ func (h *Handler) restCheck(ctx context.Context, c *call) (any, error) {
 		params = map[string]string{}
 	}
 	return checkResult{
-		AccessToken: token, ExpiresIn: max(0, int64(time.Until(info.Expires)/time.Second)), Expires: info.Expires.Unix(),
+		AccessToken: token, ExpiresIn: max(0, int64(info.Expires.Sub(h.svc.Now())/time.Second)), Expires: info.Expires.Unix(),
 		Scope: strings.Join(info.Scope, ","), ClientID: info.ClientID, UserID: info.UserID,
 		Parameters: params, Status: info.Status,
 	}, nil

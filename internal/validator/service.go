@@ -60,6 +60,9 @@ func NewService(o OAuth, v *Validator, p *Portals, cfg ServiceConfig) *Service {
 	return &Service{Validator: v, Portals: p, oauth: o, publicURL: strings.TrimRight(cfg.PublicURL, "/"), fallbackURL: cfg.FallbackURL, now: cfg.Now}
 }
 
+// Now returns the service's clock reading.
+func (s *Service) Now() time.Time { return s.now() }
+
 // BaseURL returns the URL apps use to reach the OAuth server: the
 // configured public URL, else reqBase (scheme://host of the request), else
 // the fallback.
