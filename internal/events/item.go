@@ -8,7 +8,6 @@ package events
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -130,11 +129,11 @@ func (it Item) validate() error {
 // ParseJSON parses a JSON list of items (the module's json_encode of
 // $queryData; an object {"0": item, ...} is accepted too) for portal.
 func ParseJSON(portal string, body []byte) ([]Item, error) {
-	var root phpform.Array
-	if err := json.Unmarshal(body, &root); err != nil {
+	root, err := decodeJSONArray(body)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadEncoding, err)
 	}
-	return fromList(portal, &root)
+	return fromList(portal, root)
 }
 
 // ParseForm parses a PHP form body as the portal posts it to

@@ -142,3 +142,30 @@ func checkItems(t *testing.T, items []events.Item) {
 		}
 	}
 }
+
+// The one-pass JSON reader gives exactly what phpform's UnmarshalJSON
+// gives, or fails where it fails.
+func FuzzJSONMatchesPhpform(f *testing.F) {
+	f.Add([]byte(sampleJSON))
+	f.Add([]byte(`{"a":[1,null,true,false,-0.5e+3,"x\u00e9\ud83d\ude00",{"":{}}],"a":"again","b":"\xff"}`))
+	f.Add([]byte(`[[[]],{},"\"\\\/\b\f\n\r\t"] `))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var want phpform.Array
+		werr := json.Unmarshal(body, &want)
+		got, gerr := events.DecodeJSONArrayForTest(body)
+		if (werr == nil) != (gerr == nil) {
+			t.Fatalf("phpform err %v, one-pass err %v", werr, gerr)
+		}
+		if werr != nil {
+			return
+		}
+		if phpform.Encode(&want) != phpform.Encode(got) || strings.Join(want.Keys(), ",") != strings.Join(got.Keys(), ",") {
+			t.Fatalf("differ:\n phpform %s\n one-pass %s", phpform.Encode(&want), phpform.Encode(got))
+		}
+		wj, _ := want.MarshalJSON()
+		gj, _ := got.MarshalJSON()
+		if string(wj) != string(gj) {
+			t.Fatalf("structure differs:\n phpform %s\n one-pass %s", wj, gj)
+		}
+	})
+}

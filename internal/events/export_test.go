@@ -1,0 +1,4 @@
+package events
+
+// DecodeJSONArrayForTest exposes the one-pass JSON reader to the fuzz test.
+var DecodeJSONArrayForTest = decodeJSONArray
