@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -52,10 +54,12 @@ func openRegistry(ctx context.Context, c *config) (*portal.Registry, *oauth.Serv
 }
 
 func portalAllow(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	var host, note string
+	var host, note, key, keyFile string
 	var once, asJSON bool
 	var expires time.Duration
 	c, pos, err := parseCLI("portal allow", args, stderr, getenv, func(fs *flag.FlagSet) {
+		fs.StringVar(&key, "licence-key", "", "also require the portal's licence key (LICENSE_KEY): the registration must be signed with it")
+		fs.StringVar(&keyFile, "licence-key-file", "", "read --licence-key from this file (the portal's bitrix/license_key.php works: the key is taken from it)")
 		fs.StringVar(&host, "host", "", "portal host as in its address bar (portal.example.local[:port])")
 		fs.BoolVar(&once, "once", false, "one-time enrollment: the approval is used up by the first registration")
 		fs.DurationVar(&expires, "expires", 0, "the approval lapses after this long (0 = never)")
@@ -71,20 +75,45 @@ func portalAllow(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	if host == "" {
 		return errors.New("portal allow: --host is required")
 	}
+	if keyFile != "" {
+		if key, err = readLicenceKey(keyFile); err != nil {
+			return err
+		}
+	}
 	reg, _, closeDB, err := openRegistry(ctx, c)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
-	a, err := reg.Allow(ctx, host, once, expires, note)
+	a, err := reg.Allow(ctx, portal.Approval{Host: host, Once: once, TTL: expires, Note: note, LicenceKey: key})
 	if err != nil {
 		return err
 	}
 	if asJSON {
 		return printJSON(stdout, allowedJSON(a))
 	}
-	fmt.Fprintf(stdout, "approved %s for registration%s%s\n", a.Host, map[bool]string{true: " (once)"}[a.Once], expiresText(a.Expires))
+	fmt.Fprintf(stdout, "approved %s for registration%s%s%s\n", a.Host, map[bool]string{true: " (once)"}[a.Once],
+		map[bool]string{true: " (licence key required)"}[a.Licence], expiresText(a.Expires))
 	return nil
+}
+
+// licenceKeyRe finds the key in the portal's bitrix/license_key.php
+// (<? $LICENSE_KEY = "…"; ?>); a file holding just the key works too.
+var licenceKeyRe = regexp.MustCompile(`\$LICENSE_KEY\s*=\s*["']([^"']+)["']`)
+
+func readLicenceKey(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("licence key: %w", err)
+	}
+	if m := licenceKeyRe.FindSubmatch(b); m != nil {
+		return string(m[1]), nil
+	}
+	key := strings.TrimSpace(string(b))
+	if key == "" || strings.ContainsAny(key, "<>;\n") {
+		return "", fmt.Errorf("licence key: %s holds neither a key nor $LICENSE_KEY = \"…\"", path)
+	}
+	return key, nil
 }
 
 func expiresText(t time.Time) string {
@@ -97,13 +126,14 @@ func expiresText(t time.Time) string {
 type allowedOut struct {
 	Host      string `json:"host"`
 	Once      bool   `json:"once"`
+	Licence   bool   `json:"licence_key_required"`
 	Expires   string `json:"expires,omitempty"`
 	Note      string `json:"note,omitempty"`
 	CreatedAt string `json:"created_at"`
 }
 
 func allowedJSON(a portal.Allowed) allowedOut {
-	o := allowedOut{Host: a.Host, Once: a.Once, Note: a.Note, CreatedAt: a.CreatedAt.UTC().Format(time.RFC3339)}
+	o := allowedOut{Host: a.Host, Once: a.Once, Licence: a.Licence, Note: a.Note, CreatedAt: a.CreatedAt.UTC().Format(time.RFC3339)}
 	if !a.Expires.IsZero() {
 		o.Expires = a.Expires.UTC().Format(time.RFC3339)
 	}

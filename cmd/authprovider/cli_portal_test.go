@@ -35,16 +35,17 @@ func TestPortalCLIOnTheDatabase(t *testing.T) {
 				return out
 			}
 			must("allow", "--host", "Portal.Example.local:443", "--once", "--expires", "1h", "--note", "first")
-			must("allow", "other.example.local")
+			must("allow", "other.example.local", "--licence-key", "KEY-1")
 			var allowed []struct {
 				Host    string `json:"host"`
 				Once    bool   `json:"once"`
 				Expires string `json:"expires"`
+				Licence bool   `json:"licence_key_required"`
 			}
 			if err := json.Unmarshal([]byte(must("allowlist", "--json")), &allowed); err != nil {
 				t.Fatal(err)
 			}
-			if len(allowed) != 2 || allowed[1].Host != "portal.example.local" || !allowed[1].Once || allowed[1].Expires == "" || allowed[0].Once {
+			if len(allowed) != 2 || allowed[1].Host != "portal.example.local" || !allowed[1].Once || allowed[1].Expires == "" || allowed[0].Once || !allowed[0].Licence || allowed[1].Licence {
 				t.Fatalf("allowlist = %+v", allowed)
 			}
 			must("disallow", "--host", "other.example.local")

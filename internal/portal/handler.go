@@ -119,7 +119,7 @@ func (h *Handler) serveRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	reg, err := h.registry.Register(r.Context(), h.cfg.Registration, Registration{
 		RedirectURI: f.String("redirect_uri"), MemberType: f.String("BX_TYPE"), Licence: f.String("BX_LICENCE"),
-		MemberID: f.String("member_id"),
+		MemberID: f.String("member_id"), Hash: f.String("BX_HASH"), Signed: signedValues(f),
 	})
 	switch {
 	case err == nil:
@@ -243,4 +243,21 @@ func (h *Handler) moveHost(ctx context.Context, p oauth.Client, redirectURI stri
 	h.changed(p.ID)
 	h.log.Info("portal: address changed", "portal", p.ID, "from", old, "to", next)
 	return p
+}
+
+// signedValues are the values BX_HASH covers: every top-level field before
+// it, in order (PHP's implode of the request; an array shows as "Array").
+func signedValues(f *phpform.Array) []string {
+	var out []string
+	for _, k := range f.Keys() {
+		if k == "BX_HASH" {
+			break
+		}
+		if v, ok := f.Get(k).(string); ok {
+			out = append(out, v)
+		} else {
+			out = append(out, "Array")
+		}
+	}
+	return out
 }

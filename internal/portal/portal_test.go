@@ -2,7 +2,9 @@ package portal_test
 
 import (
 	"context"
+	"crypto/md5"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -210,7 +212,7 @@ func TestRegistrationPolicy(t *testing.T) {
 		code, m := s.post("/oauth/register/", reg)
 		wantError(t, "unapproved host", code, m, 403, "ACCESS_DENIED")
 
-		if _, err := s.registry.Allow(ctx, "BOX.example.local:443", true, 0, "first setup"); err != nil {
+		if _, err := s.registry.Allow(ctx, portal.Approval{Host: "BOX.example.local:443", Once: true, Note: "first setup"}); err != nil {
 			t.Fatal(err)
 		}
 		code, m = s.post("/oauth/register/", reg)
@@ -220,7 +222,7 @@ func TestRegistrationPolicy(t *testing.T) {
 		code, m = s.post("/oauth/register/", reg)
 		wantError(t, "one-time approval used twice", code, m, 403, "ACCESS_DENIED")
 
-		if _, err := s.registry.Allow(ctx, "box.example.local", false, time.Hour, ""); err != nil {
+		if _, err := s.registry.Allow(ctx, portal.Approval{Host: "box.example.local", TTL: time.Hour}); err != nil {
 			t.Fatal(err)
 		}
 		for range 2 {
@@ -487,7 +489,7 @@ func TestReRegistrationKeepsApps(t *testing.T) {
 	testkit.ForEachStore(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		s := newStack(t, db, portal.PolicyAllowlist, 0)
-		if _, err := s.registry.Allow(ctx, "portal.box.local", false, 0, ""); err != nil {
+		if _, err := s.registry.Allow(ctx, portal.Approval{Host: "portal.box.local"}); err != nil {
 			t.Fatal(err)
 		}
 		old := s.register("portal.box.local")
@@ -511,7 +513,7 @@ func TestReRegistrationKeepsApps(t *testing.T) {
 		wantError(t, "old identity", code, m, 401, "invalid_client")
 
 		// A stranger naming that member_id from another (approved) host gets nothing.
-		if _, err := s.registry.Allow(ctx, "evil.box.local", false, 0, ""); err != nil {
+		if _, err := s.registry.Allow(ctx, portal.Approval{Host: "evil.box.local"}); err != nil {
 			t.Fatal(err)
 		}
 		code, m = s.post("/oauth/register/", url.Values{"redirect_uri": {"http://evil.box.local"}, "type": {"B"}, "member_id": {oauth.MemberID(next.id)}}.Encode())
@@ -537,5 +539,43 @@ func TestPortalAddressFollowsClientRedirectURI(t *testing.T) {
 	}
 	if c, _ := s.o.GetClient(ctx, a.id); c.Host != "new.box.local" || c.RedirectURI != "https://new.box.local" {
 		t.Fatalf("stored portal: %+v", c)
+	}
+}
+
+// signLicence is CRestUtil::signLicenseRequest for a box: BX_TYPE,
+// BX_LICENCE, then BX_HASH over the imploded values.
+func signLicence(fields [][2]string, key string) string {
+	md5hex := func(s string) string { return fmt.Sprintf("%x", md5.Sum([]byte(s))) }
+	fields = append(fields, [2]string{"BX_TYPE", "CP"}, [2]string{"BX_LICENCE", md5hex("BITRIX" + key + "LICENCE")})
+	var vals, enc []string
+	for _, f := range fields {
+		vals = append(vals, f[1])
+		enc = append(enc, url.QueryEscape(f[0])+"="+url.QueryEscape(f[1]))
+	}
+	enc = append(enc, "BX_HASH="+md5hex(md5hex(strings.Join(vals, "|"))+md5hex(key)))
+	return strings.Join(enc, "&")
+}
+
+func TestRegistrationWithLicenceKey(t *testing.T) {
+	db := testkit.OpenStore(t, testkit.SQLite(t))
+	ctx := context.Background()
+	s := newStack(t, db, portal.PolicyAllowlist, 0)
+	if _, err := s.registry.Allow(ctx, portal.Approval{Host: "box.example.local", LicenceKey: "NFR-123-456"}); err != nil {
+		t.Fatal(err)
+	}
+	base := [][2]string{{"redirect_uri", "https://box.example.local"}, {"type", "B"}}
+	code, m := s.post("/oauth/register/", signLicence(base, "OTHER-KEY"))
+	wantError(t, "another licence key", code, m, 403, "ACCESS_DENIED")
+	code, m = s.post("/oauth/register/", url.Values{"redirect_uri": {"https://box.example.local"}, "type": {"B"}}.Encode())
+	wantError(t, "no licence fields", code, m, 403, "ACCESS_DENIED")
+	tampered := strings.Replace(signLicence(base, "NFR-123-456"), "box.example.local", "box.example.local%3A443", 1)
+	code, m = s.post("/oauth/register/", tampered)
+	wantError(t, "fields changed after signing", code, m, 403, "ACCESS_DENIED")
+	if code, m := s.post("/oauth/register/", signLicence(base, "NFR-123-456")); code != 200 {
+		t.Fatalf("signed with the approved key: %d %v", code, m)
+	}
+	list, err := s.registry.Allowlist(ctx)
+	if err != nil || len(list) != 1 || !list[0].Licence {
+		t.Fatalf("allowlist = %+v, %v", list, err)
 	}
 }

@@ -2,7 +2,10 @@ package portal
 
 import (
 	"context"
+	"crypto/md5"
+	"crypto/subtle"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -57,6 +60,24 @@ type Allowed struct {
 	Expires   time.Time // zero = never
 	Note      string
 	CreatedAt time.Time
+	// Licence: registration must be signed with the portal's licence key.
+	Licence bool
+}
+
+// Approval is what an administrator approves (`authprovider portal allow`).
+type Approval struct {
+	// Host is the portal's host as in its address bar ("portal.example.local[:port]").
+	Host string
+	// Once: the approval is consumed by the first registration.
+	Once bool
+	// TTL > 0: the approval lapses after it.
+	TTL time.Duration
+	// Note is free text for the allowlist.
+	Note string
+	// LicenceKey, if set, is the portal's licence key (LICENSE_KEY): the
+	// registration must carry BX_LICENCE and BX_HASH made with it, as
+	// CRestUtil::signLicenseRequest does. Only hashes of it are stored.
+	LicenceKey string
 }
 
 // NormalizeHost lower-cases a host and drops a default port, as the portal
@@ -67,25 +88,32 @@ func NormalizeHost(h string) string {
 	return h
 }
 
-// Allow approves host for registration (replacing an earlier approval).
-// once: the approval is consumed by the first registration; ttl > 0: it
-// lapses after ttl.
-func (r *Registry) Allow(ctx context.Context, host string, once bool, ttl time.Duration, note string) (Allowed, error) {
-	host = NormalizeHost(host)
+func md5hex(s string) string {
+	sum := md5.Sum([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// Allow approves a host for registration (replacing an earlier approval).
+func (r *Registry) Allow(ctx context.Context, ap Approval) (Allowed, error) {
+	host := NormalizeHost(ap.Host)
 	if host == "" || strings.ContainsAny(host, "/ \t?#@") {
 		return Allowed{}, fmt.Errorf("portal: host %q: want a host name, optionally with :port", host)
 	}
 	now := r.now()
-	a := Allowed{Host: host, Once: once, Note: note, CreatedAt: now.Truncate(time.Second)}
-	if ttl > 0 {
-		a.Expires = now.Add(ttl).Truncate(time.Second)
+	a := Allowed{Host: host, Once: ap.Once, Note: ap.Note, CreatedAt: now.Truncate(time.Second), Licence: ap.LicenceKey != ""}
+	if ap.TTL > 0 {
+		a.Expires = now.Add(ap.TTL).Truncate(time.Second)
+	}
+	var licence, keyMD5 string
+	if ap.LicenceKey != "" {
+		licence, keyMD5 = md5hex("BITRIX"+ap.LicenceKey+"LICENCE"), md5hex(ap.LicenceKey)
 	}
 	err := r.db.InTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM portal_allow WHERE host = ?`, host); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO portal_allow (host, once, expires_at, note, created_at) VALUES (?, ?, ?, ?, ?)`,
-			host, boolInt(once), unixOrZero(a.Expires), note, now.Unix())
+		_, err := tx.ExecContext(ctx, `INSERT INTO portal_allow (host, once, expires_at, note, created_at, licence, key_md5) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			host, boolInt(ap.Once), unixOrZero(a.Expires), ap.Note, now.Unix(), licence, keyMD5)
 		return err
 	})
 	if err != nil {
@@ -108,7 +136,7 @@ func (r *Registry) Disallow(ctx context.Context, host string) error {
 
 // Allowlist returns the approved hosts.
 func (r *Registry) Allowlist(ctx context.Context) ([]Allowed, error) {
-	rows, err := r.db.QueryContext(ctx, `SELECT host, once, expires_at, note, created_at FROM portal_allow ORDER BY host`)
+	rows, err := r.db.QueryContext(ctx, `SELECT host, once, expires_at, note, created_at, licence FROM portal_allow ORDER BY host`)
 	if err != nil {
 		return nil, fmt.Errorf("portal: read allowlist: %w", err)
 	}
@@ -118,10 +146,11 @@ func (r *Registry) Allowlist(ctx context.Context) ([]Allowed, error) {
 		var a Allowed
 		var once int
 		var exp, created int64
-		if err := rows.Scan(&a.Host, &once, &exp, &a.Note, &created); err != nil {
+		var licence string
+		if err := rows.Scan(&a.Host, &once, &exp, &a.Note, &created, &licence); err != nil {
 			return nil, fmt.Errorf("portal: read allowlist: %w", err)
 		}
-		a.Once, a.CreatedAt = once != 0, time.Unix(created, 0).UTC()
+		a.Once, a.CreatedAt, a.Licence = once != 0, time.Unix(created, 0).UTC(), licence != ""
 		if exp != 0 {
 			a.Expires = time.Unix(exp, 0).UTC()
 		}
@@ -138,6 +167,10 @@ type Registration struct {
 	// MemberID is md5 of the portal's previous client_id, sent when it
 	// registers again while it still knows its old identity.
 	MemberID string
+	// Hash is BX_HASH; Signed are the values it covers, in order (every
+	// field before it, as CRestUtil::signLicenseRequest implodes them).
+	Hash   string
+	Signed []string
 }
 
 // Registered is a new portal client and its secret (shown once).
@@ -161,7 +194,7 @@ func (r *Registry) Register(ctx context.Context, policy string, reg Registration
 	}
 	host := NormalizeHost(u.Host)
 	if policy != PolicyOpen {
-		if err := r.consume(ctx, host); err != nil {
+		if err := r.consume(ctx, host, reg); err != nil {
 			return Registered{}, err
 		}
 	}
@@ -201,12 +234,15 @@ func (r *Registry) adopt(ctx context.Context, next oauth.Client, memberID string
 	return nil
 }
 
-// consume checks host's approval and uses it up if it is one-time.
-func (r *Registry) consume(ctx context.Context, host string) error {
+// consume checks host's approval (and the licence signature if it asks
+// for one) and uses it up if it is one-time.
+func (r *Registry) consume(ctx context.Context, host string, reg Registration) error {
 	return r.db.InTx(ctx, func(tx *sql.Tx) error {
 		var once int
 		var exp int64
-		err := tx.QueryRowContext(ctx, `SELECT once, expires_at FROM portal_allow WHERE host = ?`+r.db.ForUpdate(), host).Scan(&once, &exp)
+		var licence, keyMD5 string
+		err := tx.QueryRowContext(ctx, `SELECT once, expires_at, licence, key_md5 FROM portal_allow WHERE host = ?`+r.db.ForUpdate(), host).
+			Scan(&once, &exp, &licence, &keyMD5)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("%w: %q", ErrNotAllowed, host)
 		}
@@ -215,6 +251,12 @@ func (r *Registry) consume(ctx context.Context, host string) error {
 		}
 		if exp != 0 && r.now().Unix() >= exp {
 			return fmt.Errorf("%w: %q (approval expired)", ErrNotAllowed, host)
+		}
+		if licence != "" {
+			hash := md5hex(md5hex(strings.Join(reg.Signed, "|")) + keyMD5)
+			if subtle.ConstantTimeCompare([]byte(reg.Licence), []byte(licence)) != 1 || subtle.ConstantTimeCompare([]byte(reg.Hash), []byte(hash)) != 1 {
+				return fmt.Errorf("%w: %q (licence signature does not match)", ErrNotAllowed, host)
+			}
 		}
 		if once != 0 {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM portal_allow WHERE host = ?`, host); err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -66,7 +67,13 @@ func TestPortalStandInAgainstAuthprovider(t *testing.T) {
 			if dbFlag != "" {
 				common = append(common, "--db", dbFlag)
 			}
-			runCLI(t, dir, bin, append([]string{"portal", "allow", "--host", "portal.box.local", "--once"}, common...)...)
+			// Approved once, and only for the portal holding this licence key:
+			// the stand-in signs its registration as CRestUtil::signLicenseRequest does.
+			keyFile := filepath.Join(dir, "license_key.php")
+			if err := os.WriteFile(keyFile, []byte(`<? $LICENSE_KEY = "TEST-LICENSE-KEY"; ?>`), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			runCLI(t, dir, bin, append([]string{"portal", "allow", "--host", "portal.box.local", "--once", "--licence-key-file", keyFile}, common...)...)
 
 			relay := newRelayStub(t)
 			args := append([]string{"--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
