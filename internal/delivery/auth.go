@@ -17,8 +17,6 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	tokenv1 "github.com/isobox/isobox/api/isobox/token/v1"
-	"github.com/isobox/isobox/internal/events"
-	"github.com/isobox/isobox/internal/phpform"
 )
 
 // AuthBuilder builds the auth[...] block of a delivery (authprovider's
@@ -62,54 +60,6 @@ func (g GRPCAuth) VerifyPortal(ctx context.Context, clientID, clientSecret strin
 		return false, fmt.Errorf("delivery: EventAuth.VerifyPortal: %w", err)
 	}
 	return resp.GetOk(), nil
-}
-
-// authRequest is the Build request for an item: the queue item's client,
-// user, flags, application token and the rest of its auth block.
-func authRequest(portal string, it events.Item) *tokenv1.BuildEventAuthRequest {
-	req := &tokenv1.BuildEventAuthRequest{
-		ClientId:         it.ClientID(),
-		UserId:           it.UserID(),
-		SendAuth:         it.Flag("sendAuth"),
-		SendRefreshToken: it.Flag("sendRefreshToken"),
-		ApplicationToken: it.ApplicationToken(),
-		Domain:           it.Domain(),
-		PortalClientId:   portal,
-		Event:            it.Event(),
-		Parameters:       map[string]string{},
-	}
-	if a := it.Auth(); a != nil {
-		for _, k := range a.Keys() {
-			if k == "application_token" || k == "LOCAL_USER" {
-				continue
-			}
-			if v, ok := a.Get(k).(string); ok {
-				req.Parameters[k] = v
-			}
-		}
-	}
-	return req
-}
-
-// Payload is the form a handler receives: query.QUERY_DATA as the portal
-// sent it (event, event_handler_id, data, ts) followed by auth[...] in the
-// order authprovider returned the fields (bitrix-wire.md §2.5).
-func Payload(it events.Item, auth []*tokenv1.Field) *phpform.Array {
-	out := phpform.NewArray()
-	if qd := it.QueryData(); qd != nil {
-		for _, k := range qd.Keys() {
-			if k == "auth" {
-				continue // replaced by a fresh block below
-			}
-			out.Set(k, qd.Get(k))
-		}
-	}
-	a := phpform.NewArray()
-	for _, f := range auth {
-		a.Set(f.GetKey(), f.GetValue())
-	}
-	out.Set("auth", a)
-	return out
 }
 
 // authCache keeps authprovider's answers that carry no token (the empty

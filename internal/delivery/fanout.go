@@ -31,9 +31,11 @@ type group struct {
 	Entries []entry `json:"-"`
 }
 
+// entry is one event of a group: its delivery id and the item in its
+// stored form (read with viewOf, delivered with payloadBody).
 type entry struct {
 	ReceivedMs int64
-	Item       events.Item
+	ID, Form   string
 }
 
 // The stored form of a group is text: a magic line, the group's header as
@@ -50,7 +52,10 @@ func (g *group) encode() []byte {
 	for _, e := range g.Entries {
 		buf = strconv.AppendInt(buf, e.ReceivedMs, 10)
 		buf = append(buf, ' ')
-		buf = events.AppendItem(buf, e.Item)
+		buf = append(buf, e.ID...)
+		buf = append(buf, ' ')
+		buf = append(buf, e.Form...)
+		buf = append(buf, '\n')
 	}
 	return buf
 }
@@ -71,16 +76,13 @@ func decodeGroup(data []byte) (*group, error) {
 		if len(line) == 0 {
 			continue
 		}
-		ms, itemLine, ok := strings.Cut(string(line), " ")
+		ms, itemLine, ok1 := strings.Cut(string(line), " ")
+		id, form, ok2 := strings.Cut(itemLine, " ")
 		n, err := strconv.ParseInt(ms, 10, 64)
-		if !ok || err != nil {
+		if !ok1 || !ok2 || err != nil || id == "" || strings.ContainsAny(form, " \n") {
 			return nil, errors.New("delivery: decode queue message: malformed event line")
 		}
-		it, err := events.ParseItemLine(itemLine)
-		if err != nil {
-			return nil, fmt.Errorf("delivery: decode queue message: %w", err)
-		}
-		g.Entries = append(g.Entries, entry{ReceivedMs: n, Item: it})
+		g.Entries = append(g.Entries, entry{ReceivedMs: n, ID: id, Form: form})
 	}
 	if len(g.Entries) == 0 || g.Handler == "" {
 		return nil, errors.New("delivery: queue message without items")
@@ -182,7 +184,7 @@ func (s *Service) fanoutRound(ctx context.Context, msgs []jetstream.Msg) error {
 					groups[h.Key] = g
 					order = append(order, h.Key)
 				}
-				g.Entries = append(g.Entries, entry{ReceivedMs: b.ReceivedMs, Item: it.Stored()})
+				g.Entries = append(g.Entries, entry{ReceivedMs: b.ReceivedMs, ID: it.ID, Form: it.Form})
 				s.records.update(Record{ID: it.ID, Handler: h.Key, URL: h.URL, ClientID: h.ClientID, Portal: b.Portal,
 					Event: it.Event, Status: StatusPending, CreatedMs: b.ReceivedMs}, false)
 			}

@@ -19,20 +19,21 @@ var ErrNotFound = errors.New("delivery: not found")
 // requeue puts one event on its handler's queue again as a new message
 // (attempts start over); msgID makes a repeated replay request idempotent.
 func (s *Service) requeue(ctx context.Context, portal string, e entry, msgID string) error {
-	h := HandlerKey(portal, e.Item)
+	v := viewOf(e.Form)
+	h := handlerKey(portal, v.clientID, v.appToken, v.url)
 	if err := s.ensureHandler(ctx, h); err != nil {
 		return err
 	}
 	// The record first: the worker may deliver before publish returns, and
 	// its record must win.
-	prev, had := s.records.get(e.Item.ID)
-	s.records.update(Record{ID: e.Item.ID, Handler: h.Key, URL: h.URL, ClientID: h.ClientID, Portal: portal,
-		Event: e.Item.Event(), Status: StatusPending, CreatedMs: e.ReceivedMs, UpdatedMs: s.cfg.Clock.Now().UnixMilli()}, true)
+	prev, had := s.records.get(e.ID)
+	s.records.update(Record{ID: e.ID, Handler: h.Key, URL: h.URL, ClientID: h.ClientID, Portal: portal,
+		Event: v.event, Status: StatusPending, CreatedMs: e.ReceivedMs, UpdatedMs: s.cfg.Clock.Now().UnixMilli()}, true)
 	if _, err := s.publishGroup(ctx, &group{Portal: portal, Handler: h.Key, Entries: []entry{e}}, msgID); err != nil {
 		if had {
 			s.records.update(prev, true)
 		}
-		return fmt.Errorf("delivery: requeue %s: %w", e.Item.ID, err)
+		return fmt.Errorf("delivery: requeue %s: %w", e.ID, err)
 	}
 	return nil
 }
@@ -40,7 +41,7 @@ func (s *Service) requeue(ctx context.Context, portal string, e entry, msgID str
 // find returns the entry for id in a queue or dead-letter message.
 func find(g *group, id string) (entry, bool) {
 	for _, e := range g.Entries {
-		if e.Item.ID == id {
+		if e.ID == id {
 			return e, true
 		}
 	}
@@ -142,13 +143,13 @@ func (s *Service) ReplayDead(ctx context.Context, handler string, since time.Tim
 				continue
 			}
 			e := g.Entries[0]
-			if err := s.requeue(ctx, g.Portal, e, e.Item.ID+":dlq:"+itoa(meta.Sequence.Stream)); err != nil {
+			if err := s.requeue(ctx, g.Portal, e, e.ID+":dlq:"+itoa(meta.Sequence.Stream)); err != nil {
 				return ids, err
 			}
 			if err := st.DeleteMsg(ctx, meta.Sequence.Stream); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 				s.log.Warn("delivery: remove replayed dead letter", "seq", meta.Sequence.Stream, "err", err)
 			}
-			ids = append(ids, e.Item.ID)
+			ids = append(ids, e.ID)
 		}
 		if n == 0 || !more {
 			return ids, nil

@@ -15,8 +15,6 @@ import (
 	"time"
 
 	tokenv1 "github.com/isobox/isobox/api/isobox/token/v1"
-	"github.com/isobox/isobox/internal/events"
-	"github.com/isobox/isobox/internal/phpform"
 )
 
 // errDenied marks a handler address refused by the deny list.
@@ -31,6 +29,7 @@ type result struct {
 	err        string
 	retryAfter time.Duration
 	took       time.Duration
+	event      string // the item's event name, for the record
 }
 
 type sender struct {
@@ -105,20 +104,27 @@ func (s *sender) checkURL(raw string) (*url.URL, error) {
 
 // deliver builds the payload (asking authprovider for the auth block,
 // waiting while it is unreachable), signs it and POSTs it once.
-func (s *sender) deliver(ctx context.Context, portal string, it events.Item) result {
-	u, err := s.checkURL(it.URL())
+func (s *sender) deliver(ctx context.Context, portal string, e entry) result {
+	v := viewOf(e.Form)
+	r := s.attempt(ctx, portal, e, v)
+	r.event = v.event
+	return r
+}
+
+func (s *sender) attempt(ctx context.Context, portal string, e entry, v view) result {
+	u, err := s.checkURL(v.url)
 	if err != nil {
 		return result{permanent: true, err: err.Error()}
 	}
-	fields, err := s.buildAuth(ctx, portal, it)
+	fields, err := s.buildAuth(ctx, e.ID, authRequestOf(portal, v))
 	if errors.Is(err, ErrAuthRefused) {
 		return result{permanent: true, err: err.Error()}
 	}
 	if err != nil {
 		return result{aborted: true}
 	}
-	body := []byte(phpform.Encode(Payload(it, fields)))
-	keys, err := s.secrets.Keys(ctx, SecretName(it.ClientID(), it.ApplicationToken()))
+	body := payloadBody(e.Form, fields)
+	keys, err := s.secrets.Keys(ctx, SecretName(v.clientID, v.appToken))
 	if err != nil {
 		// The signing key store is the broker: transient like authprovider.
 		return result{err: "signing secret: " + err.Error()}
@@ -134,9 +140,9 @@ func (s *sender) deliver(ctx context.Context, portal string, it events.Item) res
 	ts := s.cfg.Clock.Now().Unix()
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("User-Agent", "isobox-eventrelay")
-	req.Header.Set("webhook-id", it.ID)
+	req.Header.Set("webhook-id", e.ID)
 	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
-	req.Header.Set("webhook-signature", Sign(it.ID, ts, body, keys...))
+	req.Header.Set("webhook-signature", Sign(e.ID, ts, body, keys...))
 	start := time.Now()
 	resp, err := s.client.Do(req)
 	took := time.Since(start)
@@ -164,8 +170,7 @@ func (s *sender) deliver(ctx context.Context, portal string, it events.Item) res
 // while it is unreachable (the queue message's ack deadline is kept alive
 // meanwhile). It fails only on a refusal (ErrAuthRefused) or when ctx
 // ends first.
-func (s *sender) buildAuth(ctx context.Context, portal string, it events.Item) ([]*tokenv1.Field, error) {
-	req := authRequest(portal, it)
+func (s *sender) buildAuth(ctx context.Context, id string, req *tokenv1.BuildEventAuthRequest) ([]*tokenv1.Field, error) {
 	key := cacheKey(req)
 	if fields, ok := s.auth.get(key, time.Now()); ok {
 		return fields, nil
@@ -181,7 +186,7 @@ func (s *sender) buildAuth(ctx context.Context, portal string, it events.Item) (
 		if err == nil || errors.Is(err, ErrAuthRefused) {
 			return fields, err
 		}
-		s.cfg.Log.Warn("delivery: authprovider unavailable, delivery waits", "id", it.ID, "err", err)
+		s.cfg.Log.Warn("delivery: authprovider unavailable, delivery waits", "id", id, "err", err)
 		if !sleepCtx(ctx, wait) {
 			return nil, ctx.Err()
 		}

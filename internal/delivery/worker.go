@@ -283,7 +283,7 @@ func (w *worker) process(ctx context.Context, m jetstream.Msg) {
 		go func() {
 			defer wg.Done()
 			defer func() { w.slot <- struct{}{} }()
-			res := w.s.sender.deliver(ctx, g.Portal, e.Item)
+			res := w.s.sender.deliver(ctx, g.Portal, e)
 			if !res.aborted {
 				w.s.m.attempt(g.Handler, res)
 				if res.permanent && res.status == 0 {
@@ -317,7 +317,7 @@ func (w *worker) settle(ctx context.Context, m jetstream.Msg, seq uint64, g *gro
 	var retryAfter time.Duration
 	var recs []Record
 	for _, o := range outs {
-		rec := Record{ID: o.e.Item.ID, Handler: h.Key, URL: h.URL, ClientID: h.ClientID, Portal: g.Portal, Event: o.e.Item.Event(),
+		rec := Record{ID: o.e.ID, Handler: h.Key, URL: h.URL, ClientID: h.ClientID, Portal: g.Portal, Event: o.res.event,
 			CreatedMs: o.e.ReceivedMs, Seq: seq, Attempts: attempt, UpdatedMs: now.UnixMilli(), LastStatus: o.res.status, LastError: o.res.err}
 		switch {
 		case o.res.ok:
@@ -327,7 +327,7 @@ func (w *worker) settle(ctx context.Context, m jetstream.Msg, seq uint64, g *gro
 		case o.res.permanent || attempt > len(s.cfg.Schedule):
 			dseq, err := s.deadLetter(ctx, g, o.e, attempt, seq, o.res)
 			if err != nil {
-				s.log.Error("delivery: dead-letter", "id", o.e.Item.ID, "err", err)
+				s.log.Error("delivery: dead-letter", "id", o.e.ID, "err", err)
 				m.NakWithDelay(time.Second)
 				return
 			}
@@ -374,7 +374,7 @@ func (w *worker) settle(ctx context.Context, m jetstream.Msg, seq uint64, g *gro
 func (s *Service) deadLetter(ctx context.Context, g *group, e entry, attempts int, queueSeq uint64, res result) (uint64, error) {
 	dead := group{Portal: g.Portal, Handler: g.Handler, Attempt: attempts, Entries: []entry{e}}
 	msg := &nats.Msg{Subject: events.SubjectDead + g.Handler, Data: dead.encode(), Header: nats.Header{}}
-	msg.Header.Set(jetstream.MsgIDHeader, e.Item.ID+":"+itoa(queueSeq))
+	msg.Header.Set(jetstream.MsgIDHeader, e.ID+":"+itoa(queueSeq))
 	msg.Header.Set("Isobox-Last-Error", res.err)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()

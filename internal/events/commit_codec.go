@@ -100,10 +100,6 @@ type Lite struct {
 	ClientID, ApplicationToken, URL, Event string
 }
 
-// Stored returns the item for storing again: only its id and form are
-// set; decode it (ParseItemLine) before reading its fields.
-func (l Lite) Stored() Item { return Item{ID: l.ID, form: l.Form} }
-
 // LiteBatch is a batch of Lite items.
 type LiteBatch struct {
 	Portal     string
