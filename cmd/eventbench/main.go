@@ -55,6 +55,7 @@ func main() {
 		deadline    = flag.Duration("deadline", 3*time.Minute, "give up a run after this long")
 		only        = flag.String("only", "", "run only: handoff, e2e, isolation")
 		cpuprofile  = flag.String("cpuprofile", "", "write a CPU profile to this file")
+		runs        = flag.Int("runs", 3, "repetitions of the e2e run and of each isolation pair (medians are printed; max 10)")
 	)
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -74,14 +75,25 @@ func main() {
 			}
 		}
 	}
+	*runs = max(1, min(*runs, 10))
 	if *only == "" || *only == "e2e" {
-		e2e(*events_, *batch, *handlers, *concurrency, *posters, extraNone, *deadline)
+		var rates, ratios []float64
+		for range *runs {
+			r, c := e2e(*events_, *batch, *handlers, *concurrency, *posters, extraNone, *deadline)
+			rates, ratios = append(rates, r), append(ratios, r/c)
+		}
+		fmt.Printf("e2e median of %d: %.0f events/s, ratio to the direct-POST ceiling %.2f\n", *runs, median(rates), median(ratios))
 	}
 	if *only == "" || *only == "isolation" {
-		for range 2 {
-			e2e(*events_, *batch, *handlers, *concurrency, *posters, extraFast, *deadline)
-			e2e(*events_, *batch, *handlers, *concurrency, *posters, extraHang, *deadline)
+		var base, hang []float64
+		for range *runs {
+			r, _ := e2e(*events_, *batch, *handlers, *concurrency, *posters, extraFast, *deadline)
+			base = append(base, r)
+			r, _ = e2e(*events_, *batch, *handlers, *concurrency, *posters, extraHang, *deadline)
+			hang = append(hang, r)
 		}
+		fmt.Printf("isolation median of %d pairs: fast handlers %.0f events/s beside a fast handler, %.0f beside a hanging one (%.0f%%)\n",
+			*runs, median(base), median(hang), 100*median(hang)/median(base))
 	}
 }
 
@@ -283,7 +295,7 @@ const (
 // handlers receive theirs.
 // Before it, the same bodies are POSTed straight to the handlers with the
 // same concurrency: the ceiling.
-func e2e(n, batch, handlers, conc, posters int, extra int, deadline time.Duration) {
+func e2e(n, batch, handlers, conc, posters int, extra int, deadline time.Duration) (rate, ceiling float64) {
 	perHandler := n / handlers
 	fast := make([]*counter, handlers)
 	for i := range fast {
@@ -293,7 +305,7 @@ func e2e(n, batch, handlers, conc, posters int, extra int, deadline time.Duratio
 	// The ceiling: the same number of form POSTs, same total concurrency,
 	// to a no-op handler of its own.
 	sink := newCounter(-1)
-	ceiling := directPOST(sink.URL, perHandler*handlers, handlers*conc)
+	ceiling = directPOST(sink.URL, perHandler*handlers, handlers*conc)
 	sink.Close()
 	timeout := 3 * time.Second
 	r := startRelay(true, true, conc, timeout)
@@ -361,7 +373,7 @@ func e2e(n, batch, handlers, conc, posters int, extra int, deadline time.Duratio
 	}
 	el := time.Since(start)
 	wg.Wait()
-	rate := float64(perHandler*handlers) / el.Seconds()
+	rate = float64(perHandler*handlers) / el.Seconds()
 	label := "e2e (durable, sync always)"
 	switch extra {
 	case extraFast:
@@ -371,6 +383,13 @@ func e2e(n, batch, handlers, conc, posters int, extra int, deadline time.Duratio
 	}
 	fmt.Printf("%s: %d events to %d no-op handlers (concurrency %d each), batch %d, %d posters: %.0f events/s in %v; direct-POST ceiling %.0f req/s; ratio %.2f\n",
 		label, perHandler*handlers, handlers, conc, batch, posters, rate, el.Round(time.Millisecond), ceiling, rate/ceiling)
+	return rate, ceiling
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 // directPOST sends n Bitrix-shaped form bodies straight to url with conc
