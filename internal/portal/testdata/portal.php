@@ -139,6 +139,17 @@ class Client
 		return $params;
 	}
 
+	/** Client::getRequestId(): "/?bx24_request_id=…" when the hit has an id. */
+	private function requestId(string $method): string
+	{
+		if (!isset($_SERVER['BX24_REQUEST_ID']))
+		{
+			return '';
+		}
+		$sep = str_contains($method, '?') ? '&' : '/?';
+		return $sep . http_build_query(['bx24_request_id' => urlencode($_SERVER['BX24_REQUEST_ID'])]);
+	}
+
 	public function call(string $method, ?array $params = null, bool $licenseCheck = false)
 	{
 		if (!$this->engine->clientId || !$this->engine->clientSecret)
@@ -146,7 +157,7 @@ class Client
 			throw new RuntimeException('No client credentials');
 		}
 		$params = $this->prepareRequest($params, $licenseCheck);
-		[, $body] = http_post($this->engine->oauthUrl . '/rest/' . $method, $params);
+		[, $body] = http_post($this->engine->oauthUrl . '/rest/' . $method . $this->requestId($method), $params);
 		$response = json_decode($body, true);
 		if ($response)
 		{
@@ -200,6 +211,8 @@ function auth_check(Client $client, string $token): array
 
 function flow(string $oauthUrl, string $portalUrl, string $licenseKey, string $handlerUrl): void
 {
+	// As on a hit that carries a request id: every call's URL gets "/?bx24_request_id=…".
+	$_SERVER['BX24_REQUEST_ID'] = 'req-' . getmypid();
 	$engine = new Engine($oauthUrl, $portalUrl, $licenseKey);
 	$engine->register();
 	check(preg_match('/^bx\.[0-9a-f]{13}[0-9]\.[0-9]{8}$/', $engine->clientId) === 1, 'portal client_id shape', $engine->clientId);
