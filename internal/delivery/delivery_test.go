@@ -163,7 +163,11 @@ func TestDeadLetterThenReplay(t *testing.T) {
 	if rec.Attempts != 3 || !strings.Contains(rec.LastError, "HTTP 500") {
 		t.Errorf("dead record = %+v", rec)
 	}
-	ids, err := e.svc.ReplayDead(context.Background(), rec.Handler, time.Time{})
+	// Nothing was dead-lettered since an hour from now.
+	if ids, err := e.svc.ReplayDead(context.Background(), "", time.Now().Add(time.Hour)); err != nil || len(ids) != 0 {
+		t.Fatalf("replay since the future = %v, %v", ids, err)
+	}
+	ids, err := e.svc.ReplayDead(context.Background(), rec.Handler, time.Now().Add(-time.Hour))
 	if err != nil || len(ids) != 1 || ids[0] != id {
 		t.Fatalf("replay = %v, %v", ids, err)
 	}
