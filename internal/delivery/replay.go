@@ -121,9 +121,13 @@ func (s *Service) ReplayDead(ctx context.Context, handler string, since time.Tim
 	if err != nil {
 		return nil, err
 	}
+	ci, err := cons.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var ids []string
-	left := int(info.State.Msgs) // an upper bound: since may skip some
-	for {
+	left := int(ci.NumPending)
+	for left > 0 {
 		batch, err := cons.Fetch(max(min(200, left), 1), jetstream.FetchMaxWait(time.Second))
 		if err != nil {
 			return ids, err
@@ -155,4 +159,5 @@ func (s *Service) ReplayDead(ctx context.Context, handler string, since time.Tim
 			return ids, nil
 		}
 	}
+	return ids, nil
 }
