@@ -44,6 +44,9 @@ import (
 
 const serviceKey = "benchservicekey0123456789abcdefghijklmnopqrstuvw"
 
+// authCacheTTL is delivery.Config.AuthCacheTTL for the runs (0: default).
+var authCacheTTL time.Duration
+
 func main() {
 	var (
 		calls       = flag.Int("handoff-calls", 2000, "ingest calls per hand-off latency run (max 20000)")
@@ -55,9 +58,13 @@ func main() {
 		deadline    = flag.Duration("deadline", 3*time.Minute, "give up a run after this long")
 		only        = flag.String("only", "", "run only: handoff, e2e, isolation")
 		cpuprofile  = flag.String("cpuprofile", "", "write a CPU profile to this file")
+		noAuthCache = flag.Bool("no-auth-cache", false, "ask the EventAuth stand-in on every delivery (as for events with tokens)")
 		runs        = flag.Int("runs", 3, "repetitions of the e2e run and of each isolation pair (medians are printed; max 10)")
 	)
 	flag.Parse()
+	if *noAuthCache {
+		authCacheTTL = -1
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		check(err)
@@ -170,7 +177,7 @@ func startRelay(syncAlways, deliver bool, concurrency int, timeout time.Duration
 	r.close = append(r.close, r.ingest.Close)
 	if deliver {
 		r.svc, err = delivery.New(ctx, delivery.Config{JS: r.js, Auth: auth, Concurrency: concurrency, Timeout: timeout,
-			SecretsKey: bytes.Repeat([]byte{1}, 32), BreakerFailures: 1 << 30})
+			SecretsKey: bytes.Repeat([]byte{1}, 32), BreakerFailures: 1 << 30, AuthCacheTTL: authCacheTTL})
 		check(err)
 		check(r.svc.Start(ctx))
 		r.close = append(r.close, func() {
