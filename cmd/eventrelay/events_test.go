@@ -64,28 +64,22 @@ func startAuthprovider(t *testing.T) *stack {
 	return s
 }
 
-// addApp creates a local app through the portal protocol, as the portal
-// does (application.add), and returns its client_id.
+// addApp creates an app with authprovider's CLI (client add, over its
+// admin API) and returns its client_id.
 func (s *stack) addApp(t *testing.T) string {
 	t.Helper()
-	resp, err := http.PostForm("http://"+s.ap.Addr("http")+"/rest/application.add", url.Values{
-		"client_id": {s.portalID}, "client_secret": {s.portalSecret}, "TITLE": {"Deal export"},
-		"REDIRECT_URI": {"http://app.lan/install"}, "SCOPE": {"crm"},
-	})
+	out, err := exec.Command(s.apBin, "client", "add", "--name", "Deal export", "--redirect-uri", "http://app.lan/install",
+		"--scope", "crm", "--json", "--grpc-addr", s.ap.Addr("grpc"), "--data-dir", s.data).CombinedOutput()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("authprovider client add: %v\n%s", err, out)
 	}
-	defer resp.Body.Close()
-	var r struct {
-		Result struct {
-			ClientID string `json:"client_id"`
-		} `json:"result"`
+	var c struct {
+		ClientID string `json:"client_id"`
 	}
-	b, _ := io.ReadAll(resp.Body)
-	if json.Unmarshal(b, &r) != nil || r.Result.ClientID == "" {
-		t.Fatalf("application.add: %d %s", resp.StatusCode, b)
+	if err := json.Unmarshal(out, &c); err != nil || c.ClientID == "" {
+		t.Fatalf("client add output %q: %v", out, err)
 	}
-	return r.Result.ClientID
+	return c.ClientID
 }
 
 func (s *stack) startRelay(t *testing.T, extra ...string) *testkit.Proc {
