@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -41,27 +42,13 @@ type stack struct {
 }
 
 // startAuthprovider creates a portal with the CLI and starts authprovider
-// on data (sharing service.key with the relay through the data dir).
+// on a fresh data dir (sharing service.key with the relay through it).
 func startAuthprovider(t *testing.T) *stack {
 	t.Helper()
 	s := &stack{dir: t.TempDir()}
 	s.data = filepath.Join(s.dir, "data")
-	s.apBin = testkit.Build(t, "github.com/isobox/isobox/cmd/authprovider")
 	s.erBin = testkit.Build(t, "github.com/isobox/isobox/cmd/eventrelay")
-	out, err := exec.Command(s.apBin, "portal", "add", "--host", "portal.lan", "--json", "--data-dir", s.data).Output()
-	if err != nil {
-		t.Fatalf("authprovider portal add: %v", err)
-	}
-	var p struct{ ClientID, ClientSecret string }
-	if err := json.Unmarshal(out, &struct {
-		ClientID     *string `json:"client_id"`
-		ClientSecret *string `json:"client_secret"`
-	}{&p.ClientID, &p.ClientSecret}); err != nil || p.ClientSecret == "" {
-		t.Fatalf("portal add output %q: %v", out, err)
-	}
-	s.portalID, s.portalSecret = p.ClientID, p.ClientSecret
-	s.ap = testkit.Start(t, s.dir, s.apBin, append(freeArgs("http-addr", "grpc-addr", "admin-addr"), "--data-dir", s.data), "http", "grpc", "admin")
-	return s
+	return startAuthproviderIn(t, s)
 }
 
 // addApp creates an app with authprovider's CLI (client add, over its
@@ -370,4 +357,71 @@ func TestAckedEventsSurviveSIGKILL(t *testing.T) {
 	if err := relay.Stop(ctx); err != nil {
 		t.Errorf("stop: %v\n%s", err, relay.Logs())
 	}
+}
+
+// The drop-in path: the portal posts rest.event.call to authprovider
+// (form-encoded QUERY[...], its own credentials); authprovider forwards the
+// items to the relay's ingest with the service key; the relay delivers with
+// a token authprovider mints.
+func TestRestEventCallThroughAuthprovider(t *testing.T) {
+	// authprovider's gRPC port must be known before it starts (the relay
+	// points at it); the relay waits while nothing answers there yet.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	grpcAddr := ln.Addr().String()
+	ln.Close()
+	s := &stack{dir: t.TempDir()}
+	s.data = filepath.Join(s.dir, "data")
+	s.erBin = testkit.Build(t, "github.com/isobox/isobox/cmd/eventrelay")
+	relay := s.startRelay(t, "--auth-grpc-addr", grpcAddr)
+	sp := startAuthproviderIn(t, s, "--grpc-addr", grpcAddr, "--relay-url", "http://"+relay.Addr("http"))
+	app := sp.addApp(t)
+	h := newHandler(t)
+	form := url.Values{"client_id": {sp.portalID}, "client_secret": {sp.portalSecret}}
+	for k, v := range map[string]string{
+		"QUERY[0][client_id]": app, "QUERY[0][auth][EVENT_SESSION]": "7", "QUERY[0][auth][LOCAL_USER]": "1",
+		"QUERY[0][auth][application_token]": "apptok", "QUERY[0][additional][sendAuth]": "1", "QUERY[0][additional][category]": "crm",
+		"QUERY[0][query][DOMAIN]": "portal.lan", "QUERY[0][query][QUERY_URL]": h.URL + "/deal",
+		"QUERY[0][query][QUERY_DATA][event]": "ONCRMDEALUPDATE", "QUERY[0][query][QUERY_DATA][data][FIELDS][ID]": "77",
+		"QUERY[0][query][QUERY_DATA][ts]": "1700000077",
+	} {
+		form.Set(k, v)
+	}
+	resp, err := http.PostForm("http://"+sp.ap.Addr("http")+"/rest/rest.event.call", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("rest.event.call: %d %s", resp.StatusCode, b)
+	}
+	got := h.next(t)
+	if formValue(t, got.body, "data[FIELDS][ID]") != "77" || formValue(t, got.body, "auth[access_token]") == "" ||
+		formValue(t, got.body, "auth[application_token]") != "apptok" || got.header.Get("webhook-signature") == "" {
+		t.Errorf("delivered: %s", got.body)
+	}
+}
+
+// startAuthproviderIn is startAuthprovider on an existing stack's data dir.
+func startAuthproviderIn(t *testing.T, s *stack, extra ...string) *stack {
+	t.Helper()
+	s.apBin = testkit.Build(t, "github.com/isobox/isobox/cmd/authprovider")
+	out, err := exec.Command(s.apBin, "portal", "add", "--host", "portal.lan", "--json", "--data-dir", s.data).Output()
+	if err != nil {
+		t.Fatalf("authprovider portal add: %v", err)
+	}
+	var p struct {
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+	}
+	if err := json.Unmarshal(out, &p); err != nil || p.ClientSecret == "" {
+		t.Fatalf("portal add output %q: %v", out, err)
+	}
+	s.portalID, s.portalSecret = p.ClientID, p.ClientSecret
+	args := append(freeArgs("http-addr", "grpc-addr", "admin-addr"), "--data-dir", s.data)
+	s.ap = testkit.Start(t, s.dir, s.apBin, append(args, extra...), "http", "grpc", "admin")
+	return s
 }
