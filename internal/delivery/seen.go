@@ -45,10 +45,15 @@ func (s *seenSet) add(id string, seq uint64, ms int64) {
 	s.queue = append(s.queue, seenEntry{id, seq, ms})
 }
 
+// maxSeen bounds the ids remembered (~100 bytes each): past it the oldest
+// are forgotten before the window ends, so the window is effectively
+// shorter under a sustained flood rather than memory unbounded.
+const maxSeen = 2_000_000
+
 func (s *seenSet) prune(now time.Time) {
 	cut := now.Add(-s.window).UnixMilli()
 	i := 0
-	for i < len(s.queue) && s.queue[i].ms < cut {
+	for i < len(s.queue) && (s.queue[i].ms < cut || len(s.queue)-i > maxSeen) {
 		if s.first[s.queue[i].id] == s.queue[i].seq {
 			delete(s.first, s.queue[i].id)
 		}
