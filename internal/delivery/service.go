@@ -218,6 +218,7 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := s.seen.load(ctx, s.js, s.cfg.Clock.Now()); err != nil {
 		return err
 	}
+	s.seen.prune(s.cfg.Clock.Now())
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.records.run(s.ctx) }()
 	lister, err := s.kvH.ListKeys(ctx)
