@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -285,6 +286,11 @@ func TestRelayWithAuthproviderOnExternalNATS(t *testing.T) {
 	key, err := secret.Read(filepath.Join(s.data, "relay-admin.key"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range []string{"relay-admin.key", "relay-secrets.key", "service.key"} {
+		if st, err := os.Stat(filepath.Join(s.data, f)); err != nil || st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v, want mode 0600", f, err)
+		}
 	}
 	sreq, _ := http.NewRequest("GET", admin, nil)
 	sreq.Header.Set("Authorization", "Bearer "+key)

@@ -1,6 +1,7 @@
 package delivery_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	relayv1 "github.com/isobox/isobox/api/isobox/relay/v1"
 	"github.com/isobox/isobox/internal/delivery"
 	"github.com/isobox/isobox/internal/events"
 )
@@ -496,4 +498,47 @@ func TestRedirectIsAFailure(t *testing.T) {
 		t.Error("the redirect was followed")
 	default:
 	}
+}
+
+// A pause is stored: a restarted service keeps the handler paused.
+func TestPauseSurvivesRestart(t *testing.T) {
+	e := newEnv(t)
+	h := newRecorder(t)
+	id := e.post(item(h.URL, "ONCRMDEALADD", 1)).Result.IDs[0]
+	h.next(t)
+	rec := waitStatus(t, e, id, delivery.StatusDelivered)
+	ctx := context.Background()
+	if _, err := e.svc.SetPaused(ctx, rec.Handler, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	svc2, err := delivery.New(ctx, delivery.Config{JS: e.js, Auth: e.authClient, Schedule: []time.Duration{10 * time.Millisecond},
+		Concurrency: 1, SecretsKey: bytes.Repeat([]byte{7}, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc2.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc2.Close(context.Background()) })
+	hs, err := svc2.Admin().ListHandlers(ctx, nil)
+	if err != nil || len(hs.Handlers) != 1 || !hs.Handlers[0].Paused {
+		t.Fatalf("handlers after restart: %v %v", hs, err)
+	}
+	// The history survived too.
+	if r, err := svc2.Admin().GetDelivery(ctx, &relayv1.GetDeliveryRequest{Id: id}); err != nil || r.Status != delivery.StatusDelivered {
+		t.Errorf("record after restart: %v %v", r, err)
+	}
+	e.post(item(h.URL, "ONCRMDEALADD", 2))
+	select {
+	case <-h.hits:
+		t.Fatal("paused handler called after a restart")
+	case <-time.After(300 * time.Millisecond): // negative check
+	}
+	if _, err := svc2.SetPaused(ctx, rec.Handler, false); err != nil {
+		t.Fatal(err)
+	}
+	h.next(t)
 }

@@ -91,11 +91,12 @@ func startEventAuth(t *testing.T, e *eventAuth) string {
 }
 
 type env struct {
-	t      *testing.T
-	js     jetstream.JetStream
-	svc    *delivery.Service
-	auth   *eventAuth
-	ingest *httptest.Server
+	t          *testing.T
+	js         jetstream.JetStream
+	svc        *delivery.Service
+	auth       *eventAuth
+	authClient delivery.GRPCAuth
+	ingest     *httptest.Server
 }
 
 type envOpt func(*delivery.Config)
@@ -151,7 +152,7 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 	t.Cleanup(stopIngest)
 	hs := httptest.NewServer(in)
 	t.Cleanup(hs.Close)
-	return &env{t: t, js: js, svc: svc, auth: ea, ingest: hs}
+	return &env{t: t, js: js, svc: svc, auth: ea, authClient: auth, ingest: hs}
 }
 
 // post hands items to ingest as JSON with the portal's credentials.
