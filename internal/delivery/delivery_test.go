@@ -409,6 +409,19 @@ func TestIngestAuthentication(t *testing.T) {
 			t.Errorf("%s: status %d, want %d", c.name, resp.StatusCode, c.want)
 		}
 	}
+	// The portal's credentials were checked with authprovider once (the
+	// "portal" case above): the positive answer is cached.
+	before := e.auth.verified.Load()
+	for range 3 {
+		req, _ := newReq(e.ingest.URL, body)
+		req.Header.Set("Authorization", "Bearer "+portalID+":"+portalSecret)
+		if resp, err := httpDo(req); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("portal call: %v %v", resp, err)
+		}
+	}
+	if n := e.auth.verified.Load() - before; n != 0 {
+		t.Errorf("cached portal credentials asked authprovider %d more times", n)
+	}
 	for _, bad := range []string{`{`, `[]`, `[{"query":{}}]`, `[1]`} {
 		req, _ := newReq(e.ingest.URL, []byte(bad))
 		req.Header.Set("Authorization", "Bearer "+serviceKey)

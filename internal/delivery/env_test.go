@@ -39,8 +39,9 @@ const (
 // a new token on every Build, so a test can tell when auth was built.
 type eventAuth struct {
 	tokenv1.UnimplementedEventAuthServer
-	minted atomic.Int64
-	down   atomic.Bool
+	minted   atomic.Int64
+	verified atomic.Int64
+	down     atomic.Bool
 }
 
 func (e *eventAuth) Build(_ context.Context, r *tokenv1.BuildEventAuthRequest) (*tokenv1.BuildEventAuthResponse, error) {
@@ -67,6 +68,7 @@ func (e *eventAuth) Build(_ context.Context, r *tokenv1.BuildEventAuthRequest) (
 }
 
 func (e *eventAuth) VerifyPortal(_ context.Context, r *tokenv1.VerifyPortalRequest) (*tokenv1.VerifyPortalResponse, error) {
+	e.verified.Add(1)
 	return &tokenv1.VerifyPortalResponse{Ok: r.ClientId == portalID && r.ClientSecret == portalSecret, Host: "portal.lan"}, nil
 }
 
