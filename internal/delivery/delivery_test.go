@@ -555,3 +555,44 @@ func TestPauseSurvivesRestart(t *testing.T) {
 	}
 	h.next(t)
 }
+
+// A call larger than one broker message (NATS's 1 MiB default) is stored
+// in parts and every event is delivered; one event larger than a message
+// is refused with 413.
+func TestLargeCallsAreSplit(t *testing.T) {
+	e := newEnv(t, func(c *delivery.Config) { c.Concurrency = 4 })
+	h := newRecorder(t)
+	big := strings.Repeat("Сделка ", 100) // ~1.3 KB stored per item
+	var items []map[string]any
+	for i := range 2000 {
+		items = append(items, item(h.URL, "ONCRMDEALADD", i, func(m map[string]any) {
+			m["query"].(map[string]any)["QUERY_DATA"].(map[string]any)["data"] = map[string]any{"FIELDS": map[string]any{"ID": i, "TITLE": big}}
+		}))
+	}
+	ids := e.post(items...).Result.IDs
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	if len(want) != 2000 {
+		t.Fatalf("%d distinct ids", len(want))
+	}
+	for len(want) > 0 {
+		delete(want, h.next(t).header.Get("webhook-id"))
+	}
+
+	huge := item(h.URL, "ONCRMDEALADD", 1, func(m map[string]any) {
+		m["query"].(map[string]any)["QUERY_DATA"].(map[string]any)["data"] = strings.Repeat("x", 2<<20)
+	})
+	body, _ := json.Marshal([]any{huge})
+	req, _ := newReq(e.ingest.URL, body)
+	req.Header.Set("Authorization", "Bearer "+serviceKey)
+	req.Header.Set("X-Isobox-Portal", "bx.1")
+	resp, err := httpDo(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("a 2 MiB event: %d, want 413", resp.StatusCode)
+	}
+}

@@ -141,9 +141,16 @@ func (s *Service) fanout(ctx context.Context, cons jetstream.Consumer) {
 	}
 }
 
+// maxGroupBytes bounds a queue message (below NATS's default 1 MiB max
+// payload); a handler's events of one round take several if needed.
+const maxGroupBytes = 512 << 10
+
 func (s *Service) fanoutRound(ctx context.Context, msgs []jetstream.Msg) error {
-	groups := map[string]*group{}
-	var order []string
+	groups := map[string]*group{} // the handler's group being filled
+	sizes := map[string]int{}
+	parts := map[string]int{}
+	var order []*group // every group, in the order they were started
+	var ids []string   // their message ids
 	var firstSeq, lastSeq uint64
 	var keep []jetstream.Msg
 	for _, m := range msgs {
@@ -178,12 +185,16 @@ func (s *Service) fanoutRound(ctx context.Context, msgs []jetstream.Msg) error {
 				if err := s.ensureHandler(ctx, h); err != nil {
 					return err
 				}
+				n := len(it.ID) + len(it.Form) + 24
 				g, ok := groups[h.Key]
-				if !ok {
+				if !ok || sizes[h.Key]+n > maxGroupBytes {
 					g = &group{Portal: b.Portal, Handler: h.Key}
-					groups[h.Key] = g
-					order = append(order, h.Key)
+					groups[h.Key], sizes[h.Key] = g, 256
+					order = append(order, g)
+					ids = append(ids, fmt.Sprintf(":%s:%d", h.Key, parts[h.Key]))
+					parts[h.Key]++
 				}
+				sizes[h.Key] += n
 				g.Entries = append(g.Entries, entry{ReceivedMs: b.ReceivedMs, ID: it.ID, Form: it.Form})
 				s.records.update(Record{ID: it.ID, Handler: h.Key, URL: h.URL, ClientID: h.ClientID, Portal: b.Portal,
 					Event: it.Event, Status: StatusPending, CreatedMs: b.ReceivedMs}, false)
@@ -191,12 +202,12 @@ func (s *Service) fanoutRound(ctx context.Context, msgs []jetstream.Msg) error {
 		}
 	}
 	var futures []jetstream.PubAckFuture
-	for _, key := range order {
-		msg := &nats.Msg{Subject: events.SubjectQueue + key, Data: groups[key].encode(), Header: nats.Header{}}
-		msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("f:%d-%d:%s", firstSeq, lastSeq, key))
+	for i, g := range order {
+		msg := &nats.Msg{Subject: events.SubjectQueue + g.Handler, Data: g.encode(), Header: nats.Header{}}
+		msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("f:%d-%d", firstSeq, lastSeq)+ids[i])
 		f, err := s.js.PublishMsgAsync(msg)
 		if err != nil {
-			return fmt.Errorf("queue for handler %s: %w", key, err)
+			return fmt.Errorf("queue for handler %s: %w", g.Handler, err)
 		}
 		futures = append(futures, f)
 	}

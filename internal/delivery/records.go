@@ -129,15 +129,28 @@ func (r *records) flush(ctx context.Context) {
 	if len(batch) == 0 {
 		return
 	}
-	data, err := json.Marshal(batch)
-	if err != nil {
-		r.log.Error("delivery: encode records", "err", err)
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if _, err := r.js.Publish(ctx, events.SubjectLog, data); err != nil {
-		r.log.Warn("delivery: write records (history only; events are unaffected)", "err", err, "records", len(batch))
+	// Chunks well below the broker's max payload (URLs and errors vary).
+	for len(batch) > 0 {
+		n := min(len(batch), flushMax)
+		var data []byte
+		for {
+			var err error
+			if data, err = json.Marshal(batch[:n]); err != nil {
+				r.log.Error("delivery: encode records", "err", err)
+				return
+			}
+			if len(data) <= 512<<10 || n == 1 {
+				break
+			}
+			n /= 2
+		}
+		if _, err := r.js.Publish(ctx, events.SubjectLog, data); err != nil {
+			r.log.Warn("delivery: write records (history only; events are unaffected)", "err", err, "records", len(batch))
+			return
+		}
+		batch = batch[n:]
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -49,35 +51,99 @@ func newCommitter(js jetstream.JetStream) *committer {
 
 // store queues b and waits until it is durably stored (or ctx ends: then
 // the batch may still be stored; the caller's retry is deduplicated).
+// ErrItemTooLarge is returned for an item that alone exceeds what the
+// broker takes in one message.
+var ErrItemTooLarge = errors.New("events: item too large for the broker")
+
+// limit is the largest commit message: the connection's max payload less
+// room for headers, or maxGroupBytes.
+func (c *committer) limit() int {
+	l := maxGroupBytes
+	if nc := c.js.Conn(); nc != nil && nc.MaxPayload() > 0 {
+		l = min(l, int(nc.MaxPayload())-4096)
+	}
+	return l
+}
+
+// store queues b and waits until it is durably stored (or ctx ends: then
+// the batch may still be stored; the caller's retry is deduplicated). A
+// batch larger than one message is stored as several, each a batch of the
+// same call; if one fails the caller retries the call and the items
+// already stored are dropped as duplicates.
 func (c *committer) store(ctx context.Context, b *Batch) (bool, error) {
-	req := commitReq{batch: b, data: appendBatch(nil, b), done: make(chan commitRes, 1)}
-	select {
-	case c.in <- req:
-	case <-ctx.Done():
-		return false, ctx.Err()
+	parts, err := split(b, c.limit())
+	if err != nil {
+		return false, err
 	}
-	select {
-	case r := <-req.done:
-		return r.duplicate, r.err
-	case <-ctx.Done():
-		return false, ctx.Err()
+	reqs := make([]commitReq, len(parts))
+	for i, p := range parts {
+		reqs[i] = commitReq{batch: p, data: appendBatch(nil, p), done: make(chan commitRes, 1)}
+		select {
+		case c.in <- reqs[i]:
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
 	}
+	dup := true
+	for _, r := range reqs {
+		select {
+		case res := <-r.done:
+			if res.err != nil {
+				return false, res.err
+			}
+			dup = dup && res.duplicate
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	}
+	return dup, nil
+}
+
+// split cuts b into batches whose encoding fits in limit bytes.
+func split(b *Batch, limit int) ([]*Batch, error) {
+	head := len(appendBatch(nil, &Batch{Portal: b.Portal, ReceivedMs: b.ReceivedMs})) + len(commitMagic)
+	var parts []*Batch
+	cur := &Batch{Portal: b.Portal, ReceivedMs: b.ReceivedMs}
+	size := head
+	for _, it := range b.Items {
+		n := len(it.ID) + len(it.Form()) + 2
+		if head+n > limit {
+			return nil, fmt.Errorf("%w: %d bytes", ErrItemTooLarge, n)
+		}
+		if size+n > limit && len(cur.Items) > 0 {
+			parts = append(parts, cur)
+			cur = &Batch{Portal: b.Portal, ReceivedMs: b.ReceivedMs}
+			size = head
+		}
+		cur.Items = append(cur.Items, it)
+		size += n
+	}
+	return append(parts, cur), nil
 }
 
 func (c *committer) run(ctx context.Context) {
+	var carry *commitReq // taken, but did not fit the previous message
 	for {
 		var group []commitReq
-		select {
-		case <-ctx.Done():
-			return
-		case r := <-c.in:
-			group = append(group, r)
+		if carry != nil {
+			group, carry = append(group, *carry), nil
+		} else {
+			select {
+			case <-ctx.Done():
+				return
+			case r := <-c.in:
+				group = append(group, r)
+			}
 		}
-		size := len(group[0].data)
+		size, limit := len(group[0].data), c.limit()
 	more:
-		for len(group) < maxGroupCalls && size < maxGroupBytes {
+		for len(group) < maxGroupCalls {
 			select {
 			case r := <-c.in:
+				if size+len(r.data) > limit {
+					carry = &r
+					break more
+				}
 				group = append(group, r)
 				size += len(r.data)
 			default:

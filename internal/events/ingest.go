@@ -137,6 +137,10 @@ func (in *Ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
 	dup, err := in.commit.store(ctx, b)
+	if errors.Is(err, ErrItemTooLarge) {
+		in.fail(w, bitrix.NewError(http.StatusRequestEntityTooLarge, "invalid_request", "An event item is too large"), "too_large")
+		return
+	}
 	if err != nil {
 		in.cfg.Log.Error("ingest: store batch", "err", err, "items", len(items))
 		in.fail(w, bitrix.NewError(http.StatusServiceUnavailable, "unavailable", "Event store unavailable, retry later"), "unavailable")
