@@ -180,7 +180,7 @@ func TestCLIAndAdminAPI(t *testing.T) {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
-	}(); st != 200 || !strings.Contains(body, `authprovider_oauth_token_requests_total{code="200"} 1`) {
+	}(); st != 200 || !strings.Contains(body, `isobox_oauth_token_requests_total{code="200"} 1`) {
 		t.Fatalf("/metrics lacks the token request counter: %d", st)
 	}
 

@@ -42,11 +42,11 @@ func mountOAuth(ctx context.Context, a *app) error {
 	}
 	a.oauth = svc
 	reqs := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "authprovider_oauth_token_requests_total",
+		Name: "isobox_oauth_token_requests_total",
 		Help: "Requests to /oauth/token/ by HTTP status.",
 	}, []string{"code"})
 	dur := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "authprovider_oauth_token_request_seconds",
+		Name:    "isobox_oauth_token_request_seconds",
 		Help:    "Time to answer /oauth/token/.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 	}, []string{})

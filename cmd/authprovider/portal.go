@@ -58,10 +58,14 @@ func mountPortal(ctx context.Context, a *app) error {
 	registry := portal.NewRegistry(a.db, a.oauth, nil)
 	relay := portal.NewRelay(a.db, portal.RelayConfig{URL: a.cfg.RelayURL, ServiceKey: key, RetryMax: pc.OutboxRetryMax}, a.log)
 	h := portal.New(portal.Config{Registration: a.cfg.PortalRegistration}, svc, a.oauth, registry, relay, a.log)
-	h.OnClientChange = func(id string) {
+	forget := func(id string) {
 		v.ForgetClient(id)
 		portals.Forget(id)
 	}
+	// Changes made here and through any other path (admin API, CLI) drop
+	// the client's cached answers at once on this instance.
+	h.OnClientChange = forget
+	a.oauth.OnClientChange(forget)
 	h.Register(a.bitrix)
 
 	tokenv1.RegisterPortalTokensServer(a.grpc, &validator.PortalTokensServer{S: svc, Log: a.log})

@@ -285,9 +285,10 @@ func (s *Service) PublicURL() string { return s.cfg.PublicURL }
 
 // Endpoints returns the Bitrix fields of a token response for g: domain is
 // the OAuth server's host (from PublicURL, "" when it is not configured),
-// serverEndpoint PublicURL + "/rest/" ("" likewise), clientEndpoint
-// "https://" + the portal's host + "/rest/" and memberID md5(portal
-// client_id); the last two are "" for a grant with no portal.
+// serverEndpoint PublicURL + "/rest/" ("" likewise), clientEndpoint the
+// portal's own site (with the scheme it registered with, https when it did
+// not say) + "/rest/" and memberID md5(portal client_id); the last two are
+// "" for a grant with no portal.
 func (s *Service) Endpoints(g Grant) (domain, serverEndpoint, clientEndpoint, memberID string) {
 	if s.cfg.PublicURL != "" {
 		u, _ := url.Parse(s.cfg.PublicURL)
@@ -296,16 +297,18 @@ func (s *Service) Endpoints(g Grant) (domain, serverEndpoint, clientEndpoint, me
 	}
 	if g.Portal != "" {
 		memberID = MemberID(g.Portal)
-		if host := s.portalHost(g.Portal); host != "" {
-			clientEndpoint = "https://" + host + "/rest/"
+		if base := s.portalBase(g.Portal); base != "" {
+			clientEndpoint = base + "/rest/"
 		}
 	}
 	return domain, serverEndpoint, clientEndpoint, memberID
 }
 
-// portalHost returns a portal's host, cached for a minute because
-// Endpoints runs on every token response and has no context.
-func (s *Service) portalHost(id string) string {
+// portalBase returns the scheme://host of a portal's own site, cached for a
+// minute because Endpoints runs on every token response and has no context.
+// The scheme is the one the portal registered with (its redirect URI): a box
+// on plain http must get an http client_endpoint, or SDKs call a dead URL.
+func (s *Service) portalBase(id string) string {
 	s.hostsMu.Lock()
 	h, ok := s.hosts[id]
 	s.hostsMu.Unlock()
@@ -314,16 +317,23 @@ func (s *Service) portalHost(id string) string {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	var host string
-	err := s.db.QueryRowContext(ctx, `SELECT host FROM oauth_clients WHERE id = ?`, id).Scan(&host)
+	var host, redirect string
+	err := s.db.QueryRowContext(ctx, `SELECT host, redirect_uri FROM oauth_clients WHERE id = ?`, id).Scan(&host, &redirect)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		s.log.Warn("oauth: read portal host", "portal", id, "err", err)
 		return h.host
 	}
+	base := ""
+	if host != "" {
+		base = "https://" + host
+	}
+	if u, err := url.Parse(redirect); err == nil && u.Host != "" && (u.Scheme == "http" || u.Scheme == "https") {
+		base = u.Scheme + "://" + u.Host
+	}
 	s.hostsMu.Lock()
-	s.hosts[id] = cachedHost{host: host, at: time.Now()}
+	s.hosts[id] = cachedHost{host: base, at: time.Now()}
 	s.hostsMu.Unlock()
-	return host
+	return base
 }
 
 func (s *Service) forgetHost(id string) {

@@ -321,3 +321,26 @@ func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(b)))
 	return len(b), nil
 }
+
+// A box on plain http must get an http client_endpoint: SDKs call the
+// portal back at that URL.
+func TestEndpointsUseThePortalsScheme(t *testing.T) {
+	testkit.ForEachStore(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		s, _ := newService(t, db, oauth.Config{PublicURL: "http://auth.lan:8080"})
+		for _, c := range []struct{ redirect, want string }{
+			{"http://box.lan", "http://box.lan/rest/"},
+			{"https://box.lan", "https://box.lan/rest/"},
+			{"", "https://box.lan/rest/"},
+		} {
+			p, _, err := s.CreateClient(ctx, oauth.Client{Kind: oauth.KindPortal, Host: "box.lan", RedirectURI: c.redirect})
+			if err != nil {
+				t.Fatal(err)
+			}
+			domain, server, client, member := s.Endpoints(oauth.Grant{Portal: p.ID})
+			if domain != "auth.lan:8080" || server != "http://auth.lan:8080/rest/" || client != c.want || member != oauth.MemberID(p.ID) {
+				t.Errorf("redirect %q: Endpoints = %q %q %q %q, want client_endpoint %q", c.redirect, domain, server, client, member, c.want)
+			}
+		}
+	})
+}
