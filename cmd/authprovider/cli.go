@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 
 	"google.golang.org/grpc"
@@ -14,6 +13,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/isobox/isobox/internal/cmdline"
 	"github.com/isobox/isobox/internal/secret"
 )
 
@@ -58,29 +58,9 @@ func cliError(err error) error {
 	return err
 }
 
-// subcommands dispatches `name sub ...` to subs, printing usage for an
-// unknown or missing subcommand.
-func subcommands(name string, subs map[string]command) func(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	return func(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-		if len(args) > 0 {
-			if c, ok := subs[args[0]]; ok {
-				return c.run(ctx, args[1:], stdout, stderr, getenv)
-			}
-		}
-		names := make([]string, 0, len(subs))
-		for n := range subs {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		fmt.Fprintf(stderr, "usage: authprovider %s <command> [flags]\n\ncommands:\n", name)
-		for _, n := range names {
-			fmt.Fprintf(stderr, "  %-14s %s\n", n, subs[n].summary)
-		}
-		if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-			return flag.ErrHelp
-		}
-		return fmt.Errorf("%s: unknown command %q", name, args[0])
-	}
+// subcommands dispatches `authprovider name sub ...` to subs.
+func subcommands(name string, subs map[string]command) cmdline.RunFunc {
+	return cmdline.Group("authprovider", name, subs)
 }
 
 // parseCLI parses a CLI subcommand's flags: the server's own (so that

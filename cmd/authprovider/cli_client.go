@@ -21,19 +21,19 @@ func flagenvName(flagName string) string { return flagenv.Name(envPrefix, flagNa
 // running server's admin API over gRPC (--grpc-addr) with the admin key
 // from <data-dir>/admin.key.
 func addClientCommands(cmds map[string]command) {
-	cmds["client"] = command{"manage OAuth clients (REST apps): add, list, show, update, delete, rotate-secret", subcommands("client", map[string]command{
-		"add":           {"create a client; prints its id and secret once (--name --redirect-uri --scope --access-ttl --refresh-ttl --code-ttl --token-prefix)", clientAdd},
-		"list":          {"list clients (--kind app|portal, --portal ID)", clientList},
-		"show":          {"show one client: show ID", clientShow},
-		"update":        {"change a client's fields: update ID --name ... (only the flags given change)", clientUpdate},
-		"delete":        {"delete a client and revoke its tokens: delete ID", clientDelete},
-		"rotate-secret": {"give a client a new secret, printed once: rotate-secret ID", clientRotate},
+	cmds["client"] = command{Summary: "manage OAuth clients (REST apps): add, list, show, update, delete, rotate-secret", Run: subcommands("client", map[string]command{
+		"add":           {Summary: "create a client; prints its id and secret once (--name --redirect-uri --scope --access-ttl --refresh-ttl --code-ttl --token-prefix)", Run: clientAdd},
+		"list":          {Summary: "list clients (--kind app|portal, --portal ID)", Run: clientList},
+		"show":          {Summary: "show one client: show ID", Run: clientShow},
+		"update":        {Summary: "change a client's fields: update ID --name ... (only the flags given change)", Run: clientUpdate},
+		"delete":        {Summary: "delete a client and revoke its tokens: delete ID", Run: clientDelete},
+		"rotate-secret": {Summary: "give a client a new secret, printed once: rotate-secret ID", Run: clientRotate},
 	})}
-	cmds["token"] = command{"issue, list, introspect and revoke tokens", subcommands("token", map[string]command{
-		"issue":      {"issue a token pair for a client and user (--client --user --scope --param K=V --no-refresh); prints the /oauth/token/ JSON", tokenIssue},
-		"list":       {"list live tokens of a client and/or user (--client --user); shows signatures, never tokens", tokenList},
-		"introspect": {"RFC 7662 introspection: introspect TOKEN", tokenIntrospect},
-		"revoke":     {"revoke TOKEN and its refresh chain, or every token of --client [--user]", tokenRevoke},
+	cmds["token"] = command{Summary: "issue, list, introspect and revoke tokens", Run: subcommands("token", map[string]command{
+		"issue":      {Summary: "issue a token pair for a client and user (--client --user --scope --param K=V --no-refresh); prints the /oauth/token/ JSON", Run: tokenIssue},
+		"list":       {Summary: "list live tokens of a client and/or user (--client --user); shows signatures, never tokens", Run: tokenList},
+		"introspect": {Summary: "RFC 7662 introspection: introspect TOKEN", Run: tokenIntrospect},
+		"revoke":     {Summary: "revoke TOKEN and its refresh chain, or every token of --client [--user]", Run: tokenRevoke},
 	})}
 }
 

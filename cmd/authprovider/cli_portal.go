@@ -24,13 +24,13 @@ import (
 // changes at once, except cached portal credentials (up to
 // --portal-auth-cache-ttl after `portal remove`).
 func addPortalCommands(cmds map[string]command) {
-	cmds["portal"] = command{"manage portals: allow HOST, add, list, remove", subcommands("portal", map[string]command{
-		"allow":     {"approve a portal host for /oauth/register/ (--host, --once, --expires)", portalAllow},
-		"disallow":  {"withdraw a host's approval (--host)", portalDisallow},
-		"allowlist": {"list approved hosts", portalAllowlist},
-		"add":       {"create portal credentials directly (--host, --scheme); prints them once", portalAdd},
-		"list":      {"list registered portals", portalList},
-		"remove":    {"delete a portal, its apps and their tokens (--id)", portalRemove},
+	cmds["portal"] = command{Summary: "manage portals: allow HOST, add, list, remove", Run: subcommands("portal", map[string]command{
+		"allow":     {Summary: "approve a portal host for /oauth/register/ (--host, --once, --expires)", Run: portalAllow},
+		"disallow":  {Summary: "withdraw a host's approval (--host)", Run: portalDisallow},
+		"allowlist": {Summary: "list approved hosts", Run: portalAllowlist},
+		"add":       {Summary: "create portal credentials directly (--host, --scheme); prints them once", Run: portalAdd},
+		"list":      {Summary: "list registered portals", Run: portalList},
+		"remove":    {Summary: "delete a portal, its apps and their tokens (--id)", Run: portalRemove},
 	})}
 }
 

@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	relayv1 "github.com/isobox/isobox/api/isobox/relay/v1"
+	"github.com/isobox/isobox/internal/cmdline"
 	"github.com/isobox/isobox/internal/flagenv"
 	"github.com/isobox/isobox/internal/secret"
 )
@@ -28,48 +28,29 @@ import (
 // addCLICommands adds the subcommands that talk to a running relay's admin
 // API (gRPC on --grpc-addr, with the key in <data-dir>/relay-admin.key).
 func addCLICommands(cmds map[string]command) {
-	cmds["deliveries"] = command{"list, show and replay deliveries", subcommands("deliveries", map[string]command{
-		"list":   {"list recent deliveries (--app, --handler, --event, --status, --limit)", deliveriesList},
-		"show":   {"show one delivery (ID)", deliveriesShow},
-		"replay": {"send one delivery again (ID)", deliveriesReplay},
+	cmds["deliveries"] = command{Summary: "list, show and replay deliveries", Run: subcommands("deliveries", map[string]command{
+		"list":   {Summary: "list recent deliveries (--app, --handler, --event, --status, --limit)", Run: deliveriesList},
+		"show":   {Summary: "show one delivery (ID)", Run: deliveriesShow},
+		"replay": {Summary: "send one delivery again (ID)", Run: deliveriesReplay},
 	})}
-	cmds["handlers"] = command{"list, pause and resume handlers", subcommands("handlers", map[string]command{
-		"list":   {"list handlers with queue, dead letters and circuit state", handlersList},
-		"pause":  {"stop delivering to a handler (KEY); its events wait", handlersPause},
-		"resume": {"deliver to a handler again (KEY)", handlersResume},
+	cmds["handlers"] = command{Summary: "list, pause and resume handlers", Run: subcommands("handlers", map[string]command{
+		"list":   {Summary: "list handlers with queue, dead letters and circuit state", Run: handlersList},
+		"pause":  {Summary: "stop delivering to a handler (KEY); its events wait", Run: handlersPause},
+		"resume": {Summary: "deliver to a handler again (KEY)", Run: handlersResume},
 	})}
-	cmds["dlq"] = command{"replay dead letters", subcommands("dlq", map[string]command{
-		"replay": {"replay dead letters (--handler KEY, --since 2h|RFC3339; default all)", dlqReplay},
+	cmds["dlq"] = command{Summary: "replay dead letters", Run: subcommands("dlq", map[string]command{
+		"replay": {Summary: "replay dead letters (--handler KEY, --since 2h|RFC3339; default all)", Run: dlqReplay},
 	})}
-	cmds["stats"] = command{"show the relay's counters", statsCmd}
-	cmds["secrets"] = command{"show or rotate a signing secret", subcommands("secrets", map[string]command{
-		"get":    {"print the signing secret of an app (--client-id) or webhook (--application-token)", secretsGet},
-		"rotate": {"make a new signing secret current; the old one signs too during the overlap", secretsRotate},
+	cmds["stats"] = command{Summary: "show the relay's counters", Run: statsCmd}
+	cmds["secrets"] = command{Summary: "show or rotate a signing secret", Run: subcommands("secrets", map[string]command{
+		"get":    {Summary: "print the signing secret of an app (--client-id) or webhook (--application-token)", Run: secretsGet},
+		"rotate": {Summary: "make a new signing secret current; the old one signs too during the overlap", Run: secretsRotate},
 	})}
 }
 
-// subcommands dispatches `name sub ...` to subs.
-func subcommands(name string, subs map[string]command) func(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	return func(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-		if len(args) > 0 {
-			if c, ok := subs[args[0]]; ok {
-				return c.run(ctx, args[1:], stdout, stderr, getenv)
-			}
-		}
-		names := make([]string, 0, len(subs))
-		for n := range subs {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		fmt.Fprintf(stderr, "usage: eventrelay %s <command> [flags]\n\ncommands:\n", name)
-		for _, n := range names {
-			fmt.Fprintf(stderr, "  %-8s %s\n", n, subs[n].summary)
-		}
-		if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-			return flag.ErrHelp
-		}
-		return fmt.Errorf("%s: unknown command %q", name, args[0])
-	}
+// subcommands dispatches `eventrelay name sub ...` to subs.
+func subcommands(name string, subs map[string]command) cmdline.RunFunc {
+	return cmdline.Group("eventrelay", name, subs)
 }
 
 // cli is a parsed CLI invocation: where the relay is, how to print, the

@@ -9,47 +9,25 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
+
+	"github.com/isobox/isobox/internal/cmdline"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
-	if errors.Is(err, flag.ErrHelp) {
-		return
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "eventrelay:", err)
-		os.Exit(1)
-	}
-}
-
 // command is a subcommand of the eventrelay binary.
-type command struct {
-	summary string
-	run     func(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error
+type command = cmdline.Command
+
+func main() { cmdline.Main("eventrelay", run) }
+
+// run runs the command named by args[0], or the server.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	return cmdline.Dispatch(serve, commands())(ctx, args, stdout, stderr, getenv)
 }
 
 func commands() map[string]command {
 	cmds := map[string]command{
-		"serve": {"run the server (the default)", serve},
+		"serve": {Summary: "run the server (the default)", Run: serve},
 	}
 	addCLICommands(cmds)
 	return cmds
-}
-
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	if len(args) > 0 {
-		if c, ok := commands()[args[0]]; ok {
-			return c.run(ctx, args[1:], stdout, stderr, getenv)
-		}
-	}
-	return serve(ctx, args, stdout, stderr, getenv)
 }
