@@ -10,7 +10,6 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/isobox/isobox/internal/daemon"
 	"github.com/isobox/isobox/internal/gateway"
@@ -40,7 +39,7 @@ type app struct {
 	// gateway is the grpc-gateway mux, mounted on admin under /v1/.
 	gateway *runtime.ServeMux
 	// gatewayRegs register gateway handlers once the gRPC listener is bound.
-	gatewayRegs []func(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error
+	gatewayRegs []gateway.Registrar
 	// adminKeyHash is the SHA-256 of the admin API key.
 	adminKeyHash string
 	// oauth is the OAuth service (clients, tokens), built by mountOAuth.
@@ -99,18 +98,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		db.Close()
 		return err
 	}
-	conn, err := grpc.NewClient(a.d.Addr("grpc"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := gateway.Connect(ctx, a.gateway, a.d.Addr("grpc"), a.gatewayRegs)
 	if err != nil {
 		db.Close()
-		return fmt.Errorf("gateway connection: %w", err)
+		return err
 	}
 	a.d.OnClose(func(context.Context) { conn.Close() })
-	for _, reg := range a.gatewayRegs {
-		if err := reg(ctx, a.gateway, conn); err != nil {
-			db.Close()
-			return fmt.Errorf("register gateway: %w", err)
-		}
-	}
 	fmt.Fprintf(stdout, "authprovider: Bitrix OAuth on http://%s, gRPC on %s, admin on http://%s (data in %s)\n",
 		a.d.Addr("http"), a.d.Addr("grpc"), a.d.Addr("admin"), cfg.DataDir)
 	return a.d.Run(ctx)

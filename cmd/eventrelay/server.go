@@ -10,7 +10,6 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/isobox/isobox/internal/broker"
 	"github.com/isobox/isobox/internal/daemon"
@@ -38,7 +37,7 @@ type app struct {
 	grpcAuth grpcauth.Checks
 	// gateway is the grpc-gateway mux, mounted on admin under /v1/.
 	gateway     *runtime.ServeMux
-	gatewayRegs []func(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error
+	gatewayRegs []gateway.Registrar
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
@@ -90,18 +89,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		nc.Close()
 		return err
 	}
-	conn, err := grpc.NewClient(a.d.Addr("grpc"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := gateway.Connect(ctx, a.gateway, a.d.Addr("grpc"), a.gatewayRegs)
 	if err != nil {
 		nc.Close()
-		return fmt.Errorf("gateway connection: %w", err)
+		return err
 	}
 	a.d.OnClose(func(context.Context) { conn.Close() })
-	for _, reg := range a.gatewayRegs {
-		if err := reg(ctx, a.gateway, conn); err != nil {
-			nc.Close()
-			return fmt.Errorf("register gateway: %w", err)
-		}
-	}
 	natsWhere := cfg.NATSURL
 	if nc.Server != nil {
 		natsWhere = "embedded " + nc.Server.ClientURL()
