@@ -231,8 +231,13 @@ func (s *Service) BuildEventAuth(ctx context.Context, r EventAuthRequest) ([]Fie
 	if err != nil {
 		return nil, err
 	}
+	// domain is the host isobox has on record for the portal, as the cloud
+	// sends it, not query.DOMAIN: that is the Host header of whatever hit
+	// fired the event (a public web form, say), and handlers call
+	// https://{domain}/rest/ with the fresh token, so a forged Host would
+	// hand the token to whoever forged it.
 	host, _, serverEndpoint, clientEndpoint, memberID := s.Endpoints(portal, "")
-	if r.Domain != "" {
+	if host == "" {
 		host = r.Domain
 	}
 	empty := func() []Field {

@@ -315,6 +315,23 @@ func TestBuildEventAuth(t *testing.T) {
 				t.Fatalf("%s: %v", name, fs)
 			}
 		}
+		// query.DOMAIN is the Host header of the hit that fired the event:
+		// a forged one must not become the domain a handler sends the
+		// fresh token to.
+		forged := req
+		forged.Domain = "attacker.example"
+		fs, err = svc.BuildEventAuth(ctx, forged)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fs {
+			if strings.Contains(f.Value, "attacker") {
+				t.Fatalf("forged DOMAIN reached auth[%s] = %q", f.Key, f.Value)
+			}
+			if f.Key == "domain" && f.Value != "portal.box.local" {
+				t.Fatalf("auth[domain] = %q, want the registered host", f.Value)
+			}
+		}
 		_, err = svc.BuildEventAuth(ctx, validator.EventAuthRequest{ClientID: "local.gone", UserID: 7, SendAuth: true, Domain: "portal.box.local", Event: "ONCRMDEALADD"})
 		if !errors.Is(err, validator.ErrNotInstalled) {
 			t.Fatalf("event of an app that is not installed: %v", err)
