@@ -29,8 +29,13 @@ import (
 type Config struct {
 	// Registration is the /oauth/register/ policy: PolicyAllowlist (default) or PolicyOpen.
 	Registration string
-	// MaxBody bounds a request body; 0 = 16 MiB (a hit's event batch can be large).
+	// MaxBody bounds a rest.event.call body (a hit's whole event batch); 0
+	// = 8 MiB, the relay's own ingest limit, so that nothing accepted here
+	// is refused there.
 	MaxBody int64
+	// MaxCallBody bounds every other call's body, read before the caller is
+	// authenticated; 0 = 64 KiB.
+	MaxCallBody int64
 }
 
 // Handler serves /oauth/register/ and /rest/{method}.
@@ -53,7 +58,10 @@ func New(cfg Config, svc *validator.Service, clients Clients, registry *Registry
 		cfg.Registration = PolicyAllowlist
 	}
 	if cfg.MaxBody <= 0 {
-		cfg.MaxBody = 16 << 20
+		cfg.MaxBody = 8 << 20
+	}
+	if cfg.MaxCallBody <= 0 {
+		cfg.MaxCallBody = 64 << 10
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -79,12 +87,12 @@ func requestBase(r *http.Request) string {
 	return scheme + "://" + r.Host
 }
 
-// readForm reads the parameters of a call: the form body of a POST, the
-// query string otherwise.
-func (h *Handler) readForm(w http.ResponseWriter, r *http.Request) (*phpform.Array, *bitrix.Error) {
+// readForm reads the parameters of a call: the form body of a POST (at most
+// limit bytes), the query string otherwise.
+func (h *Handler) readForm(w http.ResponseWriter, r *http.Request, limit int64) (*phpform.Array, *bitrix.Error) {
 	raw := r.URL.RawQuery
 	if r.Method == http.MethodPost || r.Method == http.MethodPut {
-		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBody))
+		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 		if err != nil {
 			return nil, bitrix.BodyError(err)
 		}
@@ -108,7 +116,7 @@ func (h *Handler) serveRegister(w http.ResponseWriter, r *http.Request) {
 		bitrix.WriteError(w, bitrix.NewError(http.StatusMethodNotAllowed, "INVALID_REQUEST", "Use POST"))
 		return
 	}
-	f, berr := h.readForm(w, r)
+	f, berr := h.readForm(w, r, h.cfg.MaxCallBody)
 	if berr != nil {
 		bitrix.WriteError(w, berr)
 		return
@@ -176,7 +184,14 @@ func (h *Handler) serveREST(w http.ResponseWriter, r *http.Request) {
 	// The portal may append "/?bx24_request_id=…" to the method.
 	method := strings.ToLower(strings.Trim(strings.TrimPrefix(r.URL.Path, "/rest/"), "/"))
 	method = strings.TrimSuffix(method, ".json")
-	f, berr := h.readForm(w, r)
+	// Bodies are read before the portal is authenticated (its credentials
+	// are in the body), so only the one call that carries event batches may
+	// be large.
+	limit := h.cfg.MaxCallBody
+	if method == "rest.event.call" {
+		limit = h.cfg.MaxBody
+	}
+	f, berr := h.readForm(w, r, limit)
 	if berr != nil {
 		bitrix.WriteError(w, berr)
 		return

@@ -118,6 +118,9 @@ type stack struct {
 
 const serviceKey = "test-service-key-0123456789abcdefghijklmnopqrstu"
 
+// newStack builds the protocol handler on db. maxBody bounds
+// rest.event.call bodies; every other call gets a quarter of it (0 = the
+// defaults).
 func newStack(t *testing.T, db *store.DB, policy string, maxBody int64) *stack {
 	t.Helper()
 	clk := &clock{}
@@ -131,7 +134,7 @@ func newStack(t *testing.T, db *store.DB, policy string, maxBody int64) *stack {
 	registry := portal.NewRegistry(db, o, clk.Now)
 	stub := newRelayStub(t)
 	relay := portal.NewRelay(db, portal.RelayConfig{URL: stub.srv.URL, ServiceKey: serviceKey, RetryMin: time.Millisecond, RetryMax: 20 * time.Millisecond}, nil)
-	h := portal.New(portal.Config{Registration: policy, MaxBody: maxBody}, svc, o, registry, relay, nil)
+	h := portal.New(portal.Config{Registration: policy, MaxBody: maxBody, MaxCallBody: maxBody / 4}, svc, o, registry, relay, nil)
 	h.OnClientChange = func(id string) { v.ForgetClient(id); portals.Forget(id) }
 	mux := http.NewServeMux()
 	h.Register(mux)
@@ -308,6 +311,11 @@ func TestRESTCallsAndErrors(t *testing.T) {
 		wantError(t, "malformed body", code, m, 400, "INVALID_REQUEST")
 		code, m = s.post("/rest/rest.check", "TOKEN="+strings.Repeat("a", 5000))
 		wantError(t, "body over the limit", code, m, 413, "invalid_request")
+		// Read before authentication: only rest.event.call may be large.
+		code, m = s.post("/rest/rest.check", "TOKEN="+strings.Repeat("a", 2000))
+		wantError(t, "call body over the small limit", code, m, 413, "invalid_request")
+		code, m = s.post("/rest/rest.event.call", "client_id=x&client_secret=y&pad="+strings.Repeat("a", 2000))
+		wantError(t, "event batch under its limit reaches authentication", code, m, 401, "invalid_client")
 
 		// Revoked elsewhere: the feed drops the cached answer.
 		if err := s.o.Revoke(ctx, tok); err != nil {

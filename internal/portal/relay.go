@@ -139,6 +139,9 @@ func (r *Relay) Submit(ctx context.Context, portal, body string) error {
 			return nil
 		}
 		if errors.Is(err, errPermanent) {
+			// The portal ignores rest.event.call's answer: this log line is
+			// the only trace of the refused batch.
+			r.log.Error("portal: relay refused an event batch; it is not delivered", "portal", portal, "bytes", len(body), "err", err)
 			return err
 		}
 		r.log.Warn("portal: relay unavailable, keeping events in the outbox", "err", err)
