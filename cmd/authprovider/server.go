@@ -77,7 +77,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	a.admin = a.d.AdminHandler()
 	a.grpc = grpc.NewServer(a.grpcAuth.ServerOptions()...)
 	a.gateway = gateway.New()
-	a.admin.Handle("/v1/", a.gateway)
+	// grpc-gateway reads a whole body before the gRPC call authenticates it:
+	// cap it, so that no caller can make the service buffer much.
+	a.admin.Handle("/v1/", http.MaxBytesHandler(a.gateway, gateway.MaxBody))
 	a.d.Ready("database", db.PingContext)
 
 	if err := a.setupAdminKey(ctx); err != nil {

@@ -19,6 +19,10 @@ import (
 	"github.com/isobox/isobox/internal/bitrix"
 )
 
+// MaxBody bounds a REST-face request body. Admin and token calls are small;
+// the gateway reads the body before the gRPC call is authenticated.
+const MaxBody = 1 << 20
+
 // New returns a grpc-gateway mux with isobox's JSON and error conventions.
 func New(opts ...runtime.ServeMuxOption) *runtime.ServeMux {
 	base := []runtime.ServeMuxOption{
