@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -594,5 +595,64 @@ func TestLargeCallsAreSplit(t *testing.T) {
 	}
 	if resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Errorf("a 2 MiB event: %d, want 413", resp.StatusCode)
+	}
+}
+
+// postKeyed hands items to ingest as JSON with an Idempotency-Key (as
+// authprovider forwards rest.event.call batches).
+func (e *env) postKeyed(key string, items ...map[string]any) events.Response {
+	e.t.Helper()
+	body, _ := json.Marshal(items)
+	req, _ := http.NewRequest("POST", e.ingest.URL+"/v1/events", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+portalID+":"+portalSecret)
+	req.Header.Set("Idempotency-Key", key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		e.t.Fatalf("ingest: %d %s", resp.StatusCode, b)
+	}
+	var r events.Response
+	if err := json.Unmarshal(b, &r); err != nil {
+		e.t.Fatal(err)
+	}
+	return r
+}
+
+// Items without an id in calls with different Idempotency-Keys are
+// distinct events even when their content is identical (two hits firing
+// the same event in the same second); the same key again is a retry of
+// the same call and is delivered once.
+func TestIdempotencyKeySeparatesIdenticalItems(t *testing.T) {
+	e := newEnv(t)
+	h := newRecorder(t)
+	same := item(h.URL, "ONCRMDEALUPDATE", 7)
+	r1 := e.postKeyed("batch-1", same)
+	r2 := e.postKeyed("batch-2", same)
+	r3 := e.postKeyed("batch-1", same) // authprovider's retry of batch-1
+	if r1.Result.IDs[0] == r2.Result.IDs[0] {
+		t.Fatalf("identical items under different keys share id %s", r1.Result.IDs[0])
+	}
+	if r3.Result.IDs[0] != r1.Result.IDs[0] || !r3.Result.Duplicate {
+		t.Errorf("retry with the same key: %+v, first %+v", r3.Result, r1.Result)
+	}
+	last := e.post(item(h.URL, "ONCRMDEALADD", 99)).Result.IDs[0]
+	// Concurrency 1 keeps queue order: everything before the marker has
+	// arrived when the marker does.
+	seen := map[string]int{}
+	for {
+		got := h.next(t)
+		id := got.header.Get("webhook-id")
+		seen[id]++
+		if id == last {
+			break
+		}
+	}
+	if seen[r1.Result.IDs[0]] != 1 || seen[r2.Result.IDs[0]] != 1 || len(seen) != 3 {
+		t.Errorf("deliveries = %v, want %s and %s once each", seen, r1.Result.IDs[0], r2.Result.IDs[0])
 	}
 }

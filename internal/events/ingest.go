@@ -128,11 +128,17 @@ func (in *Ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		in.fail(w, bitrix.BodyError(err), "bad_body")
 		return
 	}
+	key := r.Header.Get("Idempotency-Key")
+	if len(key) > maxIDLen {
+		in.fail(w, bitrix.NewError(http.StatusBadRequest, "invalid_request", "Idempotency-Key is longer than 200 bytes"), "bad_request")
+		return
+	}
 	items, err := Parse(portal, r.Header.Get("Content-Type"), body)
 	if err != nil {
 		in.fail(w, bitrix.NewError(http.StatusBadRequest, "invalid_request", publicParseError(err)), "bad_request")
 		return
 	}
+	KeyIDs(portal, key, items)
 	b := &Batch{Portal: portal, ReceivedMs: start.UnixMilli(), Items: items}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()

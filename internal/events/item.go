@@ -40,6 +40,8 @@ type Item struct {
 	ID string
 	// Item is the queue item: client_id, auth, additional, query.
 	Item *phpform.Array
+	// ownID is set when the caller sent the item's "id".
+	ownID bool
 	// form caches phpform.Encode(Item): items are stored in PHP form
 	// encoding, which is ASCII and keeps every byte and the key order (a
 	// JSON string would replace bytes that are not UTF-8, as a
@@ -194,7 +196,7 @@ func newItem(portal string, a *phpform.Array) (Item, error) {
 		given = s
 		a.Delete("id")
 	}
-	it := Item{Item: a}
+	it := Item{Item: a, ownID: given != ""}
 	if err := it.validate(); err != nil {
 		return Item{}, err
 	}
@@ -221,6 +223,8 @@ func plainKeys(a *phpform.Array, top bool) bool {
 // DeliveryID derives the delivery id of an item: a hash of the portal and
 // the caller's id, or of the portal and the item's form encoding when the
 // caller sent none. Hashing the portal in keeps two portals' ids apart.
+// (The ingest gives an item without an id the id "<Idempotency-Key>:<index>"
+// when the call has that header; see KeyIDs.)
 func DeliveryID(portal, given string, a *phpform.Array) string {
 	return deliveryID(portal, given, phpform.Encode(a))
 }
@@ -237,4 +241,21 @@ func deliveryID(portal, given, form string) string {
 		h.Write([]byte(form))
 	}
 	return "evt_" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// KeyIDs gives each item that came without its own "id" the id
+// "<key>:<index>" (index in the call), key being the call's
+// Idempotency-Key. Two calls with content-identical items (the same event
+// fired twice in the same second) are then distinct events, while the same
+// call sent again (a retry reuses its key) is still recognised. Without a
+// key the content hash stays: it is all there is to recognise a repeat.
+func KeyIDs(portal, key string, items []Item) {
+	if key == "" {
+		return
+	}
+	for i := range items {
+		if !items[i].ownID {
+			items[i].ID = deliveryID(portal, key+":"+strconv.Itoa(i), "")
+		}
+	}
 }
