@@ -62,6 +62,11 @@ func (s *Service) normalize(c *Client) error {
 	if c.AccessTTL < 0 || c.RefreshTTL < 0 || c.CodeTTL < 0 {
 		return fmt.Errorf("%w: lifetimes must not be negative", ErrInvalidArgument)
 	}
+	// Text from the portal may be in its legacy encoding; MariaDB refuses
+	// invalid UTF-8, so store what can be stored on both engines.
+	c.Name = strings.ToValidUTF8(c.Name, "\uFFFD")
+	c.Host = strings.ToValidUTF8(c.Host, "\uFFFD")
+	c.RedirectURI = strings.ToValidUTF8(c.RedirectURI, "\uFFFD")
 	if len(c.Name) > 255 || len(c.Host) > 255 || len(c.Portal) > 64 || len(c.ID) > 64 {
 		return fmt.Errorf("%w: name or host over 255 bytes, or id or portal over 64", ErrInvalidArgument)
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 	"sync"
 	"testing"
 	"time"
@@ -119,7 +120,7 @@ type stack struct {
 const serviceKey = "test-service-key-0123456789abcdefghijklmnopqrstu"
 
 // newStack builds the protocol handler on db. maxBody bounds
-// rest.event.call bodies; every other call gets a quarter of it (0 = the
+// rest.event.call bodies; every other call gets half of it (0 = the
 // defaults).
 func newStack(t *testing.T, db *store.DB, policy string, maxBody int64) *stack {
 	t.Helper()
@@ -134,7 +135,7 @@ func newStack(t *testing.T, db *store.DB, policy string, maxBody int64) *stack {
 	registry := portal.NewRegistry(db, o, clk.Now)
 	stub := newRelayStub(t)
 	relay := portal.NewRelay(db, portal.RelayConfig{URL: stub.srv.URL, ServiceKey: serviceKey, RetryMin: time.Millisecond, RetryMax: 20 * time.Millisecond}, nil)
-	h := portal.New(portal.Config{Registration: policy, MaxBody: maxBody, MaxCallBody: maxBody / 4}, svc, o, registry, relay, nil)
+	h := portal.New(portal.Config{Registration: policy, MaxBody: maxBody, MaxCallBody: maxBody / 2}, svc, o, registry, relay, nil)
 	h.OnClientChange = func(id string) { v.ForgetClient(id); portals.Forget(id) }
 	mux := http.NewServeMux()
 	h.Register(mux)
@@ -268,6 +269,18 @@ func TestRESTCallsAndErrors(t *testing.T) {
 		if !strings.HasPrefix(app, "local.") || len(add["client_secret"].(string)) != 50 || add["scope"] != "crm,user" {
 			t.Fatalf("application.add = %v", add)
 		}
+		// A long Cyrillic title (over 255 bytes) and a title in a
+		// windows-1251 portal's bytes (invalid UTF-8) are stored on both
+		// engines: MariaDB refuses invalid UTF-8 and half a character.
+		for _, title := range []string{strings.Repeat("Сделка", 30), "\xd1\xe4\xe5\xeb\xea\xe0"} {
+			got := result(t, func() (int, map[string]any) {
+				return s.call(a, "application.add", url.Values{"TITLE": {title}, "SCOPE": {"crm"}})
+			})
+			c, err := s.o.GetClient(ctx, got["client_id"].(string))
+			if err != nil || !utf8.ValidString(c.Name) || len(c.Name) > 255 || c.Name == "" {
+				t.Fatalf("title %q stored as %q (%v)", title, c.Name, err)
+			}
+		}
 		auth := result(t, func() (int, map[string]any) {
 			return s.call(a, "rest.authorize", url.Values{"CLIENT_ID": {app}, "SCOPE": {"crm"},
 				"PARAMS[LOCAL_USER]": {"5"}, "PARAMS[TZ_OFFSET]": {"10800"}, "PARAMS[EVENT_SESSION]": {"7"}})
@@ -312,9 +325,9 @@ func TestRESTCallsAndErrors(t *testing.T) {
 		code, m = s.post("/rest/rest.check", "TOKEN="+strings.Repeat("a", 5000))
 		wantError(t, "body over the limit", code, m, 413, "invalid_request")
 		// Read before authentication: only rest.event.call may be large.
-		code, m = s.post("/rest/rest.check", "TOKEN="+strings.Repeat("a", 2000))
+		code, m = s.post("/rest/rest.check", "TOKEN="+strings.Repeat("a", 3000))
 		wantError(t, "call body over the small limit", code, m, 413, "invalid_request")
-		code, m = s.post("/rest/rest.event.call", "client_id=x&client_secret=y&pad="+strings.Repeat("a", 2000))
+		code, m = s.post("/rest/rest.event.call", "client_id=x&client_secret=y&pad="+strings.Repeat("a", 3000))
 		wantError(t, "event batch under its limit reaches authentication", code, m, 401, "invalid_client")
 
 		// Revoked elsewhere: the feed drops the cached answer.

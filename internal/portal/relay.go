@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/isobox/isobox/internal/store"
 )
@@ -268,11 +269,18 @@ func (r *Relay) DrainOnce(ctx context.Context) (sent bool, err error) {
 	}
 }
 
+// truncate returns s as valid UTF-8 of at most n bytes, cut on a rune
+// boundary: MariaDB's utf8mb4 columns refuse invalid UTF-8 (a windows-1251
+// portal's bytes, half a Cyrillic letter) where SQLite would store it.
 func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= n {
+		return s
 	}
-	return s
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // PendingHint returns how many batches this process believes wait in the
