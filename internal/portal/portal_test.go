@@ -10,10 +10,10 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"unicode/utf8"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/isobox/isobox/internal/oauth"
 	"github.com/isobox/isobox/internal/phpform"
