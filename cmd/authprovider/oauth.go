@@ -52,7 +52,7 @@ func mountOAuth(ctx context.Context, a *app) error {
 	}, []string{})
 	a.d.Registry.MustRegister(reqs, dur)
 	token := promhttp.InstrumentHandlerCounter(reqs, promhttp.InstrumentHandlerDuration(dur, svc.TokenHandler()))
-	for _, p := range oauth.TokenPaths {
+	for _, p := range oauth.TokenPaths() {
 		a.bitrix.Handle(p, token)
 	}
 

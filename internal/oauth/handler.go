@@ -56,10 +56,12 @@ func newProvider(s *Service) fosite.OAuth2Provider {
 	return fosite.NewOAuth2Provider(st, cfg)
 }
 
-// TokenPaths are the paths the token endpoint answers on: Bitrix's, without
-// the trailing slash, and under the /rest/ prefix some SDKs build from
-// server_endpoint. (Doubled slashes are collapsed before routing.)
-var TokenPaths = []string{"/oauth/token/", "/oauth/token", "/rest/oauth/token/", "/rest/oauth/token"}
+// TokenPaths returns the paths the token endpoint answers on: Bitrix's,
+// without the trailing slash, and under the /rest/ prefix some SDKs build
+// from server_endpoint. (Doubled slashes are collapsed before routing.)
+func TokenPaths() []string {
+	return []string{"/oauth/token/", "/oauth/token", "/rest/oauth/token/", "/rest/oauth/token"}
+}
 
 // TokenHandler serves /oauth/token/ as oauth.bitrix.info does: GET or POST,
 // parameters in the query or a form body, Bitrix JSON and errors.

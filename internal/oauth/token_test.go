@@ -51,7 +51,7 @@ func newTokenEnv(t *testing.T, db *store.DB, cfg oauth.Config, app oauth.Client)
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	for _, p := range oauth.TokenPaths {
+	for _, p := range oauth.TokenPaths() {
 		mux.Handle(p, s.TokenHandler())
 	}
 	srv := httptest.NewServer(oauth.CollapseSlashes(mux))
