@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -654,5 +655,68 @@ func TestIdempotencyKeySeparatesIdenticalItems(t *testing.T) {
 	}
 	if seen[r1.Result.IDs[0]] != 1 || seen[r2.Result.IDs[0]] != 1 || len(seen) != 3 {
 		t.Errorf("deliveries = %v, want %s and %s once each", seen, r1.Result.IDs[0], r2.Result.IDs[0])
+	}
+}
+
+// A shutdown between an attempt and its settlement still settles the
+// group: the item that succeeded is not delivered again after a restart,
+// the one that failed is retried.
+func TestShutdownDuringAttemptSettles(t *testing.T) {
+	e := newEnv(t, func(c *delivery.Config) { c.Concurrency = 2 })
+	arrived, release := make(chan struct{}), make(chan struct{})
+	ids := make(chan string, 100)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		ids <- r.Header.Get("webhook-id")
+		if strings.Contains(string(b), "%5BID%5D=2&") {
+			select {
+			case arrived <- struct{}{}:
+				<-release
+				w.WriteHeader(500)
+				return
+			default: // after the restart
+			}
+		}
+	}))
+	t.Cleanup(hs.Close)
+	res := e.post(item(hs.URL, "ONCRMDEALADD", 1), item(hs.URL, "ONCRMDEALADD", 2))
+	okID, failID := res.Result.IDs[0], res.Result.IDs[1]
+	select {
+	case <-arrived:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the blocking item was never attempted")
+	}
+	ctx := context.Background()
+	closed := make(chan error, 1)
+	go func() { closed <- e.svc.Close(ctx) }()
+	<-e.svc.Stopping()
+	close(release)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	svc2, err := delivery.New(ctx, delivery.Config{JS: e.js, Auth: e.authClient, Schedule: []time.Duration{10 * time.Millisecond},
+		Concurrency: 1, SecretsKey: bytes.Repeat([]byte{7}, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc2.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc2.Close(context.Background()) })
+	// Before the restart both items were tried once, in some order.
+	got := map[string]bool{<-ids: true, <-ids: true}
+	if !got[okID] || !got[failID] {
+		t.Fatalf("first attempts = %v", got)
+	}
+	// After it, the first (and, with concurrency 1 in queue order, only)
+	// request is the failed item's retry; a re-delivered group would
+	// start with the item that already succeeded.
+	select {
+	case id := <-ids:
+		if id != failID {
+			t.Fatalf("after restart got %s first, want the retry of %s (the delivered %s came again)", id, failID, okID)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("failed item never retried after the restart")
 	}
 }

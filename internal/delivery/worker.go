@@ -357,8 +357,13 @@ func (w *worker) settle(ctx context.Context, m jetstream.Msg, seq uint64, g *gro
 	}
 	if len(retry.Entries) > 0 {
 		// The id is derived from this message, so settling it twice (a
-		// crash before the ack) stores the retry once.
-		if _, err := s.publishGroup(ctx, retry, fmt.Sprintf("r:%d", seq)); err != nil {
+		// crash before the ack) stores the retry once. Not cut short by
+		// shutdown (ctx is the service's, cancelled by Close): the attempts
+		// were made, and a Nak now would deliver the succeeded items again.
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		_, err := s.publishGroup(pctx, retry, fmt.Sprintf("r:%d", seq))
+		cancel()
+		if err != nil {
 			s.log.Error("delivery: queue retry", "handler", g.Handler, "err", err)
 			m.NakWithDelay(time.Second)
 			return
