@@ -154,6 +154,26 @@ func waitStatus(t *testing.T, e *env, id, want string) delivery.Record {
 	}
 }
 
+// waitRecord polls the admin API until a delivery's record satisfies ok.
+func waitRecord(t *testing.T, e *env, id string, ok func(delivery.Record) bool) delivery.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for {
+		recs := e.svc.List(delivery.Filter{})
+		for _, r := range recs {
+			if r.ID == id && ok(r) {
+				return r
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("delivery %s never reached the wanted state: %+v", id, recs)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
 // After the last retry the event is dead-lettered; replaying the
 // handler's dead letters delivers it.
 func TestDeadLetterThenReplay(t *testing.T) {
@@ -451,7 +471,9 @@ func TestCircuitBreakerPausesFailingHandler(t *testing.T) {
 	id := e.post(item(h.URL, "ONCRMDEALADD", 1)).Result.IDs[0]
 	h.next(t)
 	h.next(t)
-	rec := waitStatus(t, e, id, delivery.StatusRetrying)
+	// The first attempt's record is "retrying" too: wait for the second's
+	// (the breaker counts the failure before the record is written).
+	rec := waitRecord(t, e, id, func(r delivery.Record) bool { return r.Status == delivery.StatusRetrying && r.Attempts == 2 })
 	hs, err := e.svc.Admin().ListHandlers(context.Background(), nil)
 	if err != nil || len(hs.Handlers) != 1 || hs.Handlers[0].Breaker != delivery.BreakerOpen {
 		t.Fatalf("handlers = %v, %v", hs, err)
