@@ -6,11 +6,15 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/netip"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -54,7 +58,7 @@ func (c *eventsConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.BreakerCooldown, "breaker-cooldown", 30*time.Second, "wait before probing an open circuit; doubles per failed probe up to 10m")
 	fs.Int64Var(&c.MaxResponseBody, "max-response-body", 64<<10, "bytes of a handler's answer read at most")
 	fs.BoolVar(&c.FollowRedirects, "follow-redirects", false, "follow 3xx answers of handlers (default: a 3xx is a failed attempt)")
-	fs.StringVar(&c.DenyCIDRs, "deny-cidrs", "169.254.169.254/32,fd00:ec2::254/128,100.100.100.200/32", "handler addresses refused (comma list of CIDRs; cloud metadata by default; LAN is allowed)")
+	fs.StringVar(&c.DenyCIDRs, "deny-cidrs", defaultDenyCIDRs(), "handler addresses refused (comma list of CIDRs; by default 0.0.0.0/8, link-local incl. cloud metadata, ::; LAN and loopback are allowed, the relay's own listeners never)")
 	fs.Int64Var(&c.IngestMaxBody, "ingest-max-body", 8<<20, "largest /v1/events body in bytes")
 	fs.DurationVar(&c.PortalCacheTTL, "portal-cache-ttl", 30*time.Second, "how long a verified portal credential is trusted without asking authprovider again")
 	fs.DurationVar(&c.RotationOverlap, "secret-rotation-overlap", 24*time.Hour, "after a signing secret is rotated, the old one keeps signing (a second signature) this long")
@@ -79,6 +83,74 @@ func (c *eventsConfig) schedule() ([]time.Duration, error) {
 		out = []time.Duration{}
 	}
 	return out, nil
+}
+
+func defaultDenyCIDRs() string {
+	var out []string
+	for _, p := range delivery.DefaultDeny {
+		out = append(out, p.String())
+	}
+	return strings.Join(out, ",")
+}
+
+// configuredAddr is a listen address as configured: a host that is not an
+// IP (or empty) counts as every local address on that port.
+func configuredAddr(hostPort string) (netip.AddrPort, bool) {
+	host, port, err := net.SplitHostPort(hostPort)
+	if err != nil {
+		return netip.AddrPort{}, false
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || p == 0 {
+		return netip.AddrPort{}, false
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		a = netip.IPv4Unspecified()
+	}
+	return netip.AddrPortFrom(a, uint16(p)), true
+}
+
+// selfAddrs returns the relay's own listener addresses for the delivery
+// policy: the configured ones until the listeners are bound (which happens
+// after mountEvents; a port 0 is only known then), the bound ones after.
+func selfAddrs(a *app) func() []netip.AddrPort {
+	var known []netip.AddrPort
+	for _, s := range []string{a.cfg.HTTPAddr, a.cfg.PublishAddr, a.cfg.AdminAddr, a.cfg.GRPCAddr} {
+		if ap, ok := configuredAddr(s); ok {
+			known = append(known, ap)
+		}
+	}
+	var nats []netip.AddrPort
+	if a.nc.Server != nil {
+		if addr := a.nc.Server.Addr(); addr != nil {
+			if ap, ok := configuredAddr(addr.String()); ok {
+				nats = append(nats, ap)
+			}
+		}
+	}
+	configured := append(known, nats...)
+	var bound atomic.Pointer[[]netip.AddrPort]
+	// The gateway registrars run once every listener is bound (server.go
+	// connects the gateway to the bound gRPC listener after Listen): the
+	// one safe point in this file to read the bound addresses.
+	a.gatewayRegs = append(a.gatewayRegs, func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error {
+		var out []netip.AddrPort
+		for _, name := range []string{"http", "publish", "admin", "grpc"} {
+			if ap, ok := configuredAddr(a.d.Addr(name)); ok {
+				out = append(out, ap)
+			}
+		}
+		out = append(out, nats...)
+		bound.Store(&out)
+		return nil
+	})
+	return func() []netip.AddrPort {
+		if p := bound.Load(); p != nil {
+			return *p
+		}
+		return configured
+	}
 }
 
 func (c *eventsConfig) deny() ([]netip.Prefix, error) {
@@ -151,7 +223,7 @@ func mountEvents(ctx context.Context, a *app) error {
 	seal := sha256.Sum256([]byte(sealKey))
 	svc, err := delivery.New(ctx, delivery.Config{
 		JS: js, Auth: auth, Schedule: sched, Timeout: cfg.Events.DeliveryTimeout, Concurrency: cfg.Events.Concurrency,
-		MaxResponseBody: cfg.Events.MaxResponseBody, FollowRedirects: cfg.Events.FollowRedirects, Deny: deny,
+		MaxResponseBody: cfg.Events.MaxResponseBody, FollowRedirects: cfg.Events.FollowRedirects, Deny: deny, Self: selfAddrs(a),
 		BreakerFailures: cfg.Events.BreakerFailures, BreakerCooldown: cfg.Events.BreakerCooldown,
 		RotationOverlap: cfg.Events.RotationOverlap, SecretsKey: seal[:], Log: a.log, Registry: a.d.Registry,
 		Ingested: ingest.Ingested, DedupWindow: cfg.Events.DedupWindow, AuthCacheTTL: cfg.Events.AuthCacheTTL,

@@ -409,6 +409,31 @@ func TestRestEventCallThroughAuthprovider(t *testing.T) {
 		formValue(t, got.body, "auth[application_token]") != "apptok" || got.header.Get("webhook-signature") == "" {
 		t.Errorf("delivered: %s", got.body)
 	}
+
+	// An app's handler at the relay's own unsigned publish address (or any
+	// other of its listeners) is refused: it could otherwise publish into
+	// users' push channels. The loopback handler above was delivered to.
+	id := s.ingest(t, relay, "portal", eventItem("http://"+relay.Addr("publish")+"/bitrix/pub/?CHANNEL_ID=victim", app, "ONCRMDEALADD", 5))[0]
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var d struct {
+			Status    string `json:"status"`
+			LastError string `json:"last_error"`
+		}
+		// Until the first attempt there is no record: show fails then.
+		out, _ := exec.Command(s.erBin, "deliveries", "show", id, "--json", "--grpc-addr", relay.Addr("grpc"), "--data-dir", s.data).Output()
+		json.Unmarshal(out, &d)
+		if d.Status == "dead" {
+			if !strings.Contains(d.LastError, "relay's own listener") {
+				t.Errorf("dead-lettered with %q", d.LastError)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("delivery to the relay's publish address: %+v, want dead", d)
+		}
+		time.Sleep(50 * time.Millisecond) // polls the CLI; the record is written right after the refusal
+	}
 }
 
 // startAuthproviderIn is startAuthprovider on an existing stack's data dir.

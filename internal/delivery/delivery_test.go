@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
@@ -373,10 +374,15 @@ func TestSlowHandlerDoesNotDelayFast(t *testing.T) {
 // event is dead-lettered at once.
 func TestDeniedAddressDeadLetters(t *testing.T) {
 	e := newEnv(t)
-	id := e.post(item("http://169.254.169.254/latest/meta-data/", "ONCRMDEALADD", 1)).Result.IDs[0]
-	rec := waitStatus(t, e, id, delivery.StatusDead)
-	if !strings.Contains(rec.LastError, "denied") {
-		t.Errorf("last error = %q", rec.LastError)
+	// Cloud metadata, ECS task metadata (all of link-local), 0.0.0.0 (the
+	// host itself on Linux), IPv6 link-local and the IPv4-mapped form.
+	for i, u := range []string{"http://169.254.169.254/latest/meta-data/", "http://169.254.170.2/v2/credentials",
+		"http://0.0.0.0:8895/bitrix/pub/", "http://[fe80::1]/", "http://[::ffff:169.254.169.254]/", "http://[::]:80/"} {
+		id := e.post(item(u, "ONCRMDEALADD", i)).Result.IDs[0]
+		rec := waitStatus(t, e, id, delivery.StatusDead)
+		if !strings.Contains(rec.LastError, "denied") {
+			t.Errorf("%s: last error = %q", u, rec.LastError)
+		}
 	}
 }
 
@@ -740,5 +746,42 @@ func TestShutdownDuringAttemptSettles(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("failed item never retried after the restart")
+	}
+}
+
+// A handler URL that resolves to one of the relay's own listeners (here
+// its unsigned push publishing address, listed exactly, and its admin
+// address, bound to 0.0.0.0) is refused and dead-lettered without being
+// called; another loopback handler is delivered to as usual.
+func TestOwnListenersRefused(t *testing.T) {
+	publish := newRecorder(t)
+	admin := newRecorder(t)
+	pubAP := netip.MustParseAddrPort(publish.Listener.Addr().String())
+	adminPort := netip.MustParseAddrPort(admin.Listener.Addr().String()).Port()
+	e := newEnv(t, func(c *delivery.Config) {
+		c.Self = func() []netip.AddrPort {
+			return []netip.AddrPort{pubAP, netip.AddrPortFrom(netip.IPv4Unspecified(), adminPort)}
+		}
+	})
+	h := newRecorder(t)
+	res := e.post(item(publish.URL+"/bitrix/pub/?CHANNEL_ID=abc", "ONCRMDEALADD", 1),
+		item(strings.Replace(admin.URL, "127.0.0.1", "localhost", 1)+"/v1/relay/stats", "ONCRMDEALADD", 2),
+		item(h.URL, "ONCRMDEALADD", 3))
+	for _, id := range res.Result.IDs[:2] {
+		rec := waitStatus(t, e, id, delivery.StatusDead)
+		if !strings.Contains(rec.LastError, "denied") || !strings.Contains(rec.LastError, "relay's own listener") || rec.Attempts != 1 {
+			t.Errorf("record for a handler at the relay's own address = %+v", rec)
+		}
+	}
+	if got := h.next(t); got.header.Get("webhook-id") != res.Result.IDs[2] {
+		t.Errorf("loopback handler got %q", got.header.Get("webhook-id"))
+	}
+	waitStatus(t, e, res.Result.IDs[2], delivery.StatusDelivered)
+	select {
+	case <-publish.hits:
+		t.Error("the relay posted to its own publish address")
+	case <-admin.hits:
+		t.Error("the relay posted to its own admin address")
+	default:
 	}
 }

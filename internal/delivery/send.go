@@ -54,6 +54,9 @@ func newSender(cfg Config, secrets *Secrets) *sender {
 			if denied(deny, ap.Addr()) {
 				return fmt.Errorf("%w: %s", errDenied, ap.Addr())
 			}
+			if cfg.Self != nil && isSelf(cfg.Self(), ap) {
+				return fmt.Errorf("%w: %s is the relay's own listener", errDenied, ap)
+			}
 			return nil
 		},
 	}
@@ -81,6 +84,53 @@ func denied(deny []netip.Prefix, a netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// isSelf reports whether ap is one of the relay's listeners: the same
+// address and port, or the port of a listener on the unspecified address
+// and ap an address of this host.
+func isSelf(self []netip.AddrPort, ap netip.AddrPort) bool {
+	a := ap.Addr().Unmap()
+	var local []netip.Addr
+	for _, s := range self {
+		if s.Port() != ap.Port() {
+			continue
+		}
+		sa := s.Addr().Unmap()
+		if sa == a {
+			return true
+		}
+		if !sa.IsUnspecified() {
+			continue
+		}
+		if a.IsLoopback() || a.IsUnspecified() {
+			return true
+		}
+		if local == nil {
+			local = localAddrs()
+		}
+		for _, l := range local {
+			if l == a {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// localAddrs lists the addresses of this host's interfaces.
+func localAddrs() []netip.Addr {
+	out := []netip.Addr{}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return out
+	}
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			out = append(out, p.Addr().Unmap())
+		}
+	}
+	return out
 }
 
 // checkURL refuses what can never be delivered: not http(s), no host, or a

@@ -39,9 +39,18 @@ func (systemClock) Now() time.Time { return time.Now() }
 var DefaultSchedule = []time.Duration{5 * time.Second, time.Minute, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour}
 
 // DefaultDeny are the handler address ranges refused unless configured
-// otherwise: cloud metadata endpoints. LAN addresses are allowed.
+// otherwise: "this network" (0.0.0.0/8, which Linux connects to the host
+// itself), link-local (169.254.0.0/16: cloud metadata at 169.254.169.254,
+// ECS task metadata at 169.254.170.2; fe80::/10), the unspecified ::, and
+// the other clouds' metadata addresses. IPv4-mapped IPv6 forms are refused
+// with their IPv4 range. LAN and loopback addresses are allowed: on-prem
+// handlers live there (the relay's own listeners are refused separately,
+// see Config.Self).
 var DefaultDeny = []netip.Prefix{
-	netip.MustParsePrefix("169.254.169.254/32"),
+	netip.MustParsePrefix("0.0.0.0/8"),
+	netip.MustParsePrefix("169.254.0.0/16"),
+	netip.MustParsePrefix("fe80::/10"),
+	netip.MustParsePrefix("::/128"),
 	netip.MustParsePrefix("fd00:ec2::254/128"),
 	netip.MustParsePrefix("100.100.100.200/32"),
 }
@@ -73,6 +82,14 @@ type Config struct {
 	// Deny lists address ranges handlers may not resolve to. Nil means
 	// DefaultDeny.
 	Deny []netip.Prefix
+	// Self returns the relay's own listener addresses (ingest, unsigned
+	// push publishing, admin, gRPC, embedded NATS); a handler that resolves
+	// to one of them is refused, so an app cannot make the relay post into
+	// its own endpoints. An unspecified address (0.0.0.0:p, [::]:p) stands
+	// for every local address on port p. It is called on every new
+	// connection, so it may learn the addresses late (listeners bound
+	// after Start). Nil refuses nothing beyond Deny.
+	Self func() []netip.AddrPort
 	// BreakerFailures consecutive failures open a handler's circuit. Zero
 	// means 5.
 	BreakerFailures int
