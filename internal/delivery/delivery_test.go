@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -783,5 +784,112 @@ func TestOwnListenersRefused(t *testing.T) {
 	case <-admin.hits:
 		t.Error("the relay posted to its own admin address")
 	default:
+	}
+}
+
+// settableClock is a Clock a test moves by hand.
+type settableClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *settableClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *settableClock) add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// A rotation made by one relay instance reaches another instance's
+// signatures once its cache entry expires (30 s).
+func TestRotationReachesOtherInstance(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	clock := &settableClock{now: time.Unix(1700000000, 0)}
+	key := bytes.Repeat([]byte{7}, 32)
+	a, err := delivery.NewSecrets(ctx, e.js, key, time.Hour, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := delivery.NewSecrets(ctx, e.js, key, time.Hour, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := delivery.SecretName("local.app.1", "")
+	first, err := a.Get(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.Get(ctx, name); err != nil || got.Secret != first.Secret {
+		t.Fatalf("instance b sees %v, %v; want %s", got, err, first.Secret)
+	}
+	rotated, err := a.Rotate(ctx, name)
+	if err != nil || rotated.Secret == first.Secret {
+		t.Fatalf("rotate: %v, %v", rotated, err)
+	}
+	clock.add(31 * time.Second)
+	got, err := b.Get(ctx, name)
+	if err != nil || got.Secret != rotated.Secret || got.Previous != first.Secret {
+		t.Errorf("instance b after 31s: %+v, %v; want current %s, previous %s", got, err, rotated.Secret, first.Secret)
+	}
+	keys, err := b.Keys(ctx, name)
+	if err != nil || len(keys) != 2 {
+		t.Errorf("instance b signs with %d keys, %v; want the new and the old", len(keys), err)
+	}
+}
+
+// A handler another instance stored as paused stays paused when this
+// instance sees its first event: the stored state is not overwritten.
+func TestUnknownHandlerKeepsStoredPause(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	h := newRecorder(t)
+	it := item(h.URL, "ONCRMDEALADD", 1)
+	body, _ := json.Marshal([]any{it})
+	parsed, err := events.ParseJSON(portalID, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := delivery.HandlerKey(portalID, parsed[0])
+	info.Paused = true
+	kv, err := e.js.KeyValue(ctx, events.BucketHandlers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, _ := json.Marshal(info)
+	if _, err := kv.Put(ctx, info.Key, stored); err != nil {
+		t.Fatal(err)
+	}
+	id := e.post(it).Result.IDs[0]
+	// Wait until the fan-out has started the handler's worker.
+	var hs *relayv1.ListHandlersResponse
+	deadline := time.Now().Add(20 * time.Second)
+	for hs == nil || len(hs.Handlers) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("handler never started")
+		}
+		if hs, err = e.svc.Admin().ListHandlers(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		if len(hs.Handlers) == 0 {
+			<-time.After(5 * time.Millisecond) // poll, as waitStatus does
+		}
+	}
+	if !hs.Handlers[0].Paused {
+		t.Errorf("handler un-paused by its first event on this instance: %v", hs.Handlers[0])
+	}
+	if en, err := kv.Get(ctx, info.Key); err != nil || !strings.Contains(string(en.Value()), `"paused":true`) {
+		t.Errorf("stored handler = %s, %v", en.Value(), err)
+	}
+	if _, err := e.svc.SetPaused(ctx, info.Key, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.next(t); got.header.Get("webhook-id") != id {
+		t.Errorf("after resume got %q", got.header.Get("webhook-id"))
 	}
 }

@@ -79,8 +79,18 @@ func (s *Service) ensureHandler(ctx context.Context, h HandlerInfo) error {
 	if ok {
 		return nil
 	}
-	if err := s.saveHandler(ctx, h); err != nil {
-		return err
+	// Create, not Put: another instance (or this one before a restart)
+	// may know the handler already, paused; its stored state wins.
+	b, _ := json.Marshal(h)
+	if _, err := s.kvH.Create(ctx, h.Key, b); err != nil {
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return fmt.Errorf("delivery: save handler %s: %w", h.Key, err)
+		}
+		stored, err := s.loadHandler(ctx, h.Key)
+		if err != nil {
+			return err
+		}
+		h = stored
 	}
 	return s.startWorker(ctx, h)
 }

@@ -91,7 +91,18 @@ type Secrets struct {
 	clock   Clock
 
 	mu    sync.Mutex
-	cache map[string]*secretSet
+	cache map[string]cachedSet
+}
+
+// secretCacheTTL bounds how long a decrypted secret is used without
+// reading the bucket again: a rotation made by another relay instance
+// reaches this one's signatures within it (the rotated-out key keeps
+// signing for the overlap meanwhile, so handlers verify throughout).
+const secretCacheTTL = 30 * time.Second
+
+type cachedSet struct {
+	set    *secretSet
+	loaded time.Time
 }
 
 type secretSet struct {
@@ -123,7 +134,7 @@ func NewSecrets(ctx context.Context, js jetstream.JetStream, key []byte, overlap
 	if clock == nil {
 		clock = systemClock{}
 	}
-	return &Secrets{kv: kv, aead: aead, overlap: overlap, clock: clock, cache: map[string]*secretSet{}}, nil
+	return &Secrets{kv: kv, aead: aead, overlap: overlap, clock: clock, cache: map[string]cachedSet{}}, nil
 }
 
 func kvKey(name string) string {
@@ -198,11 +209,12 @@ func newKey() []byte {
 
 // get returns the set for name, creating a secret on first use.
 func (s *Secrets) get(ctx context.Context, name string) (*secretSet, error) {
+	now := s.clock.Now()
 	s.mu.Lock()
-	set, ok := s.cache[name]
+	c, ok := s.cache[name]
 	s.mu.Unlock()
-	if ok {
-		return set, nil
+	if ok && now.Sub(c.loaded) < secretCacheTTL && !now.Before(c.loaded) {
+		return c.set, nil
 	}
 	for range 3 {
 		set, _, err := s.load(ctx, name)
@@ -216,7 +228,7 @@ func (s *Secrets) get(ctx context.Context, name string) (*secretSet, error) {
 			}
 		}
 		s.mu.Lock()
-		s.cache[name] = set
+		s.cache[name] = cachedSet{set: set, loaded: now}
 		s.mu.Unlock()
 		return set, nil
 	}
@@ -278,7 +290,7 @@ func (s *Secrets) Rotate(ctx context.Context, name string) (SecretInfo, error) {
 		return SecretInfo{}, fmt.Errorf("delivery: rotate secret: %w", err)
 	}
 	s.mu.Lock()
-	s.cache[name] = set
+	s.cache[name] = cachedSet{set: set, loaded: now}
 	s.mu.Unlock()
 	return set.info(now), nil
 }
