@@ -28,3 +28,6 @@ if [ -x bitrix-module/tests/run.sh ]; then
   echo "== bitrix-module"
   bitrix-module/tests/run.sh
 fi
+
+echo "== firmware"
+make -C firmware test

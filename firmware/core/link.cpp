@@ -1,0 +1,147 @@
+#include "link.h"
+
+#include <string.h>
+
+#include "url.h"
+
+namespace isobox {
+
+Link::Link(Clock& clock, Random& rnd, Transport& transport, RelayBank& relays,
+           LinkListener* listener)
+    : clock_(clock),
+      transport_(transport),
+      relays_(relays),
+      listener_(listener),
+      backoff_(rnd),
+      parser_(*this) {}
+
+bool Link::Configure(const char* host, uint16_t port, const char* channel, bool replayFromStart) {
+  char url[ISOBOX_FW_URL_MAX + 1];
+  if (host == nullptr || strlen(host) > ISOBOX_FW_HOST_MAX) return false;
+  if (BuildSubscribeUrl(Endpoint{host, port, false}, channel, nullptr, url, sizeof url) == 0) {
+    return false;
+  }
+  strcpy(host_, host);
+  port_ = port;
+  strcpy(channel_, channel);
+  if (replayFromStart) {
+    memset(mid_, '0', kMidLen);
+    mid_[kMidLen] = '\0';
+  } else {
+    mid_[0] = '\0';
+  }
+  configured_ = true;
+  return true;
+}
+
+void Link::SetNetwork(bool up) {
+  network_ = up;
+  if (up) {
+    if (state_ == State::kIdle) Wait(0);
+    return;
+  }
+  if (state_ == State::kOpen) backoff_.Disconnected(clock_.NowMs());
+  if (state_ == State::kOpen || state_ == State::kConnecting) transport_.Close();
+  parser_.Reset();
+  state_ = State::kIdle;
+}
+
+void Link::Wait(uint32_t ms) {
+  state_ = State::kWaiting;
+  since_ = clock_.NowMs();
+  wait_ms_ = ms;
+}
+
+void Link::Tick() {
+  if (!network_ || !configured_) return;
+  uint32_t now = clock_.NowMs();
+  if (state_ == State::kConnecting && now - since_ >= ISOBOX_FW_CONNECT_TIMEOUT_MS) {
+    transport_.Close();
+    Retry();
+    return;
+  }
+  if (state_ != State::kWaiting || now - since_ < wait_ms_) return;
+  if (BuildSubscribeUrl(Endpoint{host_, port_, false}, channel_, mid_, url_, sizeof url_) == 0 ||
+      !transport_.Open(url_)) {
+    Retry();
+    return;
+  }
+  state_ = State::kConnecting;
+  since_ = now;
+}
+
+void Link::OnOpen() {
+  if (state_ != State::kConnecting) return;
+  state_ = State::kOpen;
+  parser_.Reset();
+  backoff_.Connected(clock_.NowMs());
+  ++stats_.connects;
+}
+
+void Link::OnClose() {
+  if (state_ != State::kOpen && state_ != State::kConnecting) return;
+  if (state_ == State::kOpen) backoff_.Disconnected(clock_.NowMs());
+  parser_.Reset();
+  if (renewing_) {
+    // Not a failure: the portal told us to move to a new channel.
+    renewing_ = false;
+    Wait(0);
+    return;
+  }
+  Retry();
+}
+
+void Link::OnMessage(const char* json, size_t n) {
+  ParseError err = ParseMessage(json, n, &msg_);
+  if (err == ParseError::kBadJson || err == ParseError::kBadMid) {
+    ++stats_.rejected;
+    return;
+  }
+  const Command& cmd = msg_.command;
+  if (msg_.mid[0] != '\0') {
+    // A gap notice carries the mid to resume from, which is lower than ours
+    // after a history reset (new stream): follow it. Otherwise mids only
+    // grow, and anything at or below the last one was applied already.
+    bool gap = err == ParseError::kOk && cmd.kind == CommandKind::kHistoryGap;
+    if (!gap && mid_[0] != '\0' && strcmp(msg_.mid, mid_) <= 0) {
+      ++stats_.duplicates;
+      return;
+    }
+    memcpy(mid_, msg_.mid, sizeof mid_);
+  }
+  if (err != ParseError::kOk) {
+    ++stats_.rejected;
+    return;
+  }
+  switch (cmd.kind) {
+    case CommandKind::kRelay: {
+      ApplyResult r = relays_.Apply(cmd.device, cmd.on);
+      if (r.matched == 0) {
+        ++stats_.unknown_device;
+        break;
+      }
+      ++stats_.applied;
+      if (listener_ != nullptr) listener_->OnRelayCommand(cmd.device, cmd.on, r.changed);
+      break;
+    }
+    case CommandKind::kChannelRenew:
+      if (strcmp(cmd.channel, channel_) == 0) break;
+      strcpy(channel_, cmd.channel);
+      ++stats_.renewals;
+      if (listener_ != nullptr) listener_->OnChannelRenewed(channel_);
+      if (state_ == State::kOpen) {
+        renewing_ = true;
+        transport_.Close();
+      }
+      break;
+    case CommandKind::kHistoryGap:
+      // Commands may have been lost; the relays keep their state and the
+      // next command sets them. Counted for the status page.
+      ++stats_.gaps;
+      break;
+    case CommandKind::kIgnored:
+      break;
+  }
+}
+
+}  // namespace isobox

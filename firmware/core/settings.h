@@ -1,0 +1,46 @@
+// The device's saved configuration and its flash image. The image is
+// written only when its bytes change (SaveIfChanged): the blog post's
+// firmware rewrote the EEPROM sector on every boot and Wi-Fi join, which
+// wears the flash out; here a boot only reads.
+#ifndef ISOBOX_FW_SETTINGS_H
+#define ISOBOX_FW_SETTINGS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "ports.h"
+#include "relays.h"
+
+namespace isobox {
+
+struct Settings {
+  char ssid[ISOBOX_FW_SSID_MAX + 1];
+  char pass[ISOBOX_FW_PASS_MAX + 1];
+  char host[ISOBOX_FW_HOST_MAX + 1];  // eventrelay, e.g. 192.168.1.10
+  uint16_t port;                      // eventrelay --http-addr port (8090)
+  char channel[ISOBOX_FW_CHANNEL_MAX + 1];  // signed shared channel id
+  uint8_t replay_from_start;                // 1: restore relays from history at boot
+  uint8_t relay_count;
+  RelaySpec relays[ISOBOX_FW_RELAYS_MAX];
+};
+
+// Bytes of the flash image: magic, version, length, settings, CRC-32.
+constexpr size_t kSettingsImageSize = 4 + 2 + 2 + sizeof(Settings) + 4;
+
+// Serialises s into out (kSettingsImageSize bytes).
+void EncodeSettings(const Settings& s, uint8_t* out);
+// Reads an image; false (and *s zeroed) when the magic, version, length or
+// CRC does not match or a string is not NUL-terminated — a blank or
+// corrupt sector means "not configured", never garbage settings.
+bool DecodeSettings(const uint8_t* in, Settings* s);
+
+// Loads the settings from storage offset 0.
+bool LoadSettings(Storage& st, Settings* s);
+// Writes s unless storage already holds the same image. Returns 1 if it
+// wrote, 0 if nothing changed, -1 on a write error or a too small storage.
+int SaveIfChanged(Storage& st, const Settings& s);
+
+}  // namespace isobox
+
+#endif  // ISOBOX_FW_SETTINGS_H

@@ -1,0 +1,82 @@
+#include "url.h"
+
+#include <string.h>
+
+#include "message.h"
+
+namespace isobox {
+namespace {
+
+struct Writer {
+  char* out;
+  size_t cap;
+  size_t n = 0;
+  bool ok = true;
+
+  void Put(char c) {
+    if (n + 1 >= cap) {
+      ok = false;
+      return;
+    }
+    out[n++] = c;
+  }
+  void Put(const char* s) {
+    while (*s) Put(*s++);
+  }
+  void PutUint(unsigned v) {
+    char digits[6];
+    int i = 0;
+    do {
+      digits[i++] = static_cast<char>('0' + v % 10);
+      v /= 10;
+    } while (v != 0);
+    while (i > 0) Put(digits[--i]);
+  }
+};
+
+bool IsHostName(const char* h) {
+  if (h == nullptr || *h == '\0' || strlen(h) > 253) return false;
+  for (; *h; ++h) {
+    char c = *h;
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+size_t BuildSubscribeUrl(const Endpoint& ep, const char* channel, const char* mid, char* out,
+                         size_t cap) {
+  if (out == nullptr || cap == 0) return 0;
+  out[0] = '\0';
+  if (!IsHostName(ep.host) || ep.port == 0 || !IsSignedChannelId(channel)) return 0;
+  bool withMid = mid != nullptr && *mid != '\0';
+  if (withMid && !IsMid(mid)) return 0;
+  Writer w{out, cap};
+  w.Put(ep.secure ? "wss://" : "ws://");
+  w.Put(ep.host);
+  w.Put(':');
+  w.PutUint(ep.port);
+  w.Put("/bitrix/subws/?CHANNEL_ID=");
+  for (const char* c = channel; *c; ++c) {
+    if (*c == ':') {
+      w.Put("%3A");
+    } else {
+      w.Put(*c);
+    }
+  }
+  if (withMid) {
+    w.Put("&mid=");
+    w.Put(mid);
+  }
+  if (!w.ok) {
+    out[0] = '\0';
+    return 0;
+  }
+  out[w.n] = '\0';
+  return w.n;
+}
+
+}  // namespace isobox
