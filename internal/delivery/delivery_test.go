@@ -893,3 +893,55 @@ func TestUnknownHandlerKeepsStoredPause(t *testing.T) {
 		t.Errorf("after resume got %q", got.header.Get("webhook-id"))
 	}
 }
+
+// Two relay instances on one broker: a handler seen by either runs on
+// both, and a pause or resume made on one reaches the other's workers.
+func TestHandlerChangesReachOtherInstance(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	svc2, err := delivery.New(ctx, delivery.Config{JS: e.js, Auth: e.authClient, Schedule: []time.Duration{10 * time.Millisecond},
+		Concurrency: 1, SecretsKey: bytes.Repeat([]byte{7}, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc2.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc2.Close(context.Background()) })
+	h := newRecorder(t)
+	e.post(item(h.URL, "ONCRMDEALADD", 1))
+	h.next(t)
+	// handlerOn waits until svc lists one handler in the wanted pause state.
+	handlerOn := func(svc *delivery.Service, paused bool) string {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			hs, err := svc.Admin().ListHandlers(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(hs.Handlers) == 1 && hs.Handlers[0].Paused == paused {
+				return hs.Handlers[0].Key
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("handlers = %v, want one with paused=%v", hs, paused)
+			}
+			<-time.After(5 * time.Millisecond) // poll, as waitStatus does
+		}
+	}
+	// Whichever instance fanned the event out, both run the handler.
+	key := handlerOn(e.svc, false)
+	handlerOn(svc2, false)
+	if _, err := e.svc.SetPaused(ctx, key, true); err != nil {
+		t.Fatal(err)
+	}
+	handlerOn(svc2, true)
+	if _, err := svc2.SetPaused(ctx, key, false); err != nil {
+		t.Fatal(err)
+	}
+	handlerOn(e.svc, false)
+	id := e.post(item(h.URL, "ONCRMDEALADD", 2)).Result.IDs[0]
+	if got := h.next(t); got.header.Get("webhook-id") != id {
+		t.Errorf("after resume got %q, want %s", got.header.Get("webhook-id"), id)
+	}
+}

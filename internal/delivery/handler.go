@@ -149,3 +149,49 @@ func (s *Service) SetPaused(ctx context.Context, key string, paused bool) (Handl
 	w.setPaused(paused)
 	return h, nil
 }
+
+// applyHandler brings this instance in line with one stored handler:
+// starts its workers if they do not run here yet, else applies its pause
+// state (a change made on another instance, or this one's own write).
+func (s *Service) applyHandler(ctx context.Context, e jetstream.KeyValueEntry) error {
+	if e.Operation() != jetstream.KeyValuePut {
+		return nil
+	}
+	var h HandlerInfo
+	if err := json.Unmarshal(e.Value(), &h); err != nil {
+		return fmt.Errorf("delivery: decode handler %s: %w", e.Key(), err)
+	}
+	if w, err := s.worker(h.Key); err == nil {
+		if w.info().Paused != h.Paused {
+			w.setPaused(h.Paused)
+		}
+		return nil
+	}
+	return s.startWorker(ctx, h)
+}
+
+// watchHandlers applies the changes of the handlers bucket until ctx ends.
+func (s *Service) watchHandlers(ctx context.Context, watch jetstream.KeyWatcher) {
+	defer watch.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-watch.Updates():
+			if !ok {
+				if ctx.Err() == nil {
+					s.log.Error("delivery: handlers watch ended; changes made on other instances no longer reach this one")
+				}
+				return
+			}
+			if e == nil {
+				continue
+			}
+			actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			if err := s.applyHandler(actx, e); err != nil {
+				s.log.Error("delivery: apply handler change", "key", e.Key(), "err", err)
+			}
+			cancel()
+		}
+	}
+}

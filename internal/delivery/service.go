@@ -238,19 +238,35 @@ func (s *Service) Start(ctx context.Context) error {
 	s.seen.prune(s.cfg.Clock.Now())
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.records.run(s.ctx) }()
-	lister, err := s.kvH.ListKeys(ctx)
+	// Watch the handlers bucket rather than list it: the initial values
+	// start the known handlers' workers, and later changes made by other
+	// relay instances (a handler seen first there, a pause or resume) reach
+	// this instance's workers too.
+	watch, err := s.kvH.WatchAll(s.ctx)
 	if err != nil {
-		return fmt.Errorf("delivery: list handlers: %w", err)
+		return fmt.Errorf("delivery: watch handlers: %w", err)
 	}
-	for key := range lister.Keys() {
-		h, err := s.loadHandler(ctx, key)
-		if err != nil {
-			return err
-		}
-		if err := s.startWorker(ctx, h); err != nil {
-			return err
+	for initial := true; initial; {
+		select {
+		case <-ctx.Done():
+			watch.Stop()
+			return fmt.Errorf("delivery: load handlers: %w", ctx.Err())
+		case e, ok := <-watch.Updates():
+			if !ok {
+				return errors.New("delivery: load handlers: watch ended")
+			}
+			if e == nil { // the initial values are all in
+				initial = false
+				continue
+			}
+			if err := s.applyHandler(ctx, e); err != nil {
+				watch.Stop()
+				return err
+			}
 		}
 	}
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); s.watchHandlers(s.ctx, watch) }()
 	fo, err := s.js.CreateOrUpdateConsumer(ctx, events.StreamIn, jetstream.ConsumerConfig{
 		Durable:       events.ConsumerFanout,
 		AckPolicy:     jetstream.AckExplicitPolicy,
