@@ -87,7 +87,7 @@ func (c *eventsConfig) schedule() ([]time.Duration, error) {
 
 func defaultDenyCIDRs() string {
 	var out []string
-	for _, p := range delivery.DefaultDeny {
+	for _, p := range delivery.DefaultDeny() {
 		out = append(out, p.String())
 	}
 	return strings.Join(out, ",")

@@ -381,8 +381,8 @@ func TestDeniedAddressDeadLetters(t *testing.T) {
 		"http://0.0.0.0:8895/bitrix/pub/", "http://[fe80::1]/", "http://[::ffff:169.254.169.254]/", "http://[::]:80/"} {
 		id := e.post(item(u, "ONCRMDEALADD", i)).Result.IDs[0]
 		rec := waitStatus(t, e, id, delivery.StatusDead)
-		if !strings.Contains(rec.LastError, "denied") {
-			t.Errorf("%s: last error = %q", u, rec.LastError)
+		if !strings.Contains(rec.LastError, "denied by policy") || rec.Attempts != 1 {
+			t.Errorf("%s: record = %+v, want refused by the deny list", u, rec)
 		}
 	}
 }
@@ -943,5 +943,29 @@ func TestHandlerChangesReachOtherInstance(t *testing.T) {
 	id := e.post(item(h.URL, "ONCRMDEALADD", 2)).Result.IDs[0]
 	if got := h.next(t); got.header.Get("webhook-id") != id {
 		t.Errorf("after resume got %q, want %s", got.header.Get("webhook-id"), id)
+	}
+}
+
+// The defaults are fresh slices, and the service keeps its own copy of
+// the configured ones: changing them afterwards changes nothing.
+func TestConfigSlicesNotShared(t *testing.T) {
+	d := delivery.DefaultDeny()
+	d[0] = netip.MustParsePrefix("192.0.2.0/24")
+	if delivery.DefaultDeny()[0] == d[0] {
+		t.Error("DefaultDeny shares its slice")
+	}
+	sch := delivery.DefaultSchedule()
+	sch[0] = time.Hour
+	if delivery.DefaultSchedule()[0] == time.Hour {
+		t.Error("DefaultSchedule shares its slice")
+	}
+	deny := delivery.DefaultDeny()
+	e := newEnv(t, func(c *delivery.Config) { c.Deny = deny })
+	for i := range deny { // the caller reuses its slice after New
+		deny[i] = netip.MustParsePrefix("192.0.2.0/24")
+	}
+	id := e.post(item("http://169.254.170.2/v2/credentials", "ONCRMDEALADD", 1)).Result.IDs[0]
+	if rec := waitStatus(t, e, id, delivery.StatusDead); !strings.Contains(rec.LastError, "denied by policy") || rec.Attempts != 1 {
+		t.Errorf("record = %+v, want refused by the deny list", rec)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -34,25 +35,30 @@ type systemClock struct{}
 
 func (systemClock) Now() time.Time { return time.Now() }
 
-// DefaultSchedule is the default retry schedule: the delays before the
-// 2nd, 3rd, ... attempt (Svix's schedule; ~33h in total).
-var DefaultSchedule = []time.Duration{5 * time.Second, time.Minute, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour}
+// DefaultSchedule returns the default retry schedule: the delays before
+// the 2nd, 3rd, ... attempt (Svix's schedule; ~33h in total). Each call
+// returns a new slice, so no caller can change the default of another.
+func DefaultSchedule() []time.Duration {
+	return []time.Duration{5 * time.Second, time.Minute, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour}
+}
 
-// DefaultDeny are the handler address ranges refused unless configured
+// DefaultDeny returns the handler address ranges refused unless configured
 // otherwise: "this network" (0.0.0.0/8, which Linux connects to the host
 // itself), link-local (169.254.0.0/16: cloud metadata at 169.254.169.254,
 // ECS task metadata at 169.254.170.2; fe80::/10), the unspecified ::, and
 // the other clouds' metadata addresses. IPv4-mapped IPv6 forms are refused
 // with their IPv4 range. LAN and loopback addresses are allowed: on-prem
 // handlers live there (the relay's own listeners are refused separately,
-// see Config.Self).
-var DefaultDeny = []netip.Prefix{
-	netip.MustParsePrefix("0.0.0.0/8"),
-	netip.MustParsePrefix("169.254.0.0/16"),
-	netip.MustParsePrefix("fe80::/10"),
-	netip.MustParsePrefix("::/128"),
-	netip.MustParsePrefix("fd00:ec2::254/128"),
-	netip.MustParsePrefix("100.100.100.200/32"),
+// see Config.Self). Each call returns a new slice.
+func DefaultDeny() []netip.Prefix {
+	return []netip.Prefix{
+		netip.MustParsePrefix("0.0.0.0/8"),
+		netip.MustParsePrefix("169.254.0.0/16"),
+		netip.MustParsePrefix("fe80::/10"),
+		netip.MustParsePrefix("::/128"),
+		netip.MustParsePrefix("fd00:ec2::254/128"),
+		netip.MustParsePrefix("100.100.100.200/32"),
+	}
 }
 
 // Config configures the delivery service. Zero values mean the defaults
@@ -62,7 +68,7 @@ type Config struct {
 	// Auth builds the auth block at delivery time; required.
 	Auth AuthBuilder
 	// Schedule is the delay before each retry; its length is the number of
-	// retries. Nil means DefaultSchedule; an empty non-nil slice means no
+	// retries. Nil means DefaultSchedule(); an empty non-nil slice means no
 	// retries.
 	Schedule []time.Duration
 	// Jitter spreads each delay by ±Jitter×delay. Zero means 0.1; negative
@@ -80,7 +86,7 @@ type Config struct {
 	// is a failure).
 	FollowRedirects bool
 	// Deny lists address ranges handlers may not resolve to. Nil means
-	// DefaultDeny.
+	// DefaultDeny().
 	Deny []netip.Prefix
 	// Self returns the relay's own listener addresses (ingest, unsigned
 	// push publishing, admin, gRPC, embedded NATS); a handler that resolves
@@ -126,8 +132,12 @@ func (c *Config) validate() error {
 	if len(c.SecretsKey) != 32 {
 		return fmt.Errorf("%w: SecretsKey must be 32 bytes", ErrInvalidOption)
 	}
+	// The service keeps its own copies: a caller changing its slices
+	// later cannot change a running service.
 	if c.Schedule == nil {
-		c.Schedule = DefaultSchedule
+		c.Schedule = DefaultSchedule()
+	} else {
+		c.Schedule = slices.Clone(c.Schedule)
 	}
 	for _, d := range c.Schedule {
 		if d < 0 {
@@ -150,7 +160,9 @@ func (c *Config) validate() error {
 		c.MaxResponseBody = 64 << 10
 	}
 	if c.Deny == nil {
-		c.Deny = DefaultDeny
+		c.Deny = DefaultDeny()
+	} else {
+		c.Deny = slices.Clone(c.Deny)
 	}
 	if c.BreakerFailures <= 0 {
 		c.BreakerFailures = 5
