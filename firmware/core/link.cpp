@@ -82,12 +82,6 @@ void Link::OnClose() {
   if (state_ != State::kOpen && state_ != State::kConnecting) return;
   if (state_ == State::kOpen) backoff_.Disconnected(clock_.NowMs());
   parser_.Reset();
-  if (renewing_) {
-    // Not a failure: the portal told us to move to a new channel.
-    renewing_ = false;
-    Wait(0);
-    return;
-  }
   Retry();
 }
 
@@ -130,8 +124,12 @@ void Link::OnMessage(const char* json, size_t n) {
       ++stats_.renewals;
       if (listener_ != nullptr) listener_->OnChannelRenewed(channel_);
       if (state_ == State::kOpen) {
-        renewing_ = true;
+        // Not a failure: the portal moved us to a new channel. Reconnect
+        // at once, without touching the back-off.
+        backoff_.Disconnected(clock_.NowMs());
         transport_.Close();
+        parser_.Reset();
+        Wait(0);
       }
       break;
     case CommandKind::kHistoryGap:

@@ -89,7 +89,6 @@ class Link : private MessageSink {
   State state_ = State::kIdle;
   bool network_ = false;
   bool configured_ = false;
-  bool renewing_ = false;  // we closed the socket to follow a new channel
   uint32_t since_ = 0;     // start of the wait or of the connect attempt
   uint32_t wait_ms_ = 0;
   uint16_t port_ = 0;

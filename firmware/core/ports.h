@@ -37,8 +37,10 @@ class Pins {
   ~Pins() = default;
 };
 
-// A WebSocket client. Open starts connecting (false: failed at once);
-// the shim reports the outcome through Link::OnOpen / OnClose.
+// A WebSocket client. Open starts connecting (false: failed at once); the
+// shim reports the outcome through Link::OnOpen / OnClose. Close is the
+// core's own decision and takes effect at once: the shim must not report
+// OnClose for it (Link ignores a late one anyway).
 class Transport {
  public:
   virtual bool Open(const char* url) = 0;

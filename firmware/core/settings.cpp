@@ -30,6 +30,29 @@ bool Terminated(const char* s, size_t cap) { return memchr(s, '\0', cap) != null
 
 }  // namespace
 
+namespace {
+
+// Copies s field by field into zeroed memory: padding and the bytes after
+// each string's NUL are always zero, so two equal settings give equal
+// images and SaveIfChanged never writes for nothing.
+void Normalize(const Settings& s, Settings* t) {
+  memset(t, 0, sizeof *t);
+  strncpy(t->ssid, s.ssid, sizeof t->ssid - 1);
+  strncpy(t->pass, s.pass, sizeof t->pass - 1);
+  strncpy(t->host, s.host, sizeof t->host - 1);
+  t->port = s.port;
+  strncpy(t->channel, s.channel, sizeof t->channel - 1);
+  t->replay_from_start = s.replay_from_start ? 1 : 0;
+  t->relay_count = s.relay_count <= ISOBOX_FW_RELAYS_MAX ? s.relay_count : 0;
+  for (uint8_t i = 0; i < t->relay_count; ++i) {
+    strncpy(t->relays[i].name, s.relays[i].name, sizeof t->relays[i].name - 1);
+    t->relays[i].pin = s.relays[i].pin;
+    t->relays[i].activeLow = s.relays[i].activeLow;
+  }
+}
+
+}  // namespace
+
 void EncodeSettings(const Settings& s, uint8_t* out) {
   memset(out, 0, kSettingsImageSize);
   Put32(out, kMagic);
@@ -37,11 +60,10 @@ void EncodeSettings(const Settings& s, uint8_t* out) {
   out[5] = kVersion >> 8;
   out[6] = sizeof(Settings) & 0xFF;
   out[7] = (sizeof(Settings) >> 8) & 0xFF;
-  // Copied field by field would be tidier, but Settings is plain data
-  // with no pointers; the struct is zeroed by its users before filling so
-  // padding bytes are stable and equal images compare equal.
-  memcpy(out + 8, &s, sizeof s);
-  Put32(out + 8 + sizeof s, Crc32(out, 8 + sizeof s));
+  Settings t;
+  Normalize(s, &t);
+  memcpy(out + 8, &t, sizeof t);
+  Put32(out + 8 + sizeof t, Crc32(out, 8 + sizeof t));
 }
 
 bool DecodeSettings(const uint8_t* in, Settings* s) {
@@ -87,6 +109,54 @@ int SaveIfChanged(Storage& st, const Settings& s) {
   st.Read(0, stored, sizeof stored);
   if (memcmp(fresh, stored, sizeof fresh) == 0) return 0;
   return st.Write(0, fresh, sizeof fresh) ? 1 : -1;
+}
+
+bool ParseRelayList(const char* text, Settings* s) {
+  s->relay_count = 0;
+  memset(s->relays, 0, sizeof s->relays);
+  if (text == nullptr) return false;
+  const char* p = text;
+  uint8_t n = 0;
+  while (*p != '\0') {
+    if (n >= ISOBOX_FW_RELAYS_MAX) break;
+    RelaySpec& r = s->relays[n];
+    size_t len = 0;
+    while (*p != ':' && *p != '\0' && *p != ',') {
+      char c = *p++;
+      bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                c == '_' || c == '-' || c == '.';
+      if (!ok || len >= ISOBOX_FW_NAME_MAX) goto fail;
+      r.name[len++] = c;
+    }
+    if (*p++ != ':') goto fail;
+    {
+      unsigned pin = 0;
+      size_t digits = 0;
+      while (*p >= '0' && *p <= '9' && digits < 3) pin = pin * 10 + static_cast<unsigned>(*p++ - '0'), ++digits;
+      if (digits == 0 || pin > 16) goto fail;
+      r.pin = static_cast<uint8_t>(pin);
+    }
+    if (strncmp(p, ":low", 4) == 0) {
+      r.activeLow = true;
+      p += 4;
+    }
+    for (uint8_t i = 0; i < n; ++i)
+      if (s->relays[i].pin == r.pin || strcmp(s->relays[i].name, r.name) == 0) goto fail;
+    ++n;
+    if (*p == ',') {
+      ++p;
+      if (*p == '\0') goto fail;
+    } else if (*p != '\0') {
+      goto fail;
+    }
+  }
+  if (n == 0 || *p != '\0') goto fail;
+  s->relay_count = n;
+  return true;
+fail:
+  memset(s->relays, 0, sizeof s->relays);
+  s->relay_count = 0;
+  return false;
 }
 
 }  // namespace isobox

@@ -212,8 +212,10 @@ TEST(link_follows_channel_renewal) {
   CHECK_EQ(r.net.closes, 1);
   CHECK(r.listener.renewed == kNext);
   CHECK_STR(r.link.channel(), kNext);
-  r.link.OnClose();
+  CHECK(r.link.state() == Link::State::kWaiting);
   CHECK_EQ(r.link.wait_ms(), 0);  // not a failure: no back-off
+  r.link.OnClose();               // a late close report changes nothing
+  CHECK_EQ(r.link.wait_ms(), 0);
   r.link.Tick();
   CHECK(r.net.opened.size() == 2 && r.net.opened[1] == kBase + kNext + "&mid=" + Mid(9));
   CHECK_EQ(r.link.stats().renewals, 1);

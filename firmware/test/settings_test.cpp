@@ -63,3 +63,46 @@ TEST(settings_corruption_is_detected) {
     CHECK_STR(back.host, "");
   }
 }
+
+TEST(settings_relay_list) {
+  isobox::Settings s;
+  memset(&s, 0, sizeof s);
+  CHECK(isobox::ParseRelayList("pump:12,fan:13:low", &s));
+  CHECK_EQ(s.relay_count, 2);
+  CHECK_STR(s.relays[0].name, "pump");
+  CHECK_EQ(s.relays[0].pin, 12);
+  CHECK(!s.relays[0].activeLow);
+  CHECK_STR(s.relays[1].name, "fan");
+  CHECK(s.relays[1].activeLow);
+  CHECK(isobox::ParseRelayList(":12", &s));
+  CHECK_EQ(s.relay_count, 1);
+  CHECK_STR(s.relays[0].name, "");
+  const char* bad[] = {"", "pump", "pump:", "pump:17", "pump:1234", "pump:12,", "pump:12,fan:12", "pump:12,pump:13",
+                       "p mp:12", "pump:12:high", "a:1,b:2,c:3,d:4", "averylongname:1", ",pump:1"};
+  for (const char* b : bad) {
+    if (isobox::ParseRelayList(b, &s)) fprintf(stderr, "  accepted \"%s\"\n", b);
+    CHECK(!isobox::ParseRelayList(b, &s));
+    CHECK_EQ(s.relay_count, 0);
+  }
+}
+
+TEST(settings_equal_values_give_equal_images) {
+  fake::Storage st;
+  isobox::Settings a = Sample();
+  CHECK_EQ(isobox::SaveIfChanged(st, a), 1);
+  // The same values in memory holding other leftovers after the NULs.
+  isobox::Settings b;
+  memset(&b, 0xAB, sizeof b);
+  strcpy(b.ssid, "lan");
+  strcpy(b.pass, "secret-pass");
+  strcpy(b.host, "192.168.1.10");
+  b.port = 8090;
+  strcpy(b.channel, a.channel);
+  b.replay_from_start = 0;
+  b.relay_count = 1;
+  strcpy(b.relays[0].name, "pump");
+  b.relays[0].pin = 12;
+  b.relays[0].activeLow = true;
+  CHECK_EQ(isobox::SaveIfChanged(st, b), 0);
+  CHECK_EQ(st.writes, 1);
+}

@@ -1,0 +1,135 @@
+#include "setup_portal.h"
+
+namespace {
+
+void AppendEscaped(String& out, const char* s) {
+  for (; *s; ++s) {
+    switch (*s) {
+      case '&': out += F("&amp;"); break;
+      case '<': out += F("&lt;"); break;
+      case '>': out += F("&gt;"); break;
+      case '"': out += F("&quot;"); break;
+      case '\'': out += F("&#39;"); break;
+      default: out += *s;
+    }
+  }
+}
+
+// Copies a form field into a fixed buffer; false if it does not fit.
+bool Field(ESP8266WebServer& server, const char* name, char* out, size_t cap) {
+  String v = server.arg(name);
+  if (v.length() >= cap) return false;
+  strcpy(out, v.c_str());
+  return true;
+}
+
+}  // namespace
+
+void SetupPortal::Start(bool configured) {
+  configured_ = configured;
+  char ssid[32];
+  snprintf(ssid, sizeof ssid, "isobox-relay-%06x", ESP.getChipId());
+  WiFi.softAP(ssid, ISOBOX_AP_PASSWORD);
+  if (!routes_) {
+    server_.on("/", HTTP_GET, [this] { HandleRoot(); });
+    server_.on("/", HTTP_POST, [this] { HandleSave(); });
+    server_.onNotFound([this] { server_.send(404, "text/plain", "not found"); });
+    routes_ = true;
+  }
+  server_.begin();
+  running_ = true;
+  last_request_ms_ = millis();
+  Serial.printf("setup AP %s at %s\n", ssid, WiFi.softAPIP().toString().c_str());
+}
+
+void SetupPortal::Stop() {
+  server_.stop();
+  WiFi.softAPdisconnect(true);
+  running_ = false;
+}
+
+void SetupPortal::Loop() { server_.handleClient(); }
+
+bool SetupPortal::FromAp() {
+  // The station interface is the LAN: nobody there may reconfigure the relay.
+  if (server_.client().localIP() == WiFi.softAPIP()) return true;
+  server_.send(403, "text/plain", "setup is only served on the relay's own access point");
+  return false;
+}
+
+void SetupPortal::HandleRoot() {
+  if (!FromAp()) return;
+  last_request_ms_ = millis();
+  SendPage(200, nullptr);
+}
+
+void SetupPortal::SendPage(int status, const char* note) {
+  String html;
+  html.reserve(2048);
+  html += F("<!doctype html><meta charset=utf-8><meta name=viewport content='width=device-width'>"
+            "<title>isobox relay</title><h1>isobox relay</h1>");
+  if (note != nullptr) {
+    html += F("<p><b>");
+    AppendEscaped(html, note);
+    html += F("</b></p>");
+  }
+  html += F("<form method=post>Wi-Fi network<br><input name=ssid maxlength=32 value='");
+  AppendEscaped(html, settings_.ssid);
+  html += F("'><br>Wi-Fi password (empty = keep)<br><input name=pass type=password maxlength=64>"
+            "<br>eventrelay host<br><input name=host maxlength=63 value='");
+  AppendEscaped(html, settings_.host);
+  html += F("'><br>eventrelay port<br><input name=port type=number min=1 max=65535 value='");
+  html += settings_.port != 0 ? settings_.port : 8090;
+  html += F("'><br>signed channel id (empty = keep)<br><input name=channel maxlength=194 size=60>"
+            "<br>relays: name:gpio[:low], comma-separated (e.g. pump:12)<br><input name=relays value='");
+  for (uint8_t i = 0; i < settings_.relay_count; ++i) {
+    if (i > 0) html += ',';
+    AppendEscaped(html, settings_.relays[i].name);
+    html += ':';
+    html += settings_.relays[i].pin;
+    if (settings_.relays[i].activeLow) html += F(":low");
+  }
+  html += F("'><br><label><input type=checkbox name=replay value=1");
+  if (settings_.replay_from_start) html += F(" checked");
+  html += F("> restore relays from the channel's history after a power cut</label>"
+            "<br><button>Save and restart</button></form>");
+  server_.send(status, "text/html; charset=utf-8", html);
+}
+
+void SetupPortal::HandleSave() {
+  if (!FromAp()) return;
+  last_request_ms_ = millis();
+  isobox::Settings next = settings_;  // secrets left empty keep their value
+  char pass[sizeof next.pass] = {};
+  char channel[sizeof next.channel] = {};
+  long port = server_.arg("port").toInt();
+  if (!Field(server_, "ssid", next.ssid, sizeof next.ssid) || next.ssid[0] == '\0' ||
+      !Field(server_, "pass", pass, sizeof pass) || !Field(server_, "host", next.host, sizeof next.host) ||
+      !Field(server_, "channel", channel, sizeof channel) || port < 1 || port > 65535) {
+    SendPage(400, "A field is empty or too long.");
+    return;
+  }
+  if (pass[0] != '\0') strcpy(next.pass, pass);
+  if (channel[0] != '\0') strcpy(next.channel, channel);
+  next.port = static_cast<uint16_t>(port);
+  next.replay_from_start = server_.arg("replay") == "1" ? 1 : 0;
+  char url[ISOBOX_FW_URL_MAX + 1];
+  if (isobox::BuildSubscribeUrl(isobox::Endpoint{next.host, next.port, false}, next.channel, nullptr, url,
+                                sizeof url) == 0) {
+    SendPage(400, "The host or the signed channel id (<32 hex>.<signature>) is not valid.");
+    return;
+  }
+  if (!isobox::ParseRelayList(server_.arg("relays").c_str(), &next)) {
+    SendPage(400, "The relay list is not valid.");
+    return;
+  }
+  int written = isobox::SaveIfChanged(storage_, next);
+  if (written < 0) {
+    SendPage(500, "The flash could not be written.");
+    return;
+  }
+  settings_ = next;
+  server_.send(200, "text/plain", written ? "saved, restarting" : "unchanged, restarting");
+  delay(500);
+  ESP.restart();
+}
