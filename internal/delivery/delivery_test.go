@@ -969,3 +969,41 @@ func TestConfigSlicesNotShared(t *testing.T) {
 		t.Errorf("record = %+v, want refused by the deny list", rec)
 	}
 }
+
+// The circuit breaker's cooldown runs on the injected clock: moving the
+// clock past it half-opens the circuit and lets the probe through.
+func TestBreakerUsesInjectedClock(t *testing.T) {
+	clock := &settableClock{now: time.Now()}
+	e := newEnv(t, func(c *delivery.Config) {
+		c.Clock = clock
+		c.BreakerFailures = 2
+		c.BreakerCooldown = time.Hour
+		c.Schedule = []time.Duration{0, 0, 0} // due at once on any clock
+	})
+	h := newRecorder(t, 500, 500)
+	id := e.post(item(h.URL, "ONCRMDEALADD", 1)).Result.IDs[0]
+	h.next(t)
+	h.next(t)
+	waitRecord(t, e, id, func(r delivery.Record) bool { return r.Status == delivery.StatusRetrying && r.Attempts == 2 })
+	breaker := func() string {
+		hs, err := e.svc.Admin().ListHandlers(context.Background(), nil)
+		if err != nil || len(hs.Handlers) != 1 {
+			t.Fatalf("handlers = %v, %v", hs, err)
+		}
+		return hs.Handlers[0].Breaker
+	}
+	if b := breaker(); b != delivery.BreakerOpen {
+		t.Fatalf("breaker after 2 failures = %s", b)
+	}
+	clock.add(time.Hour + time.Second)
+	if b := breaker(); b != delivery.BreakerHalfOpen {
+		t.Errorf("breaker after the cooldown on the injected clock = %s, want %s", b, delivery.BreakerHalfOpen)
+	}
+	if got := h.next(t); got.header.Get("webhook-id") != id {
+		t.Errorf("probe = %q", got.header.Get("webhook-id"))
+	}
+	waitStatus(t, e, id, delivery.StatusDelivered)
+	if b := breaker(); b != delivery.BreakerClosed {
+		t.Errorf("breaker after a successful probe = %s", b)
+	}
+}

@@ -72,21 +72,28 @@ func (w *worker) setPaused(p bool) {
 }
 
 func (w *worker) breakerState() string {
+	now := w.s.cfg.Clock.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	switch {
 	case w.openUntil.IsZero():
 		return BreakerClosed
-	case time.Now().Before(w.openUntil):
+	case now.Before(w.openUntil):
 		return BreakerOpen
 	default:
 		return BreakerHalfOpen
 	}
 }
 
+// breakerRecheck bounds a wait for an open circuit's cooldown: the
+// cooldown is measured on the service's Clock, which need not run with the
+// timers (an injected clock), so the state is looked at again this often.
+const breakerRecheck = 2 * time.Second
+
 // fetchable reports whether the worker may fetch now; if not, how long to
 // wait at most and a channel closed on the next state change.
 func (w *worker) fetchable() (bool, time.Duration, <-chan struct{}) {
+	now := w.s.cfg.Clock.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	switch {
@@ -94,8 +101,8 @@ func (w *worker) fetchable() (bool, time.Duration, <-chan struct{}) {
 		return false, time.Hour, w.changed
 	case w.openUntil.IsZero():
 		return true, 0, nil
-	case time.Until(w.openUntil) > 0:
-		return false, time.Until(w.openUntil), w.changed
+	case w.openUntil.After(now):
+		return false, min(w.openUntil.Sub(now), breakerRecheck), w.changed
 	case w.probing:
 		return false, time.Hour, w.changed
 	default:
@@ -109,16 +116,17 @@ func (w *worker) fetchable() (bool, time.Duration, <-chan struct{}) {
 // message goes through as the probe. It returns false when ctx ends.
 func (w *worker) gate(ctx context.Context) bool {
 	for {
+		now := w.s.cfg.Clock.Now()
 		w.mu.Lock()
 		ch := w.changed
-		wait := 2 * time.Second // well within the ack wait
+		wait := breakerRecheck // well within the ack wait
 		switch {
 		case w.h.Paused:
 		case w.openUntil.IsZero():
 			w.mu.Unlock()
 			return true
-		case time.Until(w.openUntil) > 0:
-			wait = min(wait, time.Until(w.openUntil))
+		case w.openUntil.After(now):
+			wait = min(wait, w.openUntil.Sub(now))
 		case !w.probing:
 			w.probing = true
 			w.mu.Unlock()
@@ -138,6 +146,7 @@ func (w *worker) gate(ctx context.Context) bool {
 }
 
 func (w *worker) result(ok bool) {
+	now := w.s.cfg.Clock.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if ok {
@@ -152,7 +161,7 @@ func (w *worker) result(ok bool) {
 			} else if w.probing {
 				w.cooldown = min(2*w.cooldown, max(10*time.Minute, w.s.cfg.BreakerCooldown))
 			}
-			w.openUntil = time.Now().Add(w.cooldown)
+			w.openUntil = now.Add(w.cooldown)
 		}
 	}
 	w.probing = false
