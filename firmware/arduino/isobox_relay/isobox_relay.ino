@@ -52,7 +52,7 @@ class Persist : public isobox::LinkListener {
     Serial.printf("channel renewed, saved=%d\n", r);
   }
   void OnRelayCommand(const char* device, bool on, uint8_t changed) override {
-    Serial.printf("relay '%s' -> %s (%u switched)\n", device, on ? "on" : "off", changed);
+    Serial.printf("relay '%s' -> %s (%u switched)\n", device, on ? "on" : "off", static_cast<unsigned>(changed));
   }
 };
 Persist persist_;
@@ -95,7 +95,7 @@ void setup() {
     WiFi.begin(settings_.ssid, settings_.pass);
   }
   if (!configured_ || forced_portal_) portal_.Start(configured_);
-  Serial.printf("isobox relay: configured=%d relays=%u\n", configured_, relays_.count());
+  Serial.printf("isobox relay: configured=%d relays=%u\n", configured_, static_cast<unsigned>(relays_.count()));
 }
 
 void loop() {

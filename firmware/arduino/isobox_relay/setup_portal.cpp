@@ -28,7 +28,7 @@ bool Field(ESP8266WebServer& server, const char* name, char* out, size_t cap) {
 void SetupPortal::Start(bool configured) {
   configured_ = configured;
   char ssid[32];
-  snprintf(ssid, sizeof ssid, "isobox-relay-%06x", ESP.getChipId());
+  snprintf(ssid, sizeof ssid, "isobox-relay-%06x", static_cast<unsigned>(ESP.getChipId()));
   WiFi.softAP(ssid, ISOBOX_AP_PASSWORD);
   if (!routes_) {
     server_.on("/", HTTP_GET, [this] { HandleRoot(); });

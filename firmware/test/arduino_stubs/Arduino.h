@@ -1,0 +1,58 @@
+// Compile-only stand-ins for the parts of the ESP8266 Arduino core the
+// sketch uses, so `make shim` can type-check arduino/ on a PC (style.md §6:
+// host builds with a fake Arduino.h). Declarations only: nothing here runs,
+// and it proves the sketch is valid C++ against these signatures, not that
+// they match the real core in every detail.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <functional>
+
+#define HIGH 1
+#define LOW 0
+#define INPUT_PULLUP 2
+#define OUTPUT 1
+#define F(s) (s)
+extern volatile uint32_t RANDOM_REG32;
+
+unsigned long millis();
+void delay(unsigned long);
+void pinMode(uint8_t, uint8_t);
+void digitalWrite(uint8_t, uint8_t);
+int digitalRead(uint8_t);
+
+class String {
+ public:
+  String(const char* s = "");
+  String& operator+=(const char*);
+  String& operator+=(char);
+  String& operator+=(int);
+  String& operator+=(unsigned);
+  bool operator==(const char*) const;
+  unsigned length() const;
+  const char* c_str() const;
+  long toInt() const;
+  bool reserve(unsigned);
+};
+
+class IPAddress {
+ public:
+  bool operator==(const IPAddress&) const;
+  String toString() const;
+};
+
+struct HardwareSerial {
+  void begin(unsigned long);
+  int printf(const char*, ...) __attribute__((format(printf, 2, 3)));
+};
+extern HardwareSerial Serial;
+
+struct EspClass {
+  uint32_t getChipId();
+  void restart();
+};
+extern EspClass ESP;

@@ -1,0 +1,18 @@
+#pragma once
+#include <Arduino.h>
+enum WiFiMode_t { WIFI_OFF, WIFI_STA, WIFI_AP, WIFI_AP_STA };
+enum wl_status_t { WL_IDLE_STATUS, WL_CONNECTED = 3 };
+struct WiFiClient {
+  IPAddress localIP();
+};
+struct ESP8266WiFiClass {
+  void persistent(bool);
+  bool mode(WiFiMode_t);
+  bool setAutoReconnect(bool);
+  wl_status_t begin(const char*, const char*);
+  wl_status_t status();
+  bool softAP(const char*, const char*);
+  bool softAPdisconnect(bool);
+  IPAddress softAPIP();
+};
+extern ESP8266WiFiClass WiFi;
