@@ -14,6 +14,9 @@ php -m 2>/dev/null | grep -qi '^sqlite3$' || need+=(php-sqlite3)
 php -m 2>/dev/null | grep -qi '^pdo_mysql$' || need+=(php-mysql)
 php -m 2>/dev/null | grep -qi '^apcu$' || need+=(php-apcu)
 command -v phpunit >/dev/null 2>&1 || need+=(phpunit)
+# firmware/ host tests (make -C firmware test): g++ with its ASan/UBSan runtimes, make
+command -v g++ >/dev/null 2>&1 || need+=(g++)
+command -v make >/dev/null 2>&1 || need+=(make)
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
