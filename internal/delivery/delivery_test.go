@@ -134,34 +134,19 @@ func TestRetriesThenSuccess(t *testing.T) {
 	}
 }
 
-// waitStatus polls the admin API for a delivery's status: the record is
-// written right after the handler answered, so this returns at once in
-// practice; the loop only covers that gap.
+// waitStatus waits until a delivery's record has status want.
 func waitStatus(t *testing.T, e *env, id, want string) delivery.Record {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	for {
-		recs := e.svc.List(delivery.Filter{})
-		for _, r := range recs {
-			if r.ID == id && r.Status == want {
-				return r
-			}
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("delivery %s never reached %s: %+v", id, want, recs)
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
+	return waitRecord(t, e, id, func(r delivery.Record) bool { return r.Status == want })
 }
 
-// waitRecord polls the admin API until a delivery's record satisfies ok.
+// waitRecord waits until a delivery's record satisfies ok, woken by each
+// record change (no polling).
 func waitRecord(t *testing.T, e *env, id string, ok func(delivery.Record) bool) delivery.Record {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	timeout := time.After(20 * time.Second)
 	for {
+		changed := e.svc.RecordsChanged() // before looking: no change is missed
 		recs := e.svc.List(delivery.Filter{})
 		for _, r := range recs {
 			if r.ID == id && ok(r) {
@@ -169,10 +154,36 @@ func waitRecord(t *testing.T, e *env, id string, ok func(delivery.Record) bool) 
 			}
 		}
 		select {
-		case <-ctx.Done():
+		case <-timeout:
 			t.Fatalf("delivery %s never reached the wanted state: %+v", id, recs)
-		case <-time.After(5 * time.Millisecond):
+		case <-changed:
 		}
+	}
+}
+
+// waitQueued waits until the handler's queue holds n messages (taken or
+// not): evidence that an event reached the worker's queue. It fails at
+// once if h was called during its hold.
+func waitQueued(t *testing.T, svc *delivery.Service, key string, n int64, h *recorder) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if c := h.early.Load(); c != 0 {
+			t.Fatalf("handler %s called %d times while it must not be", key, c)
+		}
+		hs, err := svc.Admin().ListHandlers(context.Background(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range hs.Handlers {
+			if h.Key == key && h.Pending == n {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("handler %s: queue never held %d: %v", key, n, hs)
+		}
+		<-time.After(5 * time.Millisecond) // broker state: no change notification to wait on
 	}
 }
 
@@ -268,10 +279,18 @@ func TestTokenFreshAtDelivery(t *testing.T) {
 	e.post(item(h.URL, "ONAPPINSTALL", 1, func(m map[string]any) {
 		m["additional"].(map[string]any)["sendRefreshToken"] = true
 	}))
-	select {
-	case <-h.hits:
+	// Positive evidence that the delivery reached the point of calling the
+	// handler and waited instead: authprovider refused it twice (a retry
+	// after the back-off).
+	for range 2 {
+		select {
+		case <-e.auth.refusals:
+		case <-time.After(20 * time.Second):
+			t.Fatal("delivery never asked authprovider")
+		}
+	}
+	if len(h.hits) != 0 {
 		t.Fatal("delivered without an auth block")
-	case <-time.After(300 * time.Millisecond): // negative check: nothing may arrive while auth is down
 	}
 	e.auth.down.Store(false)
 	first, second := h.next(t), h.next(t)
@@ -396,16 +415,17 @@ func TestPausedHandlerWaits(t *testing.T) {
 	if _, err := e.svc.SetPaused(context.Background(), rec.Handler, true); err != nil {
 		t.Fatal(err)
 	}
+	h.hold.Store(true)
 	e.post(item(h.URL, "ONCRMDEALADD", 2))
-	select {
-	case <-h.hits:
-		t.Fatal("paused handler called")
-	case <-time.After(300 * time.Millisecond): // negative check
-	}
+	waitQueued(t, e.svc, rec.Handler, 1, h) // the event is there for the worker to take
 	if _, err := e.svc.SetPaused(context.Background(), rec.Handler, false); err != nil {
 		t.Fatal(err)
 	}
+	h.hold.Store(false)
 	h.next(t)
+	if n := h.early.Load(); n != 0 {
+		t.Fatalf("paused handler called %d times", n)
+	}
 }
 
 func TestIngestAuthentication(t *testing.T) {
@@ -480,20 +500,21 @@ func TestCircuitBreakerPausesFailingHandler(t *testing.T) {
 	h.next(t)
 	// The first attempt's record is "retrying" too: wait for the second's
 	// (the breaker counts the failure before the record is written).
+	h.hold.Store(true)
 	rec := waitRecord(t, e, id, func(r delivery.Record) bool { return r.Status == delivery.StatusRetrying && r.Attempts == 2 })
 	hs, err := e.svc.Admin().ListHandlers(context.Background(), nil)
 	if err != nil || len(hs.Handlers) != 1 || hs.Handlers[0].Breaker != delivery.BreakerOpen {
 		t.Fatalf("handlers = %v, %v", hs, err)
 	}
-	select {
-	case <-h.hits:
-		t.Fatal("called while the circuit is open")
-	case <-time.After(300 * time.Millisecond): // negative check: the retry was due after 10ms
-	}
+	waitQueued(t, e.svc, rec.Handler, 1, h) // the retry (due after 10ms) is queued
 	if _, err := e.svc.SetPaused(context.Background(), rec.Handler, false); err != nil {
 		t.Fatal(err)
 	}
+	h.hold.Store(false)
 	h.next(t)
+	if n := h.early.Load(); n != 0 {
+		t.Fatalf("called %d times while the circuit was open", n)
+	}
 	waitStatus(t, e, id, delivery.StatusDelivered)
 }
 
@@ -575,16 +596,17 @@ func TestPauseSurvivesRestart(t *testing.T) {
 	if r, err := svc2.Admin().GetDelivery(ctx, &relayv1.GetDeliveryRequest{Id: id}); err != nil || r.Status != delivery.StatusDelivered {
 		t.Errorf("record after restart: %v %v", r, err)
 	}
+	h.hold.Store(true)
 	e.post(item(h.URL, "ONCRMDEALADD", 2))
-	select {
-	case <-h.hits:
-		t.Fatal("paused handler called after a restart")
-	case <-time.After(300 * time.Millisecond): // negative check
-	}
+	waitQueued(t, svc2, rec.Handler, 1, h) // the event is there for the worker to take
 	if _, err := svc2.SetPaused(ctx, rec.Handler, false); err != nil {
 		t.Fatal(err)
 	}
+	h.hold.Store(false)
 	h.next(t)
+	if n := h.early.Load(); n != 0 {
+		t.Fatalf("paused handler called %d times after a restart", n)
+	}
 }
 
 // A call larger than one broker message (NATS's 1 MiB default) is stored

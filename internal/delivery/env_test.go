@@ -42,10 +42,16 @@ type eventAuth struct {
 	minted   atomic.Int64
 	verified atomic.Int64
 	down     atomic.Bool
+	// refusals gets one value per Build refused while down.
+	refusals chan struct{}
 }
 
 func (e *eventAuth) Build(_ context.Context, r *tokenv1.BuildEventAuthRequest) (*tokenv1.BuildEventAuthResponse, error) {
 	if e.down.Load() {
+		select {
+		case e.refusals <- struct{}{}:
+		default:
+		}
 		return nil, status.Error(codes.Unavailable, "down for the test")
 	}
 	f := func(k, v string) *tokenv1.Field { return &tokenv1.Field{Key: k, Value: v} }
@@ -119,7 +125,7 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 	if err := events.Setup(ctx, js, events.StreamsConfig{}); err != nil {
 		t.Fatal(err)
 	}
-	ea := &eventAuth{}
+	ea := &eventAuth{refusals: make(chan struct{}, 100)}
 	conn, err := grpc.NewClient(startEventAuth(t, ea), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -214,11 +220,18 @@ type recorder struct {
 	hits chan hit
 	mu   sync.Mutex
 	plan []int
+	// hold marks a stretch in which no request may arrive; early counts
+	// the requests that arrived during one.
+	hold  atomic.Bool
+	early atomic.Int64
 }
 
 func newRecorder(t *testing.T, plan ...int) *recorder {
 	r := &recorder{hits: make(chan hit, 1000), plan: plan}
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if r.hold.Load() {
+			r.early.Add(1)
+		}
 		b, _ := io.ReadAll(req.Body)
 		r.mu.Lock()
 		code := 200

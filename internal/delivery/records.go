@@ -56,6 +56,9 @@ type records struct {
 	order   []string // first-seen order, oldest first
 	pending []Record
 	kick    chan struct{}
+	// changed is closed (and dropped) on the next record change; made only
+	// when someone waits for one (see changes).
+	changed chan struct{}
 }
 
 const (
@@ -74,6 +77,10 @@ func (r *records) update(rec Record, overwrite bool) {
 	if !r.apply(rec, overwrite) {
 		return
 	}
+	if r.changed != nil {
+		close(r.changed)
+		r.changed = nil
+	}
 	r.pending = append(r.pending, rec)
 	if len(r.pending) >= flushMax {
 		select {
@@ -81,6 +88,16 @@ func (r *records) update(rec Record, overwrite bool) {
 		default:
 		}
 	}
+}
+
+// changes returns a channel closed on the next record change.
+func (r *records) changes() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.changed == nil {
+		r.changed = make(chan struct{})
+	}
+	return r.changed
 }
 
 func (r *records) apply(rec Record, overwrite bool) bool {
