@@ -30,4 +30,4 @@ if [ -x bitrix-module/tests/run.sh ]; then
 fi
 
 echo "== firmware"
-make -C firmware test
+make --no-print-directory -C firmware test
