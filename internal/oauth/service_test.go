@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,24 +14,8 @@ import (
 	"github.com/isobox/isobox/internal/testkit"
 )
 
-// clock is a test clock: real time plus an offset the test moves forward,
-// so that fosite's own time.Now() calls and ours agree.
-type clock struct {
-	mu  sync.Mutex
-	off time.Duration
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.off)
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.off += d
-	c.mu.Unlock()
-}
+// clock is the shared test clock.
+type clock = testkit.Clock
 
 func newService(t *testing.T, db *store.DB, cfg oauth.Config) (*oauth.Service, *clock) {
 	t.Helper()

@@ -23,23 +23,8 @@ import (
 	"github.com/isobox/isobox/internal/validator"
 )
 
-// clock is real time plus an offset the test moves forward.
-type clock struct {
-	mu  sync.Mutex
-	off time.Duration
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.off)
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.off += d
-	c.mu.Unlock()
-}
+// clock is the shared test clock.
+type clock = testkit.Clock
 
 // relayStub is eventrelay's ingest as seen from authprovider: a real HTTP
 // server on loopback that stores what it accepts, and can be "down" (503).

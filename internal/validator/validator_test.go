@@ -14,23 +14,8 @@ import (
 	"github.com/isobox/isobox/internal/validator"
 )
 
-// clock is real time plus an offset the test moves forward.
-type clock struct {
-	mu  sync.Mutex
-	off time.Duration
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.off)
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.off += d
-	c.mu.Unlock()
-}
+// clock is the shared test clock.
+type clock = testkit.Clock
 
 // counting wraps the OAuth service and counts database lookups.
 type counting struct {
