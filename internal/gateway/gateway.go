@@ -8,8 +8,10 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -31,8 +33,7 @@ func New(opts ...runtime.ServeMuxOption) *runtime.ServeMux {
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
 		}),
 		runtime.WithErrorHandler(func(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, _ *http.Request, err error) {
-			st := status.Convert(err)
-			bitrix.WriteError(w, bitrix.NewError(runtime.HTTPStatusFromCode(st.Code()), CodeName(st.Code()), st.Message()))
+			bitrix.WriteError(w, FromStatus(status.Convert(err)))
 		}),
 	}
 	return runtime.NewServeMux(append(base, opts...)...)
@@ -78,4 +79,39 @@ func Connect(ctx context.Context, mux *runtime.ServeMux, addr string, regs []Reg
 		}
 	}
 	return conn, nil
+}
+
+// errorDomain marks the ErrorInfo detail that carries a Bitrix error code.
+const errorDomain = "isobox.bitrix"
+
+// Status returns a gRPC status error of code c that carries e: gRPC
+// callers see c and e.Description, and the REST face renders e exactly
+// (its Bitrix code, such as ERROR_OAUTH, and its HTTP status), which
+// clients like the portal's app.layout component act on.
+func Status(c codes.Code, e *bitrix.Error) error {
+	st := status.New(c, e.Description)
+	withInfo, err := st.WithDetails(&errdetails.ErrorInfo{
+		Reason:   e.Code,
+		Domain:   errorDomain,
+		Metadata: map[string]string{"http_status": strconv.Itoa(e.Status)},
+	})
+	if err != nil {
+		return st.Err()
+	}
+	return withInfo.Err()
+}
+
+// FromStatus is the Bitrix error for a gRPC status: the one Status put in
+// it, or a generic code derived from the gRPC code.
+func FromStatus(st *status.Status) *bitrix.Error {
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.Domain == errorDomain {
+			httpStatus, err := strconv.Atoi(info.Metadata["http_status"])
+			if err != nil || httpStatus < 400 || httpStatus > 599 {
+				httpStatus = runtime.HTTPStatusFromCode(st.Code())
+			}
+			return bitrix.NewError(httpStatus, info.Reason, st.Message())
+		}
+	}
+	return bitrix.NewError(runtime.HTTPStatusFromCode(st.Code()), CodeName(st.Code()), st.Message())
 }

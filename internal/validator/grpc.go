@@ -12,6 +12,7 @@ import (
 
 	tokenv1 "github.com/isobox/isobox/api/isobox/token/v1"
 	"github.com/isobox/isobox/internal/grpcauth"
+	"github.com/isobox/isobox/internal/gateway"
 	"github.com/isobox/isobox/internal/oauth"
 	"github.com/isobox/isobox/internal/secret"
 )
@@ -147,12 +148,12 @@ func (g *PortalTokensServer) MintCode(ctx context.Context, req *tokenv1.MintCode
 // Bitrix description (the gateway renders it as Bitrix JSON).
 func (g *PortalTokensServer) grpcError(what string, err error) error {
 	switch {
-	case errors.Is(err, ErrNotInstalled):
-		return status.Error(codes.FailedPrecondition, errNotInstalled.Description)
+	case errors.Is(err, ErrNotInstalled), errors.Is(err, oauth.ErrInvalidClient):
+		// ERROR_OAUTH "Application not installed" is the exact pair the
+		// portal's app.layout reacts to by reinstalling the app.
+		return gateway.Status(codes.FailedPrecondition, errNotInstalled)
 	case errors.Is(err, oauth.ErrInvalidScope):
-		return status.Error(codes.InvalidArgument, errInvalidScope.Description)
-	case errors.Is(err, oauth.ErrInvalidClient):
-		return status.Error(codes.FailedPrecondition, errNotInstalled.Description)
+		return gateway.Status(codes.InvalidArgument, errInvalidScope)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return status.FromContextError(err).Err()
 	}

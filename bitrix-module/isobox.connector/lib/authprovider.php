@@ -165,9 +165,9 @@ class AuthProvider extends Provider implements AuthProviderInterface
 		{
 			return ['error' => 'CONNECTION_ERROR', 'error_description' => 'Error connecting to authorization server'];
 		}
-		// bitrix:app.layout reinstalls the app on exactly this pair; isobox's
-		// gateway renders the refusal as a generic request error with the
-		// Bitrix text, so the Bitrix code is restored here.
+		// bitrix:app.layout reinstalls the app on exactly this pair. isobox
+		// sends ERROR_OAUTH itself; builds before that sent a generic
+		// request error with the Bitrix text, so the code is restored here.
 		if ($error['error_description'] === self::NOT_INSTALLED)
 		{
 			$error['error'] = 'ERROR_OAUTH';
