@@ -11,8 +11,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	tokenv1 "github.com/isobox/isobox/api/isobox/token/v1"
-	"github.com/isobox/isobox/internal/grpcauth"
 	"github.com/isobox/isobox/internal/gateway"
+	"github.com/isobox/isobox/internal/grpcauth"
 	"github.com/isobox/isobox/internal/oauth"
 	"github.com/isobox/isobox/internal/secret"
 )
