@@ -866,3 +866,33 @@ func TestSlowSubscriberIsDroppedAndCatchesUpFromHistory(t *testing.T) {
 		commands(frame)
 	}
 }
+
+// A backlog replays in frames the ESP8266 relays' WebSocket library takes
+// (it refuses frames over 15 KiB): many messages, none lost, none too big.
+func TestReplayFramesStaySmallForDevices(t *testing.T) {
+	r := startRelay(t, testkit.NATS(t).ClientURL(), nil)
+	s := r.srv.cfg.Signer
+	ch := newID()
+	const n = 300
+	bodies := make([]string, n)
+	for i := range bodies {
+		bodies[i] = body(strings.Repeat("x", 40) + strconv.Itoa(i))
+	}
+	if code, _ := r.publishBatch(t, batchOf(bodies, ch)); code != 200 {
+		t.Fatalf("publish = %d", code)
+	}
+	r.waitDispatched(t, n)
+	c := r.dial(t, "CHANNEL_ID="+s.SignChannel(ch)+"&mid="+r.startMid())
+	got, frames := 0, 0
+	for got < n {
+		_, frame := read(t, c)
+		frames++
+		if len(frame) > 15<<10 {
+			t.Fatalf("frame %d is %d bytes, over 15 KiB", frames, len(frame))
+		}
+		got += len(parseFrame(t, frame))
+	}
+	if got != n || frames < 2 {
+		t.Fatalf("%d messages in %d frames", got, frames)
+	}
+}

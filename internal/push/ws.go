@@ -128,18 +128,23 @@ func (ws *wsConn) kick() {
 }
 
 // A frame carries at most maxFrameItems messages and, unless one message
-// alone is larger, maxFrameBytes of bodies, so that a backlog goes out as
-// several frames a client can take one by one.
+// alone is larger, maxFrameBytes, so that a backlog goes out as several
+// frames a client can take one by one. Each message counts its body plus
+// msgOverhead for its envelope (markers, id, mid, channel, time, tag), so
+// 12 KiB stays under the 15 KiB frame limit of the ESP8266 WebSocket
+// library the LAN relays (firmware/) use: a relay reconnecting after a long
+// outage must be able to take its replay.
 const (
 	maxFrameItems = 256
-	maxFrameBytes = 256 << 10
+	maxFrameBytes = 12 << 10
+	msgOverhead   = 256
 )
 
 // frameCut returns how many of items go into the next frame.
 func frameCut(items []item) int {
 	n := 0
 	for i, it := range items {
-		n += len(it.m.body)
+		n += len(it.m.body) + msgOverhead
 		if i > 0 && (i == maxFrameItems || n > maxFrameBytes) {
 			return i
 		}
