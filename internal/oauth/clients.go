@@ -168,7 +168,8 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// DeleteClient deletes a client and revokes every token it holds.
+// DeleteClient deletes a client and revokes every token it holds; for a
+// portal, also every token and code issued for that portal.
 func (s *Service) DeleteClient(ctx context.Context, id string) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM oauth_clients WHERE id = ?`, id)
@@ -178,10 +179,12 @@ func (s *Service) DeleteClient(ctx context.Context, id string) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return ErrNotFound
 		}
-		if _, err := s.revokeWhere(ctx, tx, "client_id = ?", id); err != nil {
+		// A deleted portal takes the tokens issued for it along (its apps'
+		// tokens too): nothing issued for a portal that is gone may pass.
+		if _, err := s.revokeWhere(ctx, tx, "(client_id = ? OR portal = ?)", id, id); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE oauth_codes SET used_at = ? WHERE client_id = ? AND used_at = 0`, s.now().Unix(), id)
+		_, err = tx.ExecContext(ctx, `UPDATE oauth_codes SET used_at = ? WHERE (client_id = ? OR portal = ?) AND used_at = 0`, s.now().Unix(), id, id)
 		return err
 	})
 	if err != nil {

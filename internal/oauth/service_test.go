@@ -331,3 +331,35 @@ func TestEndpointsUseThePortalsScheme(t *testing.T) {
 		}
 	})
 }
+
+// Deleting a portal revokes what was issued for it, its apps' tokens and
+// codes included: nothing issued for a portal that is gone may pass.
+func TestDeletingAPortalRevokesItsTokens(t *testing.T) {
+	testkit.ForEachStore(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		s, _ := newService(t, db, oauth.Config{})
+		p, _, err := s.CreateClient(ctx, oauth.Client{Kind: oauth.KindPortal, Host: "box.lan"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, _, _ := s.CreateClient(ctx, oauth.Client{Kind: oauth.KindPortal, Host: "other.lan"})
+		app, _, _ := s.CreateClient(ctx, oauth.Client{Scope: []string{"crm"}, Portal: p.ID})
+		mine, err := s.Issue(ctx, oauth.Grant{ClientID: app.ID, UserID: 1, Portal: p.ID}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		theirs, err := s.Issue(ctx, oauth.Grant{ClientID: app.ID, UserID: 1, Portal: other.ID}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteClient(ctx, p.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Lookup(ctx, mine.AccessToken); !errors.Is(err, oauth.ErrInvalidToken) {
+			t.Fatalf("token issued for the deleted portal: %v", err)
+		}
+		if _, err := s.Lookup(ctx, theirs.AccessToken); err != nil {
+			t.Fatalf("another portal's token was revoked too: %v", err)
+		}
+	})
+}
