@@ -134,6 +134,16 @@ func (eventAuth) Build(_ context.Context, r *tokenv1.BuildEventAuthRequest) (*to
 		f("server_endpoint", "http://auth.lan/rest/"), f("member_id", "0123456789abcdef0123456789abcdef"), f("application_token", r.ApplicationToken)}}, nil
 }
 
+// BuildBatch answers each request as Build does.
+func (a eventAuth) BuildBatch(ctx context.Context, r *tokenv1.BuildEventAuthBatchRequest) (*tokenv1.BuildEventAuthBatchResponse, error) {
+	out := &tokenv1.BuildEventAuthBatchResponse{Results: make([]*tokenv1.BuildEventAuthResult, len(r.GetRequests()))}
+	for i, req := range r.GetRequests() {
+		b, _ := a.Build(ctx, req)
+		out.Results[i] = &tokenv1.BuildEventAuthResult{Auth: b.GetAuth()}
+	}
+	return out, nil
+}
+
 func (eventAuth) VerifyPortal(context.Context, *tokenv1.VerifyPortalRequest) (*tokenv1.VerifyPortalResponse, error) {
 	return &tokenv1.VerifyPortalResponse{Ok: true}, nil
 }

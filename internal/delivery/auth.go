@@ -29,6 +29,24 @@ type AuthBuilder interface {
 	BuildAuth(ctx context.Context, req *tokenv1.BuildEventAuthRequest) ([]*tokenv1.Field, error)
 }
 
+// BatchAuthBuilder is an AuthBuilder that can also build several auth
+// blocks in one call (EventAuth.BuildBatch). The worker uses it to ask
+// once for a whole group instead of once per delivery.
+type BatchAuthBuilder interface {
+	AuthBuilder
+	// BuildAuthBatch answers each request at the same index. An error
+	// means the call failed as a whole (nothing was built); a result's
+	// Err is that item's refusal (wrapping ErrAuthRefused) or a transient
+	// failure of that item alone.
+	BuildAuthBatch(ctx context.Context, reqs []*tokenv1.BuildEventAuthRequest) ([]AuthResult, error)
+}
+
+// AuthResult is one item's answer of BuildAuthBatch.
+type AuthResult struct {
+	Fields []*tokenv1.Field
+	Err    error
+}
+
 // ErrAuthRefused wraps authprovider's refusal to build auth for an event.
 var ErrAuthRefused = errors.New("authprovider refused the event")
 
@@ -43,13 +61,47 @@ func (g GRPCAuth) BuildAuth(ctx context.Context, req *tokenv1.BuildEventAuthRequ
 	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+g.ServiceKey)
 	resp, err := g.Client.Build(ctx, req)
 	if err != nil {
-		switch status.Code(err) {
-		case codes.FailedPrecondition, codes.NotFound, codes.InvalidArgument, codes.PermissionDenied:
+		if refusal(status.Code(err)) {
 			return nil, fmt.Errorf("%w: %s", ErrAuthRefused, status.Convert(err).Message())
 		}
 		return nil, fmt.Errorf("delivery: EventAuth.Build: %w", err)
 	}
 	return resp.GetAuth(), nil
+}
+
+// refusal reports whether authprovider's answer says the event must not
+// be delivered (as opposed to "not now").
+func refusal(c codes.Code) bool {
+	switch c {
+	case codes.FailedPrecondition, codes.NotFound, codes.InvalidArgument, codes.PermissionDenied:
+		return true
+	}
+	return false
+}
+
+// BuildAuthBatch implements BatchAuthBuilder with EventAuth.BuildBatch.
+func (g GRPCAuth) BuildAuthBatch(ctx context.Context, reqs []*tokenv1.BuildEventAuthRequest) ([]AuthResult, error) {
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+g.ServiceKey)
+	resp, err := g.Client.BuildBatch(ctx, &tokenv1.BuildEventAuthBatchRequest{Requests: reqs})
+	if err != nil {
+		return nil, fmt.Errorf("delivery: EventAuth.BuildBatch: %w", err)
+	}
+	rs := resp.GetResults()
+	if len(rs) != len(reqs) {
+		return nil, fmt.Errorf("delivery: EventAuth.BuildBatch: %d results for %d requests", len(rs), len(reqs))
+	}
+	out := make([]AuthResult, len(rs))
+	for i, r := range rs {
+		switch c := codes.Code(r.GetCode()); {
+		case c == codes.OK:
+			out[i].Fields = r.GetAuth()
+		case refusal(c):
+			out[i].Err = fmt.Errorf("%w: %s", ErrAuthRefused, r.GetErrorDescription())
+		default:
+			out[i].Err = fmt.Errorf("delivery: EventAuth.BuildBatch item %d: %s: %s", i, c, r.GetErrorDescription())
+		}
+	}
+	return out, nil
 }
 
 // VerifyPortal implements events.PortalVerifier with EventAuth.VerifyPortal.

@@ -41,12 +41,45 @@ type eventAuth struct {
 	tokenv1.UnimplementedEventAuthServer
 	minted   atomic.Int64
 	verified atomic.Int64
+	builds   atomic.Int64 // Build calls
+	batches  atomic.Int64 // BuildBatch calls
 	down     atomic.Bool
 	// refusals gets one value per Build refused while down.
 	refusals chan struct{}
 }
 
-func (e *eventAuth) Build(_ context.Context, r *tokenv1.BuildEventAuthRequest) (*tokenv1.BuildEventAuthResponse, error) {
+func (e *eventAuth) Build(ctx context.Context, r *tokenv1.BuildEventAuthRequest) (*tokenv1.BuildEventAuthResponse, error) {
+	e.builds.Add(1)
+	return e.build(ctx, r)
+}
+
+// BuildBatch answers each request as Build does; refusedEvent is refused
+// item by item, as authprovider refuses an app that is not installed.
+func (e *eventAuth) BuildBatch(ctx context.Context, r *tokenv1.BuildEventAuthBatchRequest) (*tokenv1.BuildEventAuthBatchResponse, error) {
+	e.batches.Add(1)
+	if e.down.Load() {
+		return nil, status.Error(codes.Unavailable, "down for the test")
+	}
+	out := &tokenv1.BuildEventAuthBatchResponse{}
+	for _, req := range r.GetRequests() {
+		b, err := e.build(ctx, req)
+		if err != nil {
+			st := status.Convert(err)
+			out.Results = append(out.Results, &tokenv1.BuildEventAuthResult{Code: int32(st.Code()), Error: "ERROR_OAUTH", ErrorDescription: st.Message()})
+			continue
+		}
+		out.Results = append(out.Results, &tokenv1.BuildEventAuthResult{Auth: b.GetAuth()})
+	}
+	return out, nil
+}
+
+// refusedEvent is an event name the stand-in refuses (FailedPrecondition).
+const refusedEvent = "ONREFUSEDFORTEST"
+
+func (e *eventAuth) build(_ context.Context, r *tokenv1.BuildEventAuthRequest) (*tokenv1.BuildEventAuthResponse, error) {
+	if r.Event == refusedEvent {
+		return nil, status.Error(codes.FailedPrecondition, "Application not installed")
+	}
 	if e.down.Load() {
 		select {
 		case e.refusals <- struct{}{}:

@@ -11,8 +11,12 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	tokenv1 "github.com/isobox/isobox/api/isobox/token/v1"
 )
@@ -37,6 +41,9 @@ type sender struct {
 	client  *http.Client
 	secrets *Secrets
 	auth    *authCache
+	// noBatch is set once authprovider answers that it has no BuildBatch
+	// (an older version): items then ask one by one without trying again.
+	noBatch atomic.Bool
 }
 
 func newSender(cfg Config, secrets *Secrets) *sender {
@@ -152,21 +159,99 @@ func (s *sender) checkURL(raw string) (*url.URL, error) {
 	return u, nil
 }
 
-// deliver builds the payload (asking authprovider for the auth block,
-// waiting while it is unreachable), signs it and POSTs it once.
-func (s *sender) deliver(ctx context.Context, portal string, e entry) result {
-	v := viewOf(e.Form)
-	r := s.attempt(ctx, portal, e, v)
+// prebuilt is an item's auth block (or its refusal) asked for with the
+// rest of its group in one EventAuth.BuildBatch call.
+type prebuilt struct {
+	fields []*tokenv1.Field
+	err    error // wraps ErrAuthRefused
+	at     time.Time
+}
+
+// maxPrebuiltAge bounds how old a prebuilt auth block may be when its
+// delivery is attempted (a group's items wait for free slots); an older
+// one is built again, so every delivery carries a fresh token.
+const maxPrebuiltAge = 30 * time.Second
+
+// maxAuthBatch is the most requests sent in one BuildBatch call
+// (authprovider's bound).
+const maxAuthBatch = 256
+
+// prebuild asks authprovider, in as few BuildBatch calls as possible, for
+// the auth blocks of the items of a group that need one (a valid URL and
+// no cached answer). It returns one entry per item, nil where the item
+// builds its own at attempt time: when the builder cannot batch, when the
+// call fails (authprovider unreachable: each item then waits on its own,
+// as before) or when that item alone failed transiently.
+func (s *sender) prebuild(ctx context.Context, portal string, views []view) []*prebuilt {
+	bb, ok := s.cfg.Auth.(BatchAuthBuilder)
+	out := make([]*prebuilt, len(views))
+	if !ok || len(views) < 2 || s.noBatch.Load() {
+		return out
+	}
+	now := time.Now()
+	var reqs []*tokenv1.BuildEventAuthRequest
+	var idx []int
+	for i, v := range views {
+		if _, err := s.checkURL(v.url); err != nil {
+			continue
+		}
+		req := authRequestOf(portal, v)
+		if s.auth.ttl > 0 {
+			if _, ok := s.auth.get(cacheKey(req), now); ok {
+				continue
+			}
+		}
+		reqs, idx = append(reqs, req), append(idx, i)
+	}
+	for len(reqs) > 0 {
+		n := min(len(reqs), maxAuthBatch)
+		bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		rs, err := bb.BuildAuthBatch(bctx, reqs[:n])
+		cancel()
+		if err != nil {
+			if status.Code(err) == codes.Unimplemented {
+				s.noBatch.Store(true)
+			}
+			s.cfg.Log.Debug("delivery: BuildBatch failed, items build their own auth", "err", err)
+			return out
+		}
+		at := time.Now()
+		for j, r := range rs {
+			switch {
+			case r.Err == nil:
+				if s.auth.ttl > 0 {
+					s.auth.put(cacheKey(reqs[j]), r.Fields, at)
+				}
+				out[idx[j]] = &prebuilt{fields: r.Fields, at: at}
+			case errors.Is(r.Err, ErrAuthRefused):
+				out[idx[j]] = &prebuilt{err: r.Err, at: at}
+			}
+		}
+		reqs, idx = reqs[n:], idx[n:]
+	}
+	return out
+}
+
+// deliver builds the payload (with the prebuilt auth block when there is
+// a fresh one, else asking authprovider, waiting while it is unreachable),
+// signs it and POSTs it once.
+func (s *sender) deliver(ctx context.Context, portal string, e entry, v view, pre *prebuilt) result {
+	r := s.attempt(ctx, portal, e, v, pre)
 	r.event = v.event
 	return r
 }
 
-func (s *sender) attempt(ctx context.Context, portal string, e entry, v view) result {
+func (s *sender) attempt(ctx context.Context, portal string, e entry, v view, pre *prebuilt) result {
 	u, err := s.checkURL(v.url)
 	if err != nil {
 		return result{permanent: true, err: err.Error()}
 	}
-	fields, err := s.buildAuth(ctx, e.ID, authRequestOf(portal, v))
+	var fields []*tokenv1.Field
+	if pre != nil && time.Since(pre.at) < maxPrebuiltAge {
+		fields, err = pre.fields, pre.err
+	} else {
+		fields, err = s.buildAuth(ctx, e.ID, authRequestOf(portal, v))
+	}
 	if errors.Is(err, ErrAuthRefused) {
 		return result{permanent: true, err: err.Error()}
 	}
@@ -221,16 +306,19 @@ func (s *sender) attempt(ctx context.Context, portal string, e entry, v view) re
 // meanwhile). It fails only on a refusal (ErrAuthRefused) or when ctx
 // ends first.
 func (s *sender) buildAuth(ctx context.Context, id string, req *tokenv1.BuildEventAuthRequest) ([]*tokenv1.Field, error) {
-	key := cacheKey(req)
-	if fields, ok := s.auth.get(key, time.Now()); ok {
-		return fields, nil
+	var key string
+	if s.auth.ttl > 0 {
+		key = cacheKey(req)
+		if fields, ok := s.auth.get(key, time.Now()); ok {
+			return fields, nil
+		}
 	}
 	wait := 200 * time.Millisecond
 	for {
 		bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		fields, err := s.cfg.Auth.BuildAuth(bctx, req)
 		cancel()
-		if err == nil {
+		if err == nil && s.auth.ttl > 0 {
 			s.auth.put(key, fields, time.Now())
 		}
 		if err == nil || errors.Is(err, ErrAuthRefused) {

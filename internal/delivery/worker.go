@@ -71,6 +71,14 @@ func (w *worker) setPaused(p bool) {
 	w.notifyLocked()
 }
 
+// open reports whether the handler takes deliveries now: not paused and
+// its circuit closed.
+func (w *worker) open() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return !w.h.Paused && w.openUntil.IsZero()
+}
+
 func (w *worker) breakerState() string {
 	now := w.s.cfg.Clock.Now()
 	w.mu.Lock()
@@ -272,6 +280,19 @@ func (w *worker) process(ctx context.Context, m jetstream.Msg) {
 	}()
 
 	attempt := g.Attempt + 1
+	views := make([]view, len(g.Entries))
+	for i, e := range g.Entries {
+		views[i] = viewOf(e.Form)
+	}
+	// One BuildBatch for the group's auth blocks instead of a call per
+	// delivery; only while the handler takes deliveries, so that no token
+	// is minted for an item that then waits out a cooldown.
+	var pre []*prebuilt
+	if w.open() {
+		pre = w.s.sender.prebuild(ctx, g.Portal, views)
+	} else {
+		pre = make([]*prebuilt, len(g.Entries))
+	}
 	outs := make([]outcome, len(g.Entries))
 	var wg sync.WaitGroup
 	aborted := false
@@ -292,7 +313,7 @@ func (w *worker) process(ctx context.Context, m jetstream.Msg) {
 		go func() {
 			defer wg.Done()
 			defer func() { w.slot <- struct{}{} }()
-			res := w.s.sender.deliver(ctx, g.Portal, e)
+			res := w.s.sender.deliver(ctx, g.Portal, e, views[i], pre[i])
 			if !res.aborted {
 				w.s.m.attempt(g.Handler, res)
 				if res.permanent && res.status == 0 {

@@ -27,6 +27,171 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type BuildEventAuthBatchRequest struct {
+	state         protoimpl.MessageState   `protogen:"open.v1"`
+	Requests      []*BuildEventAuthRequest `protobuf:"bytes,1,rep,name=requests,proto3" json:"requests,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BuildEventAuthBatchRequest) Reset() {
+	*x = BuildEventAuthBatchRequest{}
+	mi := &file_isobox_token_v1_token_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BuildEventAuthBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BuildEventAuthBatchRequest) ProtoMessage() {}
+
+func (x *BuildEventAuthBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_isobox_token_v1_token_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BuildEventAuthBatchRequest.ProtoReflect.Descriptor instead.
+func (*BuildEventAuthBatchRequest) Descriptor() ([]byte, []int) {
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *BuildEventAuthBatchRequest) GetRequests() []*BuildEventAuthRequest {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
+type BuildEventAuthBatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One per request, in the same order.
+	Results       []*BuildEventAuthResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BuildEventAuthBatchResponse) Reset() {
+	*x = BuildEventAuthBatchResponse{}
+	mi := &file_isobox_token_v1_token_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BuildEventAuthBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BuildEventAuthBatchResponse) ProtoMessage() {}
+
+func (x *BuildEventAuthBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_isobox_token_v1_token_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BuildEventAuthBatchResponse.ProtoReflect.Descriptor instead.
+func (*BuildEventAuthBatchResponse) Descriptor() ([]byte, []int) {
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *BuildEventAuthBatchResponse) GetResults() []*BuildEventAuthResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// BuildEventAuthResult is one request's answer in a batch: auth when it
+// was built, otherwise the refusal (the gRPC status code Build would have
+// returned, with the Bitrix error code and description).
+type BuildEventAuthResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Auth  []*Field               `protobuf:"bytes,1,rep,name=auth,proto3" json:"auth,omitempty"`
+	// 0 (OK) when auth was built; else a google.rpc.Code value:
+	// FAILED_PRECONDITION (app not installed), NOT_FOUND (unknown portal),
+	// UNAVAILABLE (try again later).
+	Code int32 `protobuf:"varint,2,opt,name=code,proto3" json:"code,omitempty"`
+	// Bitrix error code and description ("ERROR_OAUTH",
+	// "Application not installed").
+	Error            string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	ErrorDescription string `protobuf:"bytes,4,opt,name=error_description,json=errorDescription,proto3" json:"error_description,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *BuildEventAuthResult) Reset() {
+	*x = BuildEventAuthResult{}
+	mi := &file_isobox_token_v1_token_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BuildEventAuthResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BuildEventAuthResult) ProtoMessage() {}
+
+func (x *BuildEventAuthResult) ProtoReflect() protoreflect.Message {
+	mi := &file_isobox_token_v1_token_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BuildEventAuthResult.ProtoReflect.Descriptor instead.
+func (*BuildEventAuthResult) Descriptor() ([]byte, []int) {
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *BuildEventAuthResult) GetAuth() []*Field {
+	if x != nil {
+		return x.Auth
+	}
+	return nil
+}
+
+func (x *BuildEventAuthResult) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *BuildEventAuthResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *BuildEventAuthResult) GetErrorDescription() string {
+	if x != nil {
+		return x.ErrorDescription
+	}
+	return ""
+}
+
 type VerifyPortalRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ClientId      string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
@@ -37,7 +202,7 @@ type VerifyPortalRequest struct {
 
 func (x *VerifyPortalRequest) Reset() {
 	*x = VerifyPortalRequest{}
-	mi := &file_isobox_token_v1_token_proto_msgTypes[0]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -49,7 +214,7 @@ func (x *VerifyPortalRequest) String() string {
 func (*VerifyPortalRequest) ProtoMessage() {}
 
 func (x *VerifyPortalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_token_v1_token_proto_msgTypes[0]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -62,7 +227,7 @@ func (x *VerifyPortalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyPortalRequest.ProtoReflect.Descriptor instead.
 func (*VerifyPortalRequest) Descriptor() ([]byte, []int) {
-	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{0}
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *VerifyPortalRequest) GetClientId() string {
@@ -92,7 +257,7 @@ type VerifyPortalResponse struct {
 
 func (x *VerifyPortalResponse) Reset() {
 	*x = VerifyPortalResponse{}
-	mi := &file_isobox_token_v1_token_proto_msgTypes[1]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -104,7 +269,7 @@ func (x *VerifyPortalResponse) String() string {
 func (*VerifyPortalResponse) ProtoMessage() {}
 
 func (x *VerifyPortalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_token_v1_token_proto_msgTypes[1]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -117,7 +282,7 @@ func (x *VerifyPortalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyPortalResponse.ProtoReflect.Descriptor instead.
 func (*VerifyPortalResponse) Descriptor() ([]byte, []int) {
-	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{1}
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *VerifyPortalResponse) GetOk() bool {
@@ -153,7 +318,7 @@ type ValidateRequest struct {
 
 func (x *ValidateRequest) Reset() {
 	*x = ValidateRequest{}
-	mi := &file_isobox_token_v1_token_proto_msgTypes[2]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -165,7 +330,7 @@ func (x *ValidateRequest) String() string {
 func (*ValidateRequest) ProtoMessage() {}
 
 func (x *ValidateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_token_v1_token_proto_msgTypes[2]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -178,7 +343,7 @@ func (x *ValidateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateRequest.ProtoReflect.Descriptor instead.
 func (*ValidateRequest) Descriptor() ([]byte, []int) {
-	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{2}
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ValidateRequest) GetAccessToken() string {
@@ -222,7 +387,7 @@ type ValidateResponse struct {
 
 func (x *ValidateResponse) Reset() {
 	*x = ValidateResponse{}
-	mi := &file_isobox_token_v1_token_proto_msgTypes[3]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -234,7 +399,7 @@ func (x *ValidateResponse) String() string {
 func (*ValidateResponse) ProtoMessage() {}
 
 func (x *ValidateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_token_v1_token_proto_msgTypes[3]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -247,7 +412,7 @@ func (x *ValidateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateResponse.ProtoReflect.Descriptor instead.
 func (*ValidateResponse) Descriptor() ([]byte, []int) {
-	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{3}
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ValidateResponse) GetClientId() string {
@@ -340,7 +505,7 @@ type MintRequest struct {
 
 func (x *MintRequest) Reset() {
 	*x = MintRequest{}
-	mi := &file_isobox_token_v1_token_proto_msgTypes[4]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -352,7 +517,7 @@ func (x *MintRequest) String() string {
 func (*MintRequest) ProtoMessage() {}
 
 func (x *MintRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_token_v1_token_proto_msgTypes[4]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -365,7 +530,7 @@ func (x *MintRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MintRequest.ProtoReflect.Descriptor instead.
 func (*MintRequest) Descriptor() ([]byte, []int) {
-	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{4}
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *MintRequest) GetClientId() string {
@@ -417,7 +582,7 @@ type MintResponse struct {
 
 func (x *MintResponse) Reset() {
 	*x = MintResponse{}
-	mi := &file_isobox_token_v1_token_proto_msgTypes[5]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -429,7 +594,7 @@ func (x *MintResponse) String() string {
 func (*MintResponse) ProtoMessage() {}
 
 func (x *MintResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_token_v1_token_proto_msgTypes[5]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -442,7 +607,7 @@ func (x *MintResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MintResponse.ProtoReflect.Descriptor instead.
 func (*MintResponse) Descriptor() ([]byte, []int) {
-	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{5}
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *MintResponse) GetAccessToken() string {
@@ -541,7 +706,7 @@ type MintCodeRequest struct {
 
 func (x *MintCodeRequest) Reset() {
 	*x = MintCodeRequest{}
-	mi := &file_isobox_token_v1_token_proto_msgTypes[6]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -553,7 +718,7 @@ func (x *MintCodeRequest) String() string {
 func (*MintCodeRequest) ProtoMessage() {}
 
 func (x *MintCodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_token_v1_token_proto_msgTypes[6]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -566,7 +731,7 @@ func (x *MintCodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MintCodeRequest.ProtoReflect.Descriptor instead.
 func (*MintCodeRequest) Descriptor() ([]byte, []int) {
-	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{6}
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *MintCodeRequest) GetClientId() string {
@@ -612,7 +777,7 @@ type MintCodeResponse struct {
 
 func (x *MintCodeResponse) Reset() {
 	*x = MintCodeResponse{}
-	mi := &file_isobox_token_v1_token_proto_msgTypes[7]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -624,7 +789,7 @@ func (x *MintCodeResponse) String() string {
 func (*MintCodeResponse) ProtoMessage() {}
 
 func (x *MintCodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_token_v1_token_proto_msgTypes[7]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -637,7 +802,7 @@ func (x *MintCodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MintCodeResponse.ProtoReflect.Descriptor instead.
 func (*MintCodeResponse) Descriptor() ([]byte, []int) {
-	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{7}
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *MintCodeResponse) GetCode() string {
@@ -711,7 +876,7 @@ type BuildEventAuthRequest struct {
 
 func (x *BuildEventAuthRequest) Reset() {
 	*x = BuildEventAuthRequest{}
-	mi := &file_isobox_token_v1_token_proto_msgTypes[8]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -723,7 +888,7 @@ func (x *BuildEventAuthRequest) String() string {
 func (*BuildEventAuthRequest) ProtoMessage() {}
 
 func (x *BuildEventAuthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_token_v1_token_proto_msgTypes[8]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -736,7 +901,7 @@ func (x *BuildEventAuthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildEventAuthRequest.ProtoReflect.Descriptor instead.
 func (*BuildEventAuthRequest) Descriptor() ([]byte, []int) {
-	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{8}
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *BuildEventAuthRequest) GetClientId() string {
@@ -812,7 +977,7 @@ type BuildEventAuthResponse struct {
 
 func (x *BuildEventAuthResponse) Reset() {
 	*x = BuildEventAuthResponse{}
-	mi := &file_isobox_token_v1_token_proto_msgTypes[9]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -824,7 +989,7 @@ func (x *BuildEventAuthResponse) String() string {
 func (*BuildEventAuthResponse) ProtoMessage() {}
 
 func (x *BuildEventAuthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_token_v1_token_proto_msgTypes[9]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -837,7 +1002,7 @@ func (x *BuildEventAuthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildEventAuthResponse.ProtoReflect.Descriptor instead.
 func (*BuildEventAuthResponse) Descriptor() ([]byte, []int) {
-	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{9}
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *BuildEventAuthResponse) GetAuth() []*Field {
@@ -858,7 +1023,7 @@ type Field struct {
 
 func (x *Field) Reset() {
 	*x = Field{}
-	mi := &file_isobox_token_v1_token_proto_msgTypes[10]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -870,7 +1035,7 @@ func (x *Field) String() string {
 func (*Field) ProtoMessage() {}
 
 func (x *Field) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_token_v1_token_proto_msgTypes[10]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -883,7 +1048,7 @@ func (x *Field) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Field.ProtoReflect.Descriptor instead.
 func (*Field) Descriptor() ([]byte, []int) {
-	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{10}
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Field) GetKey() string {
@@ -904,7 +1069,16 @@ var File_isobox_token_v1_token_proto protoreflect.FileDescriptor
 
 const file_isobox_token_v1_token_proto_rawDesc = "" +
 	"\n" +
-	"\x1bisobox/token/v1/token.proto\x12\x0fisobox.token.v1\"W\n" +
+	"\x1bisobox/token/v1/token.proto\x12\x0fisobox.token.v1\"`\n" +
+	"\x1aBuildEventAuthBatchRequest\x12B\n" +
+	"\brequests\x18\x01 \x03(\v2&.isobox.token.v1.BuildEventAuthRequestR\brequests\"^\n" +
+	"\x1bBuildEventAuthBatchResponse\x12?\n" +
+	"\aresults\x18\x01 \x03(\v2%.isobox.token.v1.BuildEventAuthResultR\aresults\"\x99\x01\n" +
+	"\x14BuildEventAuthResult\x12*\n" +
+	"\x04auth\x18\x01 \x03(\v2\x16.isobox.token.v1.FieldR\x04auth\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\x05R\x04code\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\x12+\n" +
+	"\x11error_description\x18\x04 \x01(\tR\x10errorDescription\"W\n" +
 	"\x13VerifyPortalRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12#\n" +
 	"\rclient_secret\x18\x02 \x01(\tR\fclientSecret\"W\n" +
@@ -999,9 +1173,11 @@ const file_isobox_token_v1_token_proto_rawDesc = "" +
 	"\fPortalTokens\x12O\n" +
 	"\bValidate\x12 .isobox.token.v1.ValidateRequest\x1a!.isobox.token.v1.ValidateResponse\x12C\n" +
 	"\x04Mint\x12\x1c.isobox.token.v1.MintRequest\x1a\x1d.isobox.token.v1.MintResponse\x12O\n" +
-	"\bMintCode\x12 .isobox.token.v1.MintCodeRequest\x1a!.isobox.token.v1.MintCodeResponse2\xc2\x01\n" +
+	"\bMintCode\x12 .isobox.token.v1.MintCodeRequest\x1a!.isobox.token.v1.MintCodeResponse2\xab\x02\n" +
 	"\tEventAuth\x12X\n" +
-	"\x05Build\x12&.isobox.token.v1.BuildEventAuthRequest\x1a'.isobox.token.v1.BuildEventAuthResponse\x12[\n" +
+	"\x05Build\x12&.isobox.token.v1.BuildEventAuthRequest\x1a'.isobox.token.v1.BuildEventAuthResponse\x12g\n" +
+	"\n" +
+	"BuildBatch\x12+.isobox.token.v1.BuildEventAuthBatchRequest\x1a,.isobox.token.v1.BuildEventAuthBatchResponse\x12[\n" +
 	"\fVerifyPortal\x12$.isobox.token.v1.VerifyPortalRequest\x1a%.isobox.token.v1.VerifyPortalResponseB6Z4github.com/isobox/isobox/api/isobox/token/v1;tokenv1b\x06proto3"
 
 var (
@@ -1016,45 +1192,53 @@ func file_isobox_token_v1_token_proto_rawDescGZIP() []byte {
 	return file_isobox_token_v1_token_proto_rawDescData
 }
 
-var file_isobox_token_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_isobox_token_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_isobox_token_v1_token_proto_goTypes = []any{
-	(*VerifyPortalRequest)(nil),    // 0: isobox.token.v1.VerifyPortalRequest
-	(*VerifyPortalResponse)(nil),   // 1: isobox.token.v1.VerifyPortalResponse
-	(*ValidateRequest)(nil),        // 2: isobox.token.v1.ValidateRequest
-	(*ValidateResponse)(nil),       // 3: isobox.token.v1.ValidateResponse
-	(*MintRequest)(nil),            // 4: isobox.token.v1.MintRequest
-	(*MintResponse)(nil),           // 5: isobox.token.v1.MintResponse
-	(*MintCodeRequest)(nil),        // 6: isobox.token.v1.MintCodeRequest
-	(*MintCodeResponse)(nil),       // 7: isobox.token.v1.MintCodeResponse
-	(*BuildEventAuthRequest)(nil),  // 8: isobox.token.v1.BuildEventAuthRequest
-	(*BuildEventAuthResponse)(nil), // 9: isobox.token.v1.BuildEventAuthResponse
-	(*Field)(nil),                  // 10: isobox.token.v1.Field
-	nil,                            // 11: isobox.token.v1.ValidateResponse.ParametersEntry
-	nil,                            // 12: isobox.token.v1.MintRequest.ParametersEntry
-	nil,                            // 13: isobox.token.v1.MintCodeRequest.ParametersEntry
-	nil,                            // 14: isobox.token.v1.BuildEventAuthRequest.ParametersEntry
+	(*BuildEventAuthBatchRequest)(nil),  // 0: isobox.token.v1.BuildEventAuthBatchRequest
+	(*BuildEventAuthBatchResponse)(nil), // 1: isobox.token.v1.BuildEventAuthBatchResponse
+	(*BuildEventAuthResult)(nil),        // 2: isobox.token.v1.BuildEventAuthResult
+	(*VerifyPortalRequest)(nil),         // 3: isobox.token.v1.VerifyPortalRequest
+	(*VerifyPortalResponse)(nil),        // 4: isobox.token.v1.VerifyPortalResponse
+	(*ValidateRequest)(nil),             // 5: isobox.token.v1.ValidateRequest
+	(*ValidateResponse)(nil),            // 6: isobox.token.v1.ValidateResponse
+	(*MintRequest)(nil),                 // 7: isobox.token.v1.MintRequest
+	(*MintResponse)(nil),                // 8: isobox.token.v1.MintResponse
+	(*MintCodeRequest)(nil),             // 9: isobox.token.v1.MintCodeRequest
+	(*MintCodeResponse)(nil),            // 10: isobox.token.v1.MintCodeResponse
+	(*BuildEventAuthRequest)(nil),       // 11: isobox.token.v1.BuildEventAuthRequest
+	(*BuildEventAuthResponse)(nil),      // 12: isobox.token.v1.BuildEventAuthResponse
+	(*Field)(nil),                       // 13: isobox.token.v1.Field
+	nil,                                 // 14: isobox.token.v1.ValidateResponse.ParametersEntry
+	nil,                                 // 15: isobox.token.v1.MintRequest.ParametersEntry
+	nil,                                 // 16: isobox.token.v1.MintCodeRequest.ParametersEntry
+	nil,                                 // 17: isobox.token.v1.BuildEventAuthRequest.ParametersEntry
 }
 var file_isobox_token_v1_token_proto_depIdxs = []int32{
-	11, // 0: isobox.token.v1.ValidateResponse.parameters:type_name -> isobox.token.v1.ValidateResponse.ParametersEntry
-	12, // 1: isobox.token.v1.MintRequest.parameters:type_name -> isobox.token.v1.MintRequest.ParametersEntry
-	13, // 2: isobox.token.v1.MintCodeRequest.parameters:type_name -> isobox.token.v1.MintCodeRequest.ParametersEntry
-	14, // 3: isobox.token.v1.BuildEventAuthRequest.parameters:type_name -> isobox.token.v1.BuildEventAuthRequest.ParametersEntry
-	10, // 4: isobox.token.v1.BuildEventAuthResponse.auth:type_name -> isobox.token.v1.Field
-	2,  // 5: isobox.token.v1.PortalTokens.Validate:input_type -> isobox.token.v1.ValidateRequest
-	4,  // 6: isobox.token.v1.PortalTokens.Mint:input_type -> isobox.token.v1.MintRequest
-	6,  // 7: isobox.token.v1.PortalTokens.MintCode:input_type -> isobox.token.v1.MintCodeRequest
-	8,  // 8: isobox.token.v1.EventAuth.Build:input_type -> isobox.token.v1.BuildEventAuthRequest
-	0,  // 9: isobox.token.v1.EventAuth.VerifyPortal:input_type -> isobox.token.v1.VerifyPortalRequest
-	3,  // 10: isobox.token.v1.PortalTokens.Validate:output_type -> isobox.token.v1.ValidateResponse
-	5,  // 11: isobox.token.v1.PortalTokens.Mint:output_type -> isobox.token.v1.MintResponse
-	7,  // 12: isobox.token.v1.PortalTokens.MintCode:output_type -> isobox.token.v1.MintCodeResponse
-	9,  // 13: isobox.token.v1.EventAuth.Build:output_type -> isobox.token.v1.BuildEventAuthResponse
-	1,  // 14: isobox.token.v1.EventAuth.VerifyPortal:output_type -> isobox.token.v1.VerifyPortalResponse
-	10, // [10:15] is the sub-list for method output_type
-	5,  // [5:10] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	11, // 0: isobox.token.v1.BuildEventAuthBatchRequest.requests:type_name -> isobox.token.v1.BuildEventAuthRequest
+	2,  // 1: isobox.token.v1.BuildEventAuthBatchResponse.results:type_name -> isobox.token.v1.BuildEventAuthResult
+	13, // 2: isobox.token.v1.BuildEventAuthResult.auth:type_name -> isobox.token.v1.Field
+	14, // 3: isobox.token.v1.ValidateResponse.parameters:type_name -> isobox.token.v1.ValidateResponse.ParametersEntry
+	15, // 4: isobox.token.v1.MintRequest.parameters:type_name -> isobox.token.v1.MintRequest.ParametersEntry
+	16, // 5: isobox.token.v1.MintCodeRequest.parameters:type_name -> isobox.token.v1.MintCodeRequest.ParametersEntry
+	17, // 6: isobox.token.v1.BuildEventAuthRequest.parameters:type_name -> isobox.token.v1.BuildEventAuthRequest.ParametersEntry
+	13, // 7: isobox.token.v1.BuildEventAuthResponse.auth:type_name -> isobox.token.v1.Field
+	5,  // 8: isobox.token.v1.PortalTokens.Validate:input_type -> isobox.token.v1.ValidateRequest
+	7,  // 9: isobox.token.v1.PortalTokens.Mint:input_type -> isobox.token.v1.MintRequest
+	9,  // 10: isobox.token.v1.PortalTokens.MintCode:input_type -> isobox.token.v1.MintCodeRequest
+	11, // 11: isobox.token.v1.EventAuth.Build:input_type -> isobox.token.v1.BuildEventAuthRequest
+	0,  // 12: isobox.token.v1.EventAuth.BuildBatch:input_type -> isobox.token.v1.BuildEventAuthBatchRequest
+	3,  // 13: isobox.token.v1.EventAuth.VerifyPortal:input_type -> isobox.token.v1.VerifyPortalRequest
+	6,  // 14: isobox.token.v1.PortalTokens.Validate:output_type -> isobox.token.v1.ValidateResponse
+	8,  // 15: isobox.token.v1.PortalTokens.Mint:output_type -> isobox.token.v1.MintResponse
+	10, // 16: isobox.token.v1.PortalTokens.MintCode:output_type -> isobox.token.v1.MintCodeResponse
+	12, // 17: isobox.token.v1.EventAuth.Build:output_type -> isobox.token.v1.BuildEventAuthResponse
+	1,  // 18: isobox.token.v1.EventAuth.BuildBatch:output_type -> isobox.token.v1.BuildEventAuthBatchResponse
+	4,  // 19: isobox.token.v1.EventAuth.VerifyPortal:output_type -> isobox.token.v1.VerifyPortalResponse
+	14, // [14:20] is the sub-list for method output_type
+	8,  // [8:14] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_isobox_token_v1_token_proto_init() }
@@ -1068,7 +1252,7 @@ func file_isobox_token_v1_token_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_isobox_token_v1_token_proto_rawDesc), len(file_isobox_token_v1_token_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -218,6 +218,7 @@ var PortalTokens_ServiceDesc = grpc.ServiceDesc{
 
 const (
 	EventAuth_Build_FullMethodName        = "/isobox.token.v1.EventAuth/Build"
+	EventAuth_BuildBatch_FullMethodName   = "/isobox.token.v1.EventAuth/BuildBatch"
 	EventAuth_VerifyPortal_FullMethodName = "/isobox.token.v1.EventAuth/VerifyPortal"
 )
 
@@ -229,6 +230,13 @@ const (
 // that a retry hours later still carries a valid token.
 type EventAuthClient interface {
 	Build(ctx context.Context, in *BuildEventAuthRequest, opts ...grpc.CallOption) (*BuildEventAuthResponse, error)
+	// BuildBatch builds the auth blocks of several deliveries in one call
+	// (at most 256 requests). Each result answers the request at the same
+	// index, with either its auth block or the refusal Build would have
+	// given, so that one refused item does not fail the others. A failure of
+	// the call itself (UNAVAILABLE, INVALID_ARGUMENT for too many requests)
+	// applies to every request.
+	BuildBatch(ctx context.Context, in *BuildEventAuthBatchRequest, opts ...grpc.CallOption) (*BuildEventAuthBatchResponse, error)
 	// VerifyPortal checks a portal's credentials (its OAuth client_id and
 	// secret, as the PHP module presents them to eventrelay's ingest) so that
 	// eventrelay can authenticate portals without a database of its own.
@@ -253,6 +261,16 @@ func (c *eventAuthClient) Build(ctx context.Context, in *BuildEventAuthRequest, 
 	return out, nil
 }
 
+func (c *eventAuthClient) BuildBatch(ctx context.Context, in *BuildEventAuthBatchRequest, opts ...grpc.CallOption) (*BuildEventAuthBatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BuildEventAuthBatchResponse)
+	err := c.cc.Invoke(ctx, EventAuth_BuildBatch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *eventAuthClient) VerifyPortal(ctx context.Context, in *VerifyPortalRequest, opts ...grpc.CallOption) (*VerifyPortalResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(VerifyPortalResponse)
@@ -271,6 +289,13 @@ func (c *eventAuthClient) VerifyPortal(ctx context.Context, in *VerifyPortalRequ
 // that a retry hours later still carries a valid token.
 type EventAuthServer interface {
 	Build(context.Context, *BuildEventAuthRequest) (*BuildEventAuthResponse, error)
+	// BuildBatch builds the auth blocks of several deliveries in one call
+	// (at most 256 requests). Each result answers the request at the same
+	// index, with either its auth block or the refusal Build would have
+	// given, so that one refused item does not fail the others. A failure of
+	// the call itself (UNAVAILABLE, INVALID_ARGUMENT for too many requests)
+	// applies to every request.
+	BuildBatch(context.Context, *BuildEventAuthBatchRequest) (*BuildEventAuthBatchResponse, error)
 	// VerifyPortal checks a portal's credentials (its OAuth client_id and
 	// secret, as the PHP module presents them to eventrelay's ingest) so that
 	// eventrelay can authenticate portals without a database of its own.
@@ -287,6 +312,9 @@ type UnimplementedEventAuthServer struct{}
 
 func (UnimplementedEventAuthServer) Build(context.Context, *BuildEventAuthRequest) (*BuildEventAuthResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Build not implemented")
+}
+func (UnimplementedEventAuthServer) BuildBatch(context.Context, *BuildEventAuthBatchRequest) (*BuildEventAuthBatchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method BuildBatch not implemented")
 }
 func (UnimplementedEventAuthServer) VerifyPortal(context.Context, *VerifyPortalRequest) (*VerifyPortalResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method VerifyPortal not implemented")
@@ -330,6 +358,24 @@ func _EventAuth_Build_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _EventAuth_BuildBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BuildEventAuthBatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EventAuthServer).BuildBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EventAuth_BuildBatch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EventAuthServer).BuildBatch(ctx, req.(*BuildEventAuthBatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _EventAuth_VerifyPortal_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(VerifyPortalRequest)
 	if err := dec(in); err != nil {
@@ -358,6 +404,10 @@ var EventAuth_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Build",
 			Handler:    _EventAuth_Build_Handler,
+		},
+		{
+			MethodName: "BuildBatch",
+			Handler:    _EventAuth_BuildBatch_Handler,
 		},
 		{
 			MethodName: "VerifyPortal",
