@@ -1,9 +1,17 @@
 package delivery_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	tokenv1 "github.com/isobox/isobox/api/isobox/token/v1"
 
 	"github.com/isobox/isobox/internal/delivery"
 )
@@ -68,5 +76,44 @@ func TestBatchUnavailableFallsBack(t *testing.T) {
 	}
 	if e.auth.batches.Load() < 1 || e.auth.builds.Load() < 2 {
 		t.Errorf("batches %d, builds %d: want the batch tried, then a Build per item", e.auth.batches.Load(), e.auth.builds.Load())
+	}
+}
+
+// oldAuth is an authprovider from before BuildBatch.
+type oldAuth struct{ *eventAuth }
+
+func (a oldAuth) BuildBatch(context.Context, *tokenv1.BuildEventAuthBatchRequest) (*tokenv1.BuildEventAuthBatchResponse, error) {
+	a.batches.Add(1)
+	return nil, status.Error(codes.Unimplemented, "method BuildBatch not implemented")
+}
+
+// Against an authprovider without BuildBatch every item asks with Build,
+// and the batch is not tried again.
+func TestNoBatchOnOldAuthprovider(t *testing.T) {
+	old := &eventAuth{refusals: make(chan struct{}, 100)}
+	addr := startEventAuth(t, oldAuth{old})
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	e := newEnv(t, func(c *delivery.Config) {
+		c.Concurrency = 2
+		c.Auth = delivery.GRPCAuth{Client: tokenv1.NewEventAuthClient(conn), ServiceKey: serviceKey}
+	})
+	h := newRecorder(t)
+	tokens := map[string]bool{}
+	for round := range 2 {
+		e.post(item(h.URL, "ONCRMDEALADD", 2*round), item(h.URL, "ONCRMDEALADD", 2*round+1))
+		for range 2 {
+			tok := formValue(t, h.next(t).body, "auth[access_token]")
+			if tok == "" || tokens[tok] {
+				t.Errorf("token %q: want a fresh token per delivery", tok)
+			}
+			tokens[tok] = true
+		}
+	}
+	if b, s := old.batches.Load(), old.builds.Load(); b != 1 || s != 4 {
+		t.Errorf("%d BuildBatch and %d Build calls, want 1 and 4", b, s)
 	}
 }

@@ -112,7 +112,7 @@ func (e *eventAuth) VerifyPortal(_ context.Context, r *tokenv1.VerifyPortalReque
 }
 
 // startEventAuth serves e on loopback gRPC, requiring the service key.
-func startEventAuth(t *testing.T, e *eventAuth) string {
+func startEventAuth(t *testing.T, e tokenv1.EventAuthServer) string {
 	t.Helper()
 	checks := grpcauth.Checks{"isobox.token.v1.EventAuth": func(ctx context.Context, _ string) (context.Context, error) {
 		if !grpcauth.Equal(grpcauth.BearerToken(ctx), serviceKey) {
