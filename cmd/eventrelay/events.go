@@ -11,10 +11,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
-	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -112,15 +110,10 @@ func configuredAddr(hostPort string) (netip.AddrPort, bool) {
 }
 
 // selfAddrs returns the relay's own listener addresses for the delivery
-// policy: the configured ones until the listeners are bound (which happens
-// after mountEvents; a port 0 is only known then), the bound ones after.
+// policy: each listener's bound address once it is bound (a port 0 is only
+// known then), its configured one before, and the embedded NATS port.
 func selfAddrs(a *app) func() []netip.AddrPort {
-	var known []netip.AddrPort
-	for _, s := range []string{a.cfg.HTTPAddr, a.cfg.PublishAddr, a.cfg.AdminAddr, a.cfg.GRPCAddr} {
-		if ap, ok := configuredAddr(s); ok {
-			known = append(known, ap)
-		}
-	}
+	configured := map[string]string{"http": a.cfg.HTTPAddr, "publish": a.cfg.PublishAddr, "admin": a.cfg.AdminAddr, "grpc": a.cfg.GRPCAddr}
 	var nats []netip.AddrPort
 	if a.nc.Server != nil {
 		if addr := a.nc.Server.Addr(); addr != nil {
@@ -129,27 +122,18 @@ func selfAddrs(a *app) func() []netip.AddrPort {
 			}
 		}
 	}
-	configured := append(known, nats...)
-	var bound atomic.Pointer[[]netip.AddrPort]
-	// The gateway registrars run once every listener is bound (server.go
-	// connects the gateway to the bound gRPC listener after Listen): the
-	// one safe point in this file to read the bound addresses.
-	a.gatewayRegs = append(a.gatewayRegs, func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error {
-		var out []netip.AddrPort
-		for _, name := range []string{"http", "publish", "admin", "grpc"} {
-			if ap, ok := configuredAddr(a.d.Addr(name)); ok {
+	return func() []netip.AddrPort {
+		out := append([]netip.AddrPort(nil), nats...)
+		for name, cfgAddr := range configured {
+			addr := a.d.Addr(name)
+			if addr == "" {
+				addr = cfgAddr
+			}
+			if ap, ok := configuredAddr(addr); ok {
 				out = append(out, ap)
 			}
 		}
-		out = append(out, nats...)
-		bound.Store(&out)
-		return nil
-	})
-	return func() []netip.AddrPort {
-		if p := bound.Load(); p != nil {
-			return *p
-		}
-		return configured
+		return out
 	}
 }
 

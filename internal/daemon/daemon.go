@@ -45,6 +45,9 @@ type Daemon struct {
 	checkOrder []string
 	closers    []func(context.Context)
 	drainers   []func(context.Context)
+
+	addrMu sync.Mutex        // guards bound, which Addr may read from any goroutine
+	bound  map[string]string // listener name → bound address, set by Listen
 }
 
 // New returns a Daemon with a fresh Prometheus registry holding the Go
@@ -136,17 +139,22 @@ func (d *Daemon) Listen() error {
 		}
 		l.ln = ln
 	}
+	d.addrMu.Lock()
+	d.bound = make(map[string]string, len(d.listeners))
+	for _, l := range d.listeners {
+		d.bound[l.name] = l.ln.Addr().String()
+	}
+	d.addrMu.Unlock()
 	return nil
 }
 
-// Addr returns the bound address of the listener named name, or "".
+// Addr returns where the listener named name is bound, or "" before Listen.
+// It is safe to call from any goroutine, e.g. from workers started before
+// the listeners are bound.
 func (d *Daemon) Addr(name string) string {
-	for _, l := range d.listeners {
-		if l.name == name && l.ln != nil {
-			return l.ln.Addr().String()
-		}
-	}
-	return ""
+	d.addrMu.Lock()
+	defer d.addrMu.Unlock()
+	return d.bound[name]
 }
 
 // Run serves every listener until ctx is done or one fails, then shuts down
