@@ -119,16 +119,24 @@ type authorizeResult struct {
 	MemberID       string `json:"member_id"`
 }
 
+// appUser reads what rest.authorize and rest.code share: the app
+// (CLIENT_ID) and the token parameters (PARAMS[...]) with the user in
+// PARAMS[LOCAL_USER].
+func appUser(c *call) (appID string, params map[string]string, user int64, err error) {
+	appID = c.form.String("CLIENT_ID")
+	if appID == "" {
+		return "", nil, 0, argError("CLIENT_ID")
+	}
+	params = flatParams(c.form.Array("PARAMS"))
+	user, err = userOf(params)
+	return appID, params, user, err
+}
+
 // restAuthorize issues a token pair for a user of the portal. Like the
 // cloud, the token carries the app's whole scope (SCOPE is what the portal
 // believes the app has; the server's record decides).
 func (h *Handler) restAuthorize(ctx context.Context, c *call) (any, error) {
-	appID := c.form.String("CLIENT_ID")
-	if appID == "" {
-		return nil, argError("CLIENT_ID")
-	}
-	params := flatParams(c.form.Array("PARAMS"))
-	user, err := userOf(params)
+	appID, params, user, err := appUser(c)
 	if err != nil {
 		return nil, err
 	}
@@ -149,12 +157,7 @@ type codeResult struct {
 }
 
 func (h *Handler) restCode(ctx context.Context, c *call) (any, error) {
-	appID := c.form.String("CLIENT_ID")
-	if appID == "" {
-		return nil, argError("CLIENT_ID")
-	}
-	params := flatParams(c.form.Array("PARAMS"))
-	user, err := userOf(params)
+	appID, params, user, err := appUser(c)
 	if err != nil {
 		return nil, err
 	}
