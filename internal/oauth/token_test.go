@@ -90,12 +90,6 @@ func (e *tokenEnv) post(t *testing.T, path string, form url.Values) reply {
 	return do(t, req)
 }
 
-func (e *tokenEnv) get(t *testing.T, path string, q url.Values) reply {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, e.srv.URL+path+"?"+q.Encode(), nil)
-	return do(t, req)
-}
-
 func (e *tokenEnv) refreshForm(refresh string) url.Values {
 	return url.Values{"grant_type": {"refresh_token"}, "client_id": {e.app.ID}, "client_secret": {e.secret}, "refresh_token": {refresh}}
 }

@@ -50,9 +50,6 @@ func makeKey(kind byte, id []byte) chanKey {
 // hex returns the channel id as 32 lowercase hex digits.
 func (k chanKey) hex() string { return hex.EncodeToString(k[1:]) }
 
-// private reports whether k is a private channel.
-func (k chanKey) private() bool { return k[0] == kindPrivate }
-
 // Signer computes and checks channel signatures: lowercase hex of HMAC(algo)
 // keyed by the portal's pull signature_key, as CPullChannel::GetSignature
 // does. It is safe for concurrent use.
