@@ -23,7 +23,10 @@ type config struct {
 	NATSURL     string // "" = embedded NATS server with JetStream
 	NATSListen  string // embedded server's client address; "" = random loopback port
 	SyncAlways  bool   // fsync every message in the embedded server (power-loss safe)
-	LogLevel    slog.Level
+	// AllowSingleReplica permits --stream-replicas/--push-replicas 1 on a
+	// NATS cluster (refused by default: one node's loss loses its streams).
+	AllowSingleReplica bool
+	LogLevel           slog.Level
 
 	AuthGRPCAddr   string // authprovider's gRPC address, for minting delivery tokens
 	ServiceKeyFile string // shared secret with authprovider
@@ -41,6 +44,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.NATSURL, "nats-url", "", "NATS cluster URL(s), comma-separated; empty starts an embedded NATS server with JetStream")
 	fs.StringVar(&c.NATSListen, "nats-listen", "", "client address of the embedded NATS server; empty = a random loopback port")
 	fs.BoolVar(&c.SyncAlways, "nats-sync-always", true, "embedded NATS: fsync every stored message before acknowledging it (survives power loss); false syncs every 2 minutes")
+	fs.BoolVar(&c.AllowSingleReplica, "allow-single-replica", false, "permit --stream-replicas 1 / --push-replicas 1 on a NATS cluster (refused by default: losing the one node holding a stream loses or stalls its events)")
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
 	fs.StringVar(&c.AuthGRPCAddr, "auth-grpc-addr", "127.0.0.1:9090", "authprovider gRPC address, where delivery tokens are minted")
 	fs.StringVar(&c.ServiceKeyFile, "service-key-file", "", "file holding the key authprovider and eventrelay authenticate each other with; empty = <data-dir>/service.key, created if absent")

@@ -61,7 +61,7 @@ func (c *eventsConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.PortalCacheTTL, "portal-cache-ttl", 30*time.Second, "how long a verified portal credential is trusted without asking authprovider again")
 	fs.DurationVar(&c.RotationOverlap, "secret-rotation-overlap", 24*time.Hour, "after a signing secret is rotated, the old one keeps signing (a second signature) this long")
 	fs.DurationVar(&c.AuthCacheTTL, "auth-cache-ttl", 10*time.Second, "reuse an auth block WITHOUT a token (webhooks, events without a user) this long; blocks with tokens are always minted per delivery; negative disables")
-	fs.IntVar(&c.Replicas, "stream-replicas", 1, "JetStream replicas of the relay's streams (3 on a 3-node cluster)")
+	fs.IntVar(&c.Replicas, "stream-replicas", 0, "JetStream replicas of the relay's streams and buckets; 0 = automatic: 1 on a single server (embedded), 3 on a cluster; existing streams are raised at start; 1 on a cluster needs --allow-single-replica")
 }
 
 func (c *eventsConfig) schedule() ([]time.Duration, error) {
@@ -185,7 +185,11 @@ func mountEvents(ctx context.Context, a *app) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	if err := events.Setup(ctx, js, events.StreamsConfig{DedupWindow: cfg.Events.DedupWindow, Retention: cfg.Events.Retention, Replicas: cfg.Events.Replicas}); err != nil {
+	replicas, err := events.ReplicationOf(a.nc.Conn, cfg.AllowSingleReplica).Replicas("stream-replicas", cfg.Events.Replicas)
+	if err != nil {
+		return err
+	}
+	if err := events.Setup(ctx, js, events.StreamsConfig{DedupWindow: cfg.Events.DedupWindow, Retention: cfg.Events.Retention, Replicas: replicas, Log: a.log}); err != nil {
 		return err
 	}
 	adminHash, err := setupRelayAdminKey(ctx, a, js)
@@ -235,7 +239,7 @@ func mountEvents(ctx context.Context, a *app) error {
 	}
 	relayv1.RegisterRelayServer(a.grpc, svc.Admin())
 	a.gatewayRegs = append(a.gatewayRegs, relayv1.RegisterRelayHandler)
-	a.log.Info("event relay ready", "retry_schedule", cfg.Events.RetrySchedule, "dedup_window", cfg.Events.DedupWindow.String(),
+	a.log.Info("event relay ready", "replicas", replicas, "retry_schedule", cfg.Events.RetrySchedule, "dedup_window", cfg.Events.DedupWindow.String(),
 		"handler_concurrency", cfg.Events.Concurrency, "auth_grpc_addr", cfg.AuthGRPCAddr)
 	return nil
 }

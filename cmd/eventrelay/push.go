@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/isobox/isobox/internal/events"
 	"github.com/isobox/isobox/internal/push"
 	"github.com/isobox/isobox/internal/secret"
 )
@@ -36,7 +37,7 @@ func (c *pushConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.DefaultExpiry, "push-default-expiry", 24*time.Hour, "expiry of a message published without Message-Expiry")
 	fs.DurationVar(&c.MaxExpiry, "push-max-expiry", 24*time.Hour, "longest message expiry; the push history keeps messages this long")
 	fs.Int64Var(&c.HistoryBytes, "push-history-bytes", 1<<30, "size cap of the push history stream in bytes; older messages are dropped first and reconnecting clients told")
-	fs.IntVar(&c.Replicas, "push-replicas", 1, "replicas of the push history stream (NATS cluster)")
+	fs.IntVar(&c.Replicas, "push-replicas", 0, "replicas of the push history stream; 0 = automatic: 1 on a single server (embedded), 3 on a cluster; 1 on a cluster needs --allow-single-replica")
 	fs.Int64Var(&c.MaxPayload, "push-max-payload", 1<<20, "largest publish request body in bytes (413 above)")
 	fs.BoolVar(&c.PublishSignature, "push-publish-signature", false, "require publishes to carry ?signature= (hex HMAC of the body with the signature key)")
 }
@@ -85,6 +86,10 @@ func mountPush(ctx context.Context, a *app) error {
 	if c.PollTimeout <= 0 || c.PingInterval < time.Second || c.MaxExpiry <= 0 || c.DefaultExpiry <= 0 {
 		return errors.New("push: --push-poll-timeout, --push-default-expiry and --push-max-expiry must be positive, --push-ping-interval at least 1s")
 	}
+	replicas, err := events.ReplicationOf(a.nc.Conn, a.cfg.AllowSingleReplica).Replicas("push-replicas", c.Replicas)
+	if err != nil {
+		return err
+	}
 	srv, err := push.New(ctx, push.Config{
 		Signer:           signer,
 		PollTimeout:      c.PollTimeout,
@@ -92,7 +97,7 @@ func mountPush(ctx context.Context, a *app) error {
 		DefaultExpiry:    c.DefaultExpiry,
 		MaxExpiry:        c.MaxExpiry,
 		HistoryBytes:     c.HistoryBytes,
-		Replicas:         c.Replicas,
+		Replicas:         replicas,
 		MaxPayload:       c.MaxPayload,
 		PublishSignature: c.PublishSignature,
 		Registerer:       a.d.Registry,

@@ -2,7 +2,9 @@ package events
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -56,9 +58,13 @@ type StreamsConfig struct {
 	DeadRetention time.Duration
 	// LogRetention bounds delivery history. Zero means 72h.
 	LogRetention time.Duration
-	// Replicas of each stream (1 for the embedded server; 3 on a cluster).
-	// Zero means 1.
+	// Replicas of each stream and bucket (1 for the embedded server; 3 on
+	// a cluster, see Replication.Replicas). Zero means 1. Existing streams
+	// and buckets are updated to it, so raising it raises theirs at start.
 	Replicas int
+	// Log receives a line per stream whose replica count changes. Nil
+	// means slog.Default().
+	Log *slog.Logger
 }
 
 func (c *StreamsConfig) defaults() {
@@ -76,6 +82,9 @@ func (c *StreamsConfig) defaults() {
 	}
 	if c.Replicas <= 0 {
 		c.Replicas = 1
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
 	}
 }
 
@@ -111,15 +120,43 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg StreamsConfig) error
 		},
 	}
 	for _, sc := range streams {
+		logReplicas(ctx, js, cfg, sc.Name)
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
-			return fmt.Errorf("events: stream %s: %w", sc.Name, err)
+			return fmt.Errorf("events: stream %s: %w", sc.Name, replicasHint(err, cfg.Replicas))
 		}
 	}
 	for _, b := range []string{BucketHandlers, BucketSecrets, BucketMeta} {
+		logReplicas(ctx, js, cfg, "KV_"+b)
 		_, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: b, Storage: jetstream.FileStorage, Replicas: cfg.Replicas, History: 1})
 		if err != nil {
-			return fmt.Errorf("events: bucket %s: %w", b, err)
+			return fmt.Errorf("events: bucket %s: %w", b, replicasHint(err, cfg.Replicas))
 		}
 	}
 	return nil
 }
+
+// logReplicas says when an existing stream's replica count is about to
+// change (raised after the relay moved to a cluster, or set by hand).
+func logReplicas(ctx context.Context, js jetstream.JetStream, cfg StreamsConfig, name string) {
+	st, err := js.Stream(ctx, name)
+	if err != nil {
+		return // new, or the update below reports the error
+	}
+	if was := st.CachedInfo().Config.Replicas; was != cfg.Replicas {
+		cfg.Log.Warn("events: changing the replicas of an existing stream", "stream", name, "from", was, "to", cfg.Replicas)
+	}
+}
+
+// replicasHint explains JetStream's refusal to place the replicas.
+func replicasHint(err error, replicas int) error {
+	var apiErr *jetstream.APIError
+	if replicas > 1 && errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeInsufficientResources {
+		return fmt.Errorf("%w (R%d needs %d JetStream servers up in the cluster: start the missing ones, or set the replica flags to the number of servers)", err, replicas, replicas)
+	}
+	return err
+}
+
+// errCodeInsufficientResources is JetStream's "insufficient resources"
+// (nats-server JSInsufficientResourcesErr): too few servers for the
+// replicas, or no room left in the store.
+const errCodeInsufficientResources jetstream.ErrorCode = 10023
