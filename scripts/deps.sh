@@ -17,6 +17,8 @@ command -v phpunit >/dev/null 2>&1 || need+=(phpunit)
 # firmware/ host tests (make -C firmware test): g++ with its ASan/UBSan runtimes, make
 command -v g++ >/dev/null 2>&1 || need+=(g++)
 command -v make >/dev/null 2>&1 || need+=(make)
+# firmware/test/ws_host: SHA-1 and base64 of the WebSocket handshake (libcrypto)
+[ -f /usr/include/openssl/sha.h ] || need+=(libssl-dev)
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -73,4 +73,11 @@
 #define ISOBOX_FW_CONNECT_TIMEOUT_MS 15000u
 #endif
 
+// An open connection on which nothing arrived this long (no message, no
+// ping from eventrelay, which pings every 45 s by default, no pong to the
+// heartbeat) is closed and counted as a failure.
+#ifndef ISOBOX_FW_SILENCE_MS
+#define ISOBOX_FW_SILENCE_MS 120000u
+#endif
+
 #endif  // ISOBOX_FW_CONFIG_H

@@ -60,6 +60,17 @@ void Link::Tick() {
     Retry();
     return;
   }
+  if (state_ == State::kOpen && now - heard_ >= ISOBOX_FW_SILENCE_MS) {
+    // Open but silent: eventrelay pings every 45 s and answers the
+    // heartbeat, so this connection is dead in a way the socket did not
+    // notice. A failure, like a dropped connection.
+    ++stats_.silences;
+    backoff_.Disconnected(now);
+    transport_.Close();
+    parser_.Reset();
+    Retry();
+    return;
+  }
   if (state_ != State::kWaiting || now - since_ < wait_ms_) return;
   if (BuildSubscribeUrl(Endpoint{host_, port_, false}, channel_, mid_, url_, sizeof url_) == 0 ||
       !transport_.Open(url_)) {
@@ -73,6 +84,7 @@ void Link::Tick() {
 void Link::OnOpen() {
   if (state_ != State::kConnecting) return;
   state_ = State::kOpen;
+  heard_ = clock_.NowMs();
   parser_.Reset();
   backoff_.Connected(clock_.NowMs());
   ++stats_.connects;

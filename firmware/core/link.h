@@ -38,6 +38,7 @@ struct LinkStats {
   uint32_t gaps = 0;            // isobox/history_gap notices
   uint32_t renewals = 0;        // channel ids followed
   uint32_t connects = 0;        // connections opened
+  uint32_t silences = 0;        // connections dropped by the silence watchdog
 };
 
 class Link : private MessageSink {
@@ -62,8 +63,13 @@ class Link : private MessageSink {
   // Transport events.
   void OnOpen();
   void OnClose();
-  void OnData(const char* data, size_t n) { parser_.Feed(data, n); }
+  void OnData(const char* data, size_t n) {
+    OnAlive();
+    parser_.Feed(data, n);
+  }
   void OnFrameEnd() { parser_.EndFrame(); }
+  // The peer showed it is there without a message (a ping or a pong).
+  void OnAlive() { heard_ = clock_.NowMs(); }
 
   State state() const { return state_; }
   const char* last_mid() const { return mid_; }
@@ -90,6 +96,7 @@ class Link : private MessageSink {
   bool network_ = false;
   bool configured_ = false;
   uint32_t since_ = 0;     // start of the wait or of the connect attempt
+  uint32_t heard_ = 0;     // last sign of life on the open connection
   uint32_t wait_ms_ = 0;
   uint16_t port_ = 0;
   char host_[ISOBOX_FW_HOST_MAX + 1] = {};

@@ -79,4 +79,42 @@ size_t BuildSubscribeUrl(const Endpoint& ep, const char* channel, const char* mi
   return w.n;
 }
 
+bool SplitWsUrl(const char* url, WsTarget* out) {
+  if (url == nullptr || out == nullptr) return false;
+  bool secure;
+  const char* p;
+  if (strncmp(url, "ws://", 5) == 0) {
+    secure = false;
+    p = url + 5;
+  } else if (strncmp(url, "wss://", 6) == 0) {
+    secure = true;
+    p = url + 6;
+  } else {
+    return false;
+  }
+  const char* colon = strchr(p, ':');
+  const char* slash = strchr(p, '/');
+  if (colon == nullptr || slash == nullptr || colon > slash) return false;
+  size_t hostLen = static_cast<size_t>(colon - p);
+  if (hostLen == 0 || hostLen > ISOBOX_FW_HOST_MAX) return false;
+  char host[ISOBOX_FW_HOST_MAX + 1];
+  memcpy(host, p, hostLen);
+  host[hostLen] = '\0';
+  if (!IsHostName(host)) return false;
+  uint32_t port = 0;
+  const char* d = colon + 1;
+  if (d == slash) return false;
+  for (; d < slash; ++d) {
+    if (*d < '0' || *d > '9') return false;
+    port = port * 10 + static_cast<uint32_t>(*d - '0');
+    if (port > 65535) return false;
+  }
+  if (port == 0) return false;
+  memcpy(out->host, host, hostLen + 1);
+  out->port = static_cast<uint16_t>(port);
+  out->path = slash;
+  out->secure = secure;
+  return true;
+}
+
 }  // namespace isobox

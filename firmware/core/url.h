@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
+
 namespace isobox {
 
 struct Endpoint {
@@ -20,6 +22,20 @@ struct Endpoint {
 // %3A, which the push server decodes.
 size_t BuildSubscribeUrl(const Endpoint& ep, const char* channel, const char* mid, char* out,
                          size_t cap);
+
+// A URL built by BuildSubscribeUrl taken apart again for a WebSocket
+// library that wants host, port and path separately.
+struct WsTarget {
+  char host[ISOBOX_FW_HOST_MAX + 1];
+  uint16_t port;
+  const char* path;  // points into the URL that was split: "/bitrix/subws/?..."
+  bool secure;
+};
+
+// Splits ws[s]://host:port/path; false (and *out untouched) when the URL
+// is not of that form, the host is not a valid name or too long, or the
+// port is not 1..65535.
+bool SplitWsUrl(const char* url, WsTarget* out);
 
 }  // namespace isobox
 

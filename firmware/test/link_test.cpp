@@ -235,3 +235,27 @@ TEST(link_oversized_frame_does_not_break_the_link) {
   CHECK(r.relays.state(1));
   CHECK_EQ(r.link.frame_stats().oversized, 1);
 }
+
+TEST(link_silence_watchdog_reconnects_a_quiet_connection) {
+  Rig r;
+  r.Connect();
+  r.clock.now += ISOBOX_FW_SILENCE_MS - 1;
+  r.link.OnAlive();  // a ping from eventrelay
+  r.clock.now += ISOBOX_FW_SILENCE_MS - 1;
+  r.link.Tick();
+  CHECK(r.link.state() == Link::State::kOpen);
+  r.Frame(Esp(1, "pump", 1));  // a message counts as well
+  r.clock.now += ISOBOX_FW_SILENCE_MS - 1;
+  r.link.Tick();
+  CHECK(r.link.state() == Link::State::kOpen);
+  r.clock.now += 1;
+  r.link.Tick();
+  CHECK(r.link.state() == Link::State::kWaiting);
+  CHECK_EQ(r.net.closes, 1);
+  CHECK_EQ(r.link.stats().silences, 1);
+  CHECK_EQ(r.link.wait_ms(), 100);  // a failure: the back-off's first step
+  CHECK(r.relays.state(0));         // relays keep their state
+  r.clock.now += 100;
+  r.link.Tick();
+  CHECK(r.net.opened.size() == 2 && r.net.opened[1] == kBase + kChan + "&mid=" + Mid(1));
+}

@@ -1,12 +1,14 @@
 // The core's ports on the ESP8266 Arduino core: millis(), the hardware
 // RNG, digitalWrite, the emulated EEPROM sector, and a WebSocket client
-// (Links2004/arduinoWebSockets). This is the only layer that knows them.
+// (Links2004/arduinoWebSockets, through the core's WsTransport). This is
+// the only layer that knows them.
 #pragma once
 
 #include <Arduino.h>
 #include <EEPROM.h>
 #include <WebSocketsClient.h>
 #include <isobox_core.h>
+#include <ws_transport.h>
 
 namespace board {
 
@@ -47,94 +49,9 @@ class Storage : public isobox::Storage {
 };
 static_assert(isobox::kSettingsImageSize <= Storage::kSize, "settings do not fit the EEPROM sector");
 
-// Adapts WebSocketsClient to the core: the core decides when to connect
-// (its back-off), so the library's own reconnect must never run. The
-// library reconnects from loop() whenever it is not connected, hence loop()
-// is called only between Open and Close.
-class Transport : public isobox::Transport {
- public:
-  void Attach(isobox::Link* link) {
-    link_ = link;
-    ws_.onEvent([this](WStype_t type, uint8_t* payload, size_t length) { OnEvent(type, payload, length); });
-    // Client-side pings find a half-open TCP connection (a rebooted router)
-    // long before TCP would: 15 s interval, 3 s for the pong, 2 misses.
-    ws_.enableHeartbeat(15000, 3000, 2);
-  }
-
-  bool Open(const char* url) override {
-    // url = ws://host:port/path?query (built and checked by the core).
-    const char* hostStart = url + 5;  // "ws://"
-    const char* colon = strchr(hostStart, ':');
-    const char* path = colon ? strchr(colon, '/') : nullptr;
-    if (strncmp(url, "ws://", 5) != 0 || colon == nullptr || path == nullptr) return false;
-    size_t hostLen = static_cast<size_t>(colon - hostStart);
-    if (hostLen >= sizeof host_) return false;
-    memcpy(host_, hostStart, hostLen);
-    host_[hostLen] = '\0';
-    uint16_t port = static_cast<uint16_t>(atoi(colon + 1));
-    FlushDisconnect();
-    ws_.setReconnectInterval(0xFFFFFFFFul);  // belt and braces: the core reconnects
-    ws_.begin(host_, port, path, "");         // no subprotocol: eventrelay expects none
-    active_ = true;
-    return true;
-  }
-
-  // The core may call Close from inside a message callback, i.e. inside
-  // ws_.loop(); the library must not free its buffers under itself, so the
-  // disconnect is deferred until loop() has returned.
-  void Close() override {
-    if (!active_) return;
-    // Cleared first: the DISCONNECTED event disconnect() fires is for a
-    // socket the core already gave up, and must not reach it.
-    active_ = false;
-    pending_disconnect_ = true;
-  }
-
-  void Loop() {
-    if (active_) ws_.loop();
-    FlushDisconnect();
-  }
-
- private:
-  void FlushDisconnect() {
-    if (!pending_disconnect_) return;
-    pending_disconnect_ = false;
-    ws_.disconnect();
-  }
-
-  void OnEvent(WStype_t type, uint8_t* payload, size_t length) {
-    if (link_ == nullptr || !active_) return;
-    const char* data = reinterpret_cast<const char*>(payload);
-    switch (type) {
-      case WStype_CONNECTED:
-        link_->OnOpen();
-        break;
-      case WStype_DISCONNECTED:
-        active_ = false;
-        link_->OnClose();
-        break;
-      case WStype_TEXT:  // a whole frame
-        link_->OnData(data, length);
-        link_->OnFrameEnd();
-        break;
-      case WStype_FRAGMENT_TEXT_START:
-      case WStype_FRAGMENT:
-        link_->OnData(data, length);
-        break;
-      case WStype_FRAGMENT_FIN:
-        link_->OnData(data, length);
-        link_->OnFrameEnd();
-        break;
-      default:  // binary (protobuf mode is never requested), ping/pong, errors
-        break;
-    }
-  }
-
-  WebSocketsClient ws_;
-  isobox::Link* link_ = nullptr;
-  bool active_ = false;
-  bool pending_disconnect_ = false;
-  char host_[ISOBOX_FW_HOST_MAX + 1] = {};
-};
+// The WebSocket adapter is the core's (core/ws_transport.h), templated on
+// the library's client class: the connect/reconnect bookkeeping it must get
+// right is tested on the host against a reproduction of the library's.
+using Transport = isobox::WsTransport<WebSocketsClient>;
 
 }  // namespace board
