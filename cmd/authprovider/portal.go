@@ -4,6 +4,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -66,7 +69,11 @@ func mountPortal(ctx context.Context, a *app) error {
 	// the client's cached answers at once on this instance.
 	h.OnClientChange = forget
 	a.oauth.OnClientChange(forget)
-	h.Register(a.bitrix)
+	// /rest/ calls are counted by method and answer on the way through.
+	rest := http.NewServeMux()
+	h.Register(rest)
+	a.bitrix.Handle("/oauth/register/", rest)
+	a.bitrix.Handle("/rest/", restMetrics(a.d.Registry, a.log, h.Known, rest))
 
 	tokenv1.RegisterPortalTokensServer(a.grpc, &validator.PortalTokensServer{S: svc, Log: a.log})
 	tokenv1.RegisterEventAuthServer(a.grpc, &validator.EventAuthServer{S: svc, Log: a.log})
@@ -107,4 +114,44 @@ func registerPortalMetrics(reg *prometheus.Registry, v *validator.Validator, rel
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "isobox_event_outbox_pending", Help: "rest.event.call batches waiting for eventrelay."},
 			func() float64 { return float64(relay.PendingHint()) }),
 	)
+}
+
+// restMetrics counts and times /rest/ calls by method (methods next does
+// not know count as "other", so that no caller can add label values) and
+// HTTP status, and logs each call at debug level.
+func restMetrics(reg prometheus.Registerer, log *slog.Logger, known func(string) bool, next http.Handler) http.Handler {
+	calls := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "isobox_rest_calls_total",
+		Help: "Calls to /rest/{method} (the portal protocol and app.info) by method and HTTP status.",
+	}, []string{"method", "code"})
+	dur := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "isobox_rest_call_seconds",
+		Help:    "Time to answer a /rest/ call, by method.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	}, []string{"method"})
+	reg.MustRegister(calls, dur)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		method := portal.RESTMethod(r.URL.Path)
+		if !known(method) {
+			method = "other"
+		}
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		took := time.Since(start)
+		calls.WithLabelValues(method, strconv.Itoa(sw.code)).Inc()
+		dur.WithLabelValues(method).Observe(took.Seconds())
+		log.Debug("rest call", "method", method, "status", sw.code, "took", took.String(), "remote", r.RemoteAddr)
+	})
+}
+
+// statusWriter remembers the status written.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
 }

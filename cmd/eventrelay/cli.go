@@ -38,8 +38,9 @@ func addCLICommands(cmds map[string]command) {
 		"pause":  {Summary: "stop delivering to a handler (KEY); its events wait", Run: handlersPause},
 		"resume": {Summary: "deliver to a handler again (KEY)", Run: handlersResume},
 	})}
-	cmds["dlq"] = command{Summary: "replay dead letters", Run: subcommands("dlq", map[string]command{
-		"replay": {Summary: "replay dead letters (--handler KEY, --since 2h|RFC3339; default all)", Run: dlqReplay},
+	cmds["dlq"] = command{Summary: "list and replay dead letters", Run: subcommands("dlq", map[string]command{
+		"list":   {Summary: "list dead letters, newest first (--app, --handler, --event, --limit)", Run: dlqList},
+		"replay": {Summary: "replay dead letters (--handler KEY, --since 2h|RFC3339; all of them only with --yes)", Run: dlqReplay},
 	})}
 	cmds["stats"] = command{Summary: "show the relay's counters", Run: statsCmd}
 	cmds["secrets"] = command{Summary: "show or rotate a signing secret", Run: subcommands("secrets", map[string]command{
@@ -235,11 +236,50 @@ func deliveriesReplay(ctx context.Context, args []string, stdout, stderr io.Writ
 	return printReplay(c, r)
 }
 
+func dlqList(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	req := &relayv1.ListDeliveriesRequest{Status: "dead"}
+	var limit int
+	c, err := parseCLI("dlq list", args, stdout, stderr, getenv, func(fs *flag.FlagSet) {
+		fs.StringVar(&req.App, "app", "", "app client_id")
+		fs.StringVar(&req.Handler, "handler", "", "handler key")
+		fs.StringVar(&req.Event, "event", "", "event name")
+		fs.IntVar(&limit, "limit", 100, "at most this many")
+	})
+	if err != nil {
+		return err
+	}
+	req.Limit = int32(limit)
+	rc, ctx, done, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	resp, err := rc.ListDeliveries(ctx, req)
+	if err != nil {
+		return cliError(err)
+	}
+	if c.json {
+		return c.printJSON(resp)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tEVENT\tATTEMPTS\tHANDLER\tURL\tDEAD SINCE\tLAST ERROR")
+	for _, d := range resp.Deliveries {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", d.Id, d.Event, d.Attempts, d.Handler, d.Url, msTime(d.UpdatedMs), d.LastError)
+	}
+	return tw.Flush()
+}
+
+// errReplayAll refuses a replay of every dead letter that was not
+// confirmed with --yes.
+var errReplayAll = errors.New("dlq replay")
+
 func dlqReplay(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	var handler, since string
+	var yes bool
 	c, err := parseCLI("dlq replay", args, stdout, stderr, getenv, func(fs *flag.FlagSet) {
 		fs.StringVar(&handler, "handler", "", "only this handler's dead letters")
 		fs.StringVar(&since, "since", "", "only those dead-lettered since: a duration ago (2h) or an RFC 3339 time")
+		fs.BoolVar(&yes, "yes", false, "replay every dead letter of every handler (needed when neither --handler nor --since is given)")
 	})
 	if err != nil {
 		return err
@@ -259,6 +299,19 @@ func dlqReplay(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		return err
 	}
 	defer done()
+	if handler == "" && since == "" && !yes {
+		// Everything at once is rarely meant: a handler that is still down
+		// would dead-letter it all again. Say how much it would be.
+		st, err := rc.Stats(ctx, &relayv1.StatsRequest{})
+		if err != nil {
+			return cliError(err)
+		}
+		if st.Dead == 0 {
+			return printReplay(c, &relayv1.ReplayResponse{})
+		}
+		return fmt.Errorf("%w: this would replay all %d dead letters of every handler; narrow it with --handler KEY or --since, "+
+			"or confirm with --yes (`eventrelay dlq list` shows them)", errReplayAll, st.Dead)
+	}
 	r, err := rc.ReplayDeadLetters(ctx, req)
 	if err != nil {
 		return cliError(err)

@@ -125,15 +125,21 @@ func (a *Admin) handlerProto(ctx context.Context, w *worker, dead map[string]uin
 }
 
 func (s *Service) deadCounts(ctx context.Context) (map[string]uint64, uint64) {
+	perHandler, total, _ := s.deadCountsOK(ctx)
+	return perHandler, total
+}
+
+// deadCountsOK is deadCounts that says whether the stream could be read.
+func (s *Service) deadCountsOK(ctx context.Context) (map[string]uint64, uint64, bool) {
 	st, err := s.js.Stream(ctx, events.StreamDead)
 	if err != nil {
-		return nil, 0
+		return nil, 0, false
 	}
 	info, err := st.Info(ctx, jetstream.WithSubjectFilter(events.SubjectDead+"*"))
 	if err != nil {
-		return nil, 0
+		return nil, 0, false
 	}
-	return info.State.Subjects, info.State.Msgs
+	return info.State.Subjects, info.State.Msgs, true
 }
 
 func (s *Service) workers() []*worker {

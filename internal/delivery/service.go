@@ -219,6 +219,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, js: cfg.JS, log: cfg.Log, handlers: map[string]*worker{}}
 	s.m = newMetrics(cfg.Registry)
+	if cfg.Registry != nil {
+		cfg.Registry.MustRegister(newGauges(s))
+	}
 	kv, err := cfg.JS.KeyValue(ctx, events.BucketHandlers)
 	if err != nil {
 		return nil, fmt.Errorf("delivery: handlers bucket: %w", err)

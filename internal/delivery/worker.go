@@ -63,12 +63,17 @@ func (w *worker) notifyLocked() {
 
 func (w *worker) setPaused(p bool) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
+	wasOpen := !w.openUntil.IsZero()
 	w.h.Paused = p
 	if !p {
 		w.failures, w.openUntil, w.cooldown, w.probing = 0, time.Time{}, 0, false
 	}
 	w.notifyLocked()
+	h := w.h
+	w.mu.Unlock()
+	if !p && wasOpen {
+		w.s.log.Info("delivery: circuit closed (handler resumed)", "handler", h.Key, "url", h.URL, "client_id", h.ClientID)
+	}
 }
 
 // open reports whether the handler takes deliveries now: not paused and
@@ -153,10 +158,27 @@ func (w *worker) gate(ctx context.Context) bool {
 	}
 }
 
+// result counts an attempt's outcome for the circuit breaker and logs the
+// circuit's transitions: opened, closed by a successful attempt, and a
+// failed probe that keeps it open longer.
 func (w *worker) result(ok bool) {
 	now := w.s.cfg.Clock.Now()
 	w.mu.Lock()
-	defer w.mu.Unlock()
+	wasOpen, probe := !w.openUntil.IsZero(), w.probing
+	defer func() {
+		isOpen, h, failures, cooldown := !w.openUntil.IsZero(), w.h, w.failures, w.cooldown
+		w.mu.Unlock()
+		log := w.s.log.With("handler", h.Key, "url", h.URL, "client_id", h.ClientID)
+		switch {
+		case !wasOpen && isOpen:
+			log.Warn("delivery: circuit opened; the handler gets no deliveries until a probe succeeds",
+				"consecutive_failures", failures, "probe_in", cooldown.String())
+		case wasOpen && !isOpen:
+			log.Info("delivery: circuit closed; the probe succeeded")
+		case wasOpen && probe && !ok:
+			log.Warn("delivery: circuit stays open; the probe failed", "probe_in", cooldown.String())
+		}
+	}()
 	if ok {
 		w.delivered++
 		w.failures, w.openUntil, w.cooldown = 0, time.Time{}, 0
@@ -363,6 +385,9 @@ func (w *worker) settle(ctx context.Context, m jetstream.Msg, seq uint64, g *gro
 			}
 			rec.Status, rec.DeadSeq = StatusDead, dseq
 			s.m.dead.Inc()
+			s.log.Warn("delivery: dead-lettered", "id", o.e.ID, "handler", h.Key, "url", h.URL, "client_id", h.ClientID,
+				"portal", g.Portal, "event", o.res.event, "attempts", attempt, "last_status", o.res.status, "err", o.res.err,
+				"permanent", o.res.permanent)
 		default:
 			retry.Entries = append(retry.Entries, o.e)
 			retryAfter = max(retryAfter, o.res.retryAfter)
