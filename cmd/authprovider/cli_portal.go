@@ -24,8 +24,10 @@ import (
 // changes at once, except cached portal credentials (up to
 // --portal-auth-cache-ttl after `portal remove`).
 func addPortalCommands(cmds map[string]command) {
-	cmds["portal"] = command{Summary: "manage portals: allow HOST, add, list, remove", Run: subcommands("portal", map[string]command{
-		"allow":     {Summary: "approve a portal host for /oauth/register/ (--host, --once, --expires)", Run: portalAllow},
+	cmds["portal"] = command{Summary: "manage portals: allow HOST, rebind, add, update, list, remove", Run: subcommands("portal", map[string]command{
+		"allow":     {Summary: "approve a portal host for one registration at /oauth/register/ (--host, --expires, --licence-key-file, --permanent)", Run: portalAllow},
+		"rebind":    {Summary: "let the next registration from a registered host take over its portal and apps, once (--host)", Run: portalRebind},
+		"update":    {Summary: "move a portal to a new address (--id, --host, --scheme)", Run: portalUpdate},
 		"disallow":  {Summary: "withdraw a host's approval (--host)", Run: portalDisallow},
 		"allowlist": {Summary: "list approved hosts", Run: portalAllowlist},
 		"add":       {Summary: "create portal credentials directly (--host, --scheme); prints them once", Run: portalAdd},
@@ -54,17 +56,31 @@ func openRegistry(ctx context.Context, c *config) (*portal.Registry, *oauth.Serv
 }
 
 func portalAllow(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	return approve(ctx, "portal allow", false, args, stdout, stderr, getenv)
+}
+
+func portalRebind(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	return approve(ctx, "portal rebind", true, args, stdout, stderr, getenv)
+}
+
+// approve is `portal allow` and `portal rebind`: both record an approval
+// for the next registration from a host; rebind's also lets it take over
+// the portal registered there.
+func approve(ctx context.Context, name string, rebind bool, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	var host, note, key, keyFile string
-	var once, asJSON bool
+	once, permanent, asJSON := true, false, false
 	var expires time.Duration
-	c, pos, err := parseCLI("portal allow", args, stderr, getenv, func(fs *flag.FlagSet) {
+	c, pos, err := parseCLI(name, args, stderr, getenv, func(fs *flag.FlagSet) {
 		fs.StringVar(&key, "licence-key", "", "also require the portal's licence key (LICENSE_KEY): the registration must be signed with it")
 		fs.StringVar(&keyFile, "licence-key-file", "", "read --licence-key from this file (the portal's bitrix/license_key.php works: the key is taken from it)")
 		fs.StringVar(&host, "host", "", "portal host as in its address bar (portal.example.local[:port])")
-		fs.BoolVar(&once, "once", false, "one-time enrollment: the approval is used up by the first registration")
 		fs.DurationVar(&expires, "expires", 0, "the approval lapses after this long (0 = never)")
 		fs.StringVar(&note, "note", "", "a note for the allowlist")
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
+		if !rebind {
+			fs.BoolVar(&once, "once", true, "one-time enrollment (the default; kept for old scripts)")
+			fs.BoolVar(&permanent, "permanent", false, "keep the approval after a registration: whoever reaches /oauth/register/ first may register the host whenever no portal is registered there (prints a warning)")
+		}
 	})
 	if err != nil {
 		return err
@@ -73,7 +89,10 @@ func portalAllow(ctx context.Context, args []string, stdout, stderr io.Writer, g
 		host = pos[0]
 	}
 	if host == "" {
-		return errors.New("portal allow: --host is required")
+		return fmt.Errorf("%s: --host is required", name)
+	}
+	if !once && !permanent {
+		return fmt.Errorf("%s: --once=false: say --permanent for an approval that outlives a registration", name)
 	}
 	if keyFile != "" {
 		if key, err = readLicenceKey(keyFile); err != nil {
@@ -85,15 +104,55 @@ func portalAllow(ctx context.Context, args []string, stdout, stderr io.Writer, g
 		return err
 	}
 	defer closeDB()
-	a, err := reg.Allow(ctx, portal.Approval{Host: host, Once: once, TTL: expires, Note: note, LicenceKey: key})
+	a, err := reg.Allow(ctx, portal.Approval{Host: host, Permanent: permanent, Rebind: rebind, TTL: expires, Note: note, LicenceKey: key})
 	if err != nil {
 		return err
+	}
+	if permanent {
+		fmt.Fprintf(stderr, "warning: the approval of %s is permanent: whenever no portal is registered on %s, the first caller that reaches /oauth/register/ registers it%s. Prefer a one-time approval (no --permanent).\n",
+			a.Host, a.Host, map[bool]string{false: " (add --licence-key-file to require the portal's licence key)"}[a.Licence])
 	}
 	if asJSON {
 		return printJSON(stdout, allowedJSON(a))
 	}
-	fmt.Fprintf(stdout, "approved %s for registration%s%s%s\n", a.Host, map[bool]string{true: " (once)"}[a.Once],
+	what := "registration"
+	if rebind {
+		what = "re-registration that takes over the portal registered there and its apps"
+	}
+	fmt.Fprintf(stdout, "approved %s for one %s%s%s%s\n", a.Host, what, map[bool]string{false: " (permanent)"}[a.Once],
 		map[bool]string{true: " (licence key required)"}[a.Licence], expiresText(a.Expires))
+	return nil
+}
+
+func portalUpdate(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	var id, host, scheme string
+	c, pos, err := parseCLI("portal update", args, stderr, getenv, func(fs *flag.FlagSet) {
+		fs.StringVar(&id, "id", "", "the portal's client_id (bx.…)")
+		fs.StringVar(&host, "host", "", "the portal's new host as in its address bar (portal.example.local[:port])")
+		fs.StringVar(&scheme, "scheme", "", "http or https (empty = keep the current one), for client_endpoint")
+	})
+	if err != nil {
+		return err
+	}
+	if id == "" && len(pos) == 1 {
+		id = pos[0]
+	}
+	if id == "" || host == "" {
+		return errors.New("portal update: --id and --host are required")
+	}
+	reg, _, closeDB, err := openRegistry(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	p, err := reg.Move(ctx, id, scheme, host)
+	if err != nil {
+		if errors.Is(err, oauth.ErrNotFound) {
+			return fmt.Errorf("portal update: no portal %q", id)
+		}
+		return fmt.Errorf("portal update: %w", err)
+	}
+	fmt.Fprintf(stdout, "portal %s is now at %s (running servers use it within --portal-auth-cache-ttl)\n", p.ID, p.RedirectURI)
 	return nil
 }
 
@@ -126,6 +185,7 @@ func expiresText(t time.Time) string {
 type allowedOut struct {
 	Host      string `json:"host"`
 	Once      bool   `json:"once"`
+	Rebind    bool   `json:"rebind,omitempty"`
 	Licence   bool   `json:"licence_key_required"`
 	Expires   string `json:"expires,omitempty"`
 	Note      string `json:"note,omitempty"`
@@ -133,7 +193,7 @@ type allowedOut struct {
 }
 
 func allowedJSON(a portal.Allowed) allowedOut {
-	o := allowedOut{Host: a.Host, Once: a.Once, Licence: a.Licence, Note: a.Note, CreatedAt: a.CreatedAt.UTC().Format(time.RFC3339)}
+	o := allowedOut{Host: a.Host, Once: a.Once, Rebind: a.Rebind, Licence: a.Licence, Note: a.Note, CreatedAt: a.CreatedAt.UTC().Format(time.RFC3339)}
 	if !a.Expires.IsZero() {
 		o.Expires = a.Expires.UTC().Format(time.RFC3339)
 	}

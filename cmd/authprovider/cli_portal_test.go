@@ -35,7 +35,7 @@ func TestPortalCLIOnTheDatabase(t *testing.T) {
 				return out
 			}
 			must("allow", "--host", "Portal.Example.local:443", "--once", "--expires", "1h", "--note", "first")
-			must("allow", "other.example.local", "--licence-key", "KEY-1")
+			must("allow", "other.example.local", "--licence-key", "KEY-1", "--permanent")
 			var allowed []struct {
 				Host    string `json:"host"`
 				Once    bool   `json:"once"`

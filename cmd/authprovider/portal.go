@@ -97,11 +97,11 @@ func mountPortal(ctx context.Context, a *app) error {
 		}
 		return nil
 	})
-	registerPortalMetrics(a.d.Registry, v, relay)
+	registerPortalMetrics(a.d.Registry, v, relay, h)
 	return nil
 }
 
-func registerPortalMetrics(reg *prometheus.Registry, v *validator.Validator, relay *portal.Relay) {
+func registerPortalMetrics(reg *prometheus.Registry, v *validator.Validator, relay *portal.Relay, h *portal.Handler) {
 	reg.MustRegister(
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "isobox_token_cache_hits_total", Help: "Token checks answered from memory."},
 			func() float64 { return float64(v.Stats().Hits) }),
@@ -113,6 +113,9 @@ func registerPortalMetrics(reg *prometheus.Registry, v *validator.Validator, rel
 			func() float64 { return float64(v.Stats().Entries) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "isobox_event_outbox_pending", Help: "rest.event.call batches waiting for eventrelay."},
 			func() float64 { return float64(relay.PendingHint()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "isobox_portal_address_mismatch_total",
+			Help: "Portal calls whose client_redirect_uri differed from the registered address (ignored; `portal update` moves a portal)."},
+			func() float64 { return float64(h.AddressMismatches()) }),
 	)
 }
 

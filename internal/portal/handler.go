@@ -18,6 +18,9 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/isobox/isobox/internal/bitrix"
 	"github.com/isobox/isobox/internal/oauth"
@@ -47,6 +50,10 @@ type Handler struct {
 	relay    *Relay
 	log      *slog.Logger
 	table    map[string]methodFunc
+
+	mismatches   atomic.Int64
+	mu           sync.Mutex
+	lastMismatch map[string]string // portal id → last client_redirect_uri logged
 	// OnClientChange, if set, is told when an app or portal changes (the
 	// validation caches drop what they hold for it).
 	OnClientChange func(id string)
@@ -66,13 +73,14 @@ func New(cfg Config, svc *validator.Service, clients Clients, registry *Registry
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &Handler{cfg: cfg, svc: svc, clients: clients, registry: registry, relay: relay, log: log}
+	h := &Handler{cfg: cfg, svc: svc, clients: clients, registry: registry, relay: relay, log: log, lastMismatch: map[string]string{}}
 	h.table = h.methods()
 	return h
 }
 
 // Register adds the handler's routes to mux.
 func (h *Handler) Register(mux *http.ServeMux) {
+	mux.HandleFunc("/oauth/register/challenge/", h.serveChallenge)
 	mux.HandleFunc("/oauth/register/", h.serveRegister)
 	mux.HandleFunc("/rest/", h.serveREST)
 }
@@ -127,10 +135,16 @@ func (h *Handler) serveRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	reg, err := h.registry.Register(r.Context(), h.cfg.Registration, Registration{
 		RedirectURI: f.String("redirect_uri"), MemberType: f.String("BX_TYPE"), Licence: f.String("BX_LICENCE"),
-		MemberID: f.String("member_id"), Hash: f.String("BX_HASH"), Signed: signedValues(f),
+		Hash: f.String("BX_HASH"), Signed: signedValues(f), ClientID: f.String("client_id"), ClientSecret: f.String("client_secret"),
+		Challenge: signedChallenge(f),
 	})
 	switch {
 	case err == nil:
+	case errors.Is(err, ErrRegistered):
+		h.log.Warn("portal: registration refused", "err", err, "remote", r.RemoteAddr)
+		bitrix.WriteError(w, bitrix.NewError(http.StatusForbidden, "ACCESS_DENIED",
+			"This host is already registered; registering it again needs the portal's current credentials, a licence-signed challenge, or `authprovider portal rebind --host HOST` by the isobox administrator"))
+		return
 	case errors.Is(err, ErrNotAllowed):
 		h.log.Warn("portal: registration refused", "err", err, "remote", r.RemoteAddr)
 		bitrix.WriteError(w, bitrix.NewError(http.StatusForbidden, "ACCESS_DENIED",
@@ -150,6 +164,42 @@ func (h *Handler) serveRegister(w http.ResponseWriter, r *http.Request) {
 		ClientSecret string `json:"client_secret"`
 		Host         string `json:"host"`
 	}{reg.Client.ID, reg.Secret, reg.Client.Host})
+}
+
+// serveChallenge issues a registration challenge (Registry.Challenge) for
+// the portal at redirect_uri: {"challenge": "…", "expires_in": seconds}.
+func (h *Handler) serveChallenge(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		bitrix.WriteError(w, bitrix.NewError(http.StatusMethodNotAllowed, "INVALID_REQUEST", "Use POST"))
+		return
+	}
+	f, berr := h.readForm(w, r, h.cfg.MaxCallBody)
+	if berr != nil {
+		bitrix.WriteError(w, berr)
+		return
+	}
+	c, err := h.registry.Challenge(r.Context(), f.String("redirect_uri"))
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrNotAllowed):
+		bitrix.WriteError(w, bitrix.NewError(http.StatusForbidden, "ACCESS_DENIED", "No portal registered on this host with a licence key"))
+		return
+	case errors.Is(err, ErrTooManyChallenges):
+		bitrix.WriteError(w, bitrix.NewError(http.StatusTooManyRequests, "OVERLOAD_LIMIT", "Too many open challenges for this host, try again later"))
+		return
+	case errors.Is(err, oauth.ErrInvalidArgument):
+		bitrix.WriteError(w, bitrix.NewError(http.StatusBadRequest, "INVALID_REQUEST", "redirect_uri must be http(s)://host of the portal"))
+		return
+	default:
+		h.log.Error("portal: registration challenge", "err", err)
+		bitrix.WriteError(w, bitrix.NewError(http.StatusServiceUnavailable, "SERVER_ERROR", "Try again later"))
+		return
+	}
+	noStore(w)
+	bitrix.WriteJSON(w, http.StatusOK, struct {
+		Challenge string `json:"challenge"`
+		ExpiresIn int64  `json:"expires_in"`
+	}{c, int64(ChallengeTTL / time.Second)})
 }
 
 // methodFunc serves one /rest/ method for an authenticated portal.
@@ -219,7 +269,7 @@ func (h *Handler) serveREST(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if cru := f.String("client_redirect_uri"); cru != "" && cru != portal.RedirectURI {
-		portal = h.moveHost(r.Context(), portal, cru)
+		h.addressMismatch(portal, cru)
 	}
 	res, err := fn(r.Context(), &call{portal: portal, form: f, base: requestBase(r)})
 	if err != nil {
@@ -235,29 +285,55 @@ func (h *Handler) serveREST(w http.ResponseWriter, r *http.Request) {
 	}{res})
 }
 
-// moveHost records the address the portal now calls itself by
-// (client_redirect_uri, sent with every call), as the cloud does, so that
-// client_endpoint and domain follow a portal that moved. Failures are
-// logged; the call goes on with the stored portal.
-func (h *Handler) moveHost(ctx context.Context, p oauth.Client, redirectURI string) oauth.Client {
-	u, err := url.Parse(redirectURI)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return p
+// addressMismatch notes a call whose client_redirect_uri is not the
+// portal's registered address. The cloud moves the portal; here it is
+// ignored, because the portal builds the value from the Host header of the
+// hit that made the call, which anyone who can reach the portal chooses
+// (finding 2 of issue 11). It is counted, and logged once per portal and
+// value so that a portal that really moved is noticed without a log line
+// per call; the administrator moves it with `authprovider portal update`.
+func (h *Handler) addressMismatch(p oauth.Client, sent string) {
+	if u, err := url.Parse(sent); err == nil && u.Host != "" && u.Scheme+"://"+NormalizeHost(u.Host) == p.RedirectURI {
+		return // the same address spelled with a default port or upper case
 	}
-	host := NormalizeHost(u.Host)
-	next := u.Scheme + "://" + host
-	if next == p.RedirectURI {
-		return p
+	h.mismatches.Add(1)
+	sent = truncate(sent, 200)
+	h.mu.Lock()
+	if len(h.lastMismatch) > 10_000 {
+		clear(h.lastMismatch)
 	}
-	old := p.RedirectURI
-	p.RedirectURI, p.Host = next, host
-	if err := h.clients.UpdateClient(ctx, p); err != nil {
-		h.log.Warn("portal: record new portal address", "portal", p.ID, "err", err)
-		return p
+	seen := h.lastMismatch[p.ID] == sent
+	h.lastMismatch[p.ID] = sent
+	h.mu.Unlock()
+	if !seen {
+		h.log.Warn("portal: client_redirect_uri differs from the registered address; ignored (move a portal with `authprovider portal update`)",
+			"portal", p.ID, "registered", p.RedirectURI, "sent", sent)
 	}
-	h.changed(p.ID)
-	h.log.Info("portal: address changed", "portal", p.ID, "from", old, "to", next)
-	return p
+}
+
+// AddressMismatches counts calls whose client_redirect_uri was not the
+// portal's registered address (isobox_portal_address_mismatch_total).
+func (h *Handler) AddressMismatches() int64 { return h.mismatches.Load() }
+
+// noStore marks a response that carries a token or secret as not to be
+// stored by any cache (RFC 9111; Pragma for HTTP/1.0 caches).
+func noStore(w http.ResponseWriter) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+}
+
+// signedChallenge returns the registration's challenge if BX_HASH covers
+// it (it comes before BX_HASH), else "".
+func signedChallenge(f *phpform.Array) string {
+	for _, k := range f.Keys() {
+		switch k {
+		case "BX_HASH":
+			return ""
+		case "challenge":
+			return f.String(k)
+		}
+	}
+	return ""
 }
 
 // signedValues are the values BX_HASH covers: every top-level field before

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -201,23 +202,36 @@ func TestRegistrationPolicy(t *testing.T) {
 		code, m := s.post("/oauth/register/", reg)
 		wantError(t, "unapproved host", code, m, 403, "ACCESS_DENIED")
 
-		if _, err := s.registry.Allow(ctx, portal.Approval{Host: "BOX.example.local:443", Once: true, Note: "first setup"}); err != nil {
+		if _, err := s.registry.Allow(ctx, portal.Approval{Host: "BOX.example.local:443", Note: "first setup"}); err != nil {
 			t.Fatal(err)
 		}
 		code, m = s.post("/oauth/register/", reg)
 		if code != 200 || !strings.HasPrefix(m["client_id"].(string), "bx.") || len(m["client_secret"].(string)) != 50 || m["host"] != "box.example.local" {
 			t.Fatalf("approved registration: %d %v", code, m)
 		}
+		first := m["client_id"].(string)
 		code, m = s.post("/oauth/register/", reg)
 		wantError(t, "one-time approval used twice", code, m, 403, "ACCESS_DENIED")
 
-		if _, err := s.registry.Allow(ctx, portal.Approval{Host: "box.example.local", TTL: time.Hour}); err != nil {
+		// A permanent approval outlives a registration, but does not let
+		// anyone register a host that has a portal.
+		if _, err := s.registry.Allow(ctx, portal.Approval{Host: "box.example.local", TTL: time.Hour, Permanent: true}); err != nil {
 			t.Fatal(err)
 		}
+		code, m = s.post("/oauth/register/", reg)
+		wantError(t, "registered host under a permanent approval", code, m, 403, "ACCESS_DENIED")
 		for range 2 {
-			if code, m := s.post("/oauth/register/", reg); code != 200 {
-				t.Fatalf("standing approval: %d %v", code, m)
+			if err := s.registry.Remove(ctx, first); err != nil {
+				t.Fatal(err)
 			}
+			code, m := s.post("/oauth/register/", reg)
+			if code != 200 {
+				t.Fatalf("permanent approval: %d %v", code, m)
+			}
+			first = m["client_id"].(string)
+		}
+		if err := s.registry.Remove(ctx, first); err != nil {
+			t.Fatal(err)
 		}
 		s.clk.Advance(2 * time.Hour)
 		code, m = s.post("/oauth/register/", reg)
@@ -233,9 +247,11 @@ func TestRegistrationPolicy(t *testing.T) {
 		}
 		code, m = open.post("/oauth/register/", url.Values{"redirect_uri": {"javascript:alert(1)"}, "type": {"B"}}.Encode())
 		wantError(t, "bad redirect_uri", code, m, 400, "INVALID_REQUEST")
+		code, m = open.post("/oauth/register/", url.Values{"redirect_uri": {"http://anything.local:8080"}, "type": {"B"}}.Encode())
+		wantError(t, "registered host under the open policy", code, m, 403, "ACCESS_DENIED")
 		ps, err := s.registry.Portals(ctx)
-		if err != nil || len(ps) != 4 {
-			t.Fatalf("portals = %d, %v; want 4", len(ps), err)
+		if err != nil || len(ps) != 1 {
+			t.Fatalf("portals = %d, %v; want 1", len(ps), err)
 		}
 	})
 }
@@ -503,9 +519,22 @@ func TestReRegistrationKeepsApps(t *testing.T) {
 			return s.call(old, "application.add", url.Values{"TITLE": {"x"}, "SCOPE": {"crm"}})
 		})["client_id"].(string)
 
+		// member_id is no proof.
 		code, m := s.post("/oauth/register/", url.Values{"redirect_uri": {"http://portal.box.local"}, "type": {"B"}, "member_id": {oauth.MemberID(old.id)}}.Encode())
+		wantError(t, "re-registration by member_id", code, m, 403, "ACCESS_DENIED")
+		// Another host's credentials are no proof either.
+		if _, err := s.registry.Allow(ctx, portal.Approval{Host: "evil.box.local"}); err != nil {
+			t.Fatal(err)
+		}
+		evil := s.register("evil.box.local")
+		code, m = s.post("/oauth/register/", url.Values{"redirect_uri": {"http://portal.box.local"}, "type": {"B"},
+			"client_id": {evil.id}, "client_secret": {evil.secret}}.Encode())
+		wantError(t, "another portal's credentials", code, m, 403, "ACCESS_DENIED")
+
+		code, m = s.post("/oauth/register/", url.Values{"redirect_uri": {"http://portal.box.local"}, "type": {"B"},
+			"client_id": {old.id}, "client_secret": {old.secret}}.Encode())
 		if code != 200 {
-			t.Fatalf("re-registration: %d %v", code, m)
+			t.Fatalf("re-registration with the current secret: %d %v", code, m)
 		}
 		next := creds{m["client_id"].(string), m["client_secret"].(string), "portal.box.local"}
 		if next.id == old.id {
@@ -517,22 +546,20 @@ func TestReRegistrationKeepsApps(t *testing.T) {
 		s.clk.Advance(time.Minute) // past the credential cache
 		code, m = s.call(old, "rest.check", url.Values{"TOKEN": {"x"}})
 		wantError(t, "old identity", code, m, 401, "invalid_client")
-
-		// A stranger naming that member_id from another (approved) host gets nothing.
-		if _, err := s.registry.Allow(ctx, portal.Approval{Host: "evil.box.local"}); err != nil {
-			t.Fatal(err)
-		}
-		code, m = s.post("/oauth/register/", url.Values{"redirect_uri": {"http://evil.box.local"}, "type": {"B"}, "member_id": {oauth.MemberID(next.id)}}.Encode())
-		if code != 200 {
-			t.Fatalf("evil registration: %d %v", code, m)
-		}
-		evil := creds{m["client_id"].(string), m["client_secret"].(string), "evil.box.local"}
 		code, m = s.call(evil, "rest.authorize", url.Values{"CLIENT_ID": {app}, "PARAMS[LOCAL_USER]": {"1"}})
 		wantError(t, "another host's apps", code, m, 401, "ERROR_OAUTH")
+
+		// A rebind approval is used once; it lapses like any other.
+		if _, err := s.registry.Allow(ctx, portal.Approval{Host: "portal.box.local", Rebind: true, Permanent: true, TTL: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+		s.clk.Advance(2 * time.Minute)
+		code, m = s.post("/oauth/register/", url.Values{"redirect_uri": {"http://portal.box.local"}, "type": {"B"}}.Encode())
+		wantError(t, "expired rebind", code, m, 403, "ACCESS_DENIED")
 	})
 }
 
-func TestPortalAddressFollowsClientRedirectURI(t *testing.T) {
+func TestOnlyTheAdministratorMovesAPortal(t *testing.T) {
 	db := testkit.OpenStore(t, testkit.SQLite(t))
 	ctx := context.Background()
 	s := newStack(t, db, portal.PolicyOpen, 0)
@@ -540,11 +567,24 @@ func TestPortalAddressFollowsClientRedirectURI(t *testing.T) {
 	app := result(t, func() (int, map[string]any) { return s.call(a, "application.add", url.Values{"TITLE": {"x"}}) })["client_id"].(string)
 	p := url.Values{"CLIENT_ID": {app}, "PARAMS[LOCAL_USER]": {"1"}, "client_id": {a.id}, "client_secret": {a.secret}, "client_redirect_uri": {"https://new.box.local:443"}}
 	r := result(t, func() (int, map[string]any) { return s.post("/rest/rest.authorize", p.Encode()) })
-	if r["domain"] != "new.box.local" || r["client_endpoint"] != "https://new.box.local/rest/" {
-		t.Fatalf("after a move: %v", r)
+	if r["domain"] != "portal.box.local" || r["client_endpoint"] != "http://portal.box.local/rest/" {
+		t.Fatalf("moved by client_redirect_uri: %v", r)
 	}
-	if c, _ := s.o.GetClient(ctx, a.id); c.Host != "new.box.local" || c.RedirectURI != "https://new.box.local" {
+	if _, err := s.registry.Move(ctx, a.id, "", "New.Box.Local:443"); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := s.o.GetClient(ctx, a.id); c.Host != "new.box.local" || c.RedirectURI != "http://new.box.local" {
 		t.Fatalf("stored portal: %+v", c)
+	}
+	s.clk.Advance(time.Minute) // past the credential cache
+	r = result(t, func() (int, map[string]any) { return s.post("/rest/rest.authorize", p.Encode()) })
+	if r["client_endpoint"] != "http://new.box.local/rest/" {
+		t.Fatalf("after portal update: %v", r)
+	}
+	for _, bad := range [][2]string{{"ftp", "x.local"}, {"https", "x.local/evil"}, {"https", ""}} {
+		if _, err := s.registry.Move(ctx, a.id, bad[0], bad[1]); !errors.Is(err, oauth.ErrInvalidArgument) {
+			t.Errorf("Move(%q, %q) = %v", bad[0], bad[1], err)
+		}
 	}
 }
 
@@ -577,11 +617,31 @@ func TestRegistrationWithLicenceKey(t *testing.T) {
 	tampered := strings.Replace(signLicence(base, "NFR-123-456"), "box.example.local", "box.example.local%3A443", 1)
 	code, m = s.post("/oauth/register/", tampered)
 	wantError(t, "fields changed after signing", code, m, 403, "ACCESS_DENIED")
+	if _, err := s.registry.Allow(ctx, portal.Approval{Host: "box.example.local", LicenceKey: "NFR-123-456", Permanent: true}); err != nil {
+		t.Fatal(err)
+	}
+	list, err := s.registry.Allowlist(ctx)
+	if err != nil || len(list) != 1 || !list[0].Licence || list[0].Once {
+		t.Fatalf("allowlist = %+v, %v", list, err)
+	}
 	if code, m := s.post("/oauth/register/", signLicence(base, "NFR-123-456")); code != 200 {
 		t.Fatalf("signed with the approved key: %d %v", code, m)
 	}
-	list, err := s.registry.Allowlist(ctx)
-	if err != nil || len(list) != 1 || !list[0].Licence {
-		t.Fatalf("allowlist = %+v, %v", list, err)
+
+	// A challenge expires.
+	code, m = s.post("/oauth/register/challenge/", url.Values{"redirect_uri": {"https://box.example.local"}}.Encode())
+	if code != 200 {
+		t.Fatalf("challenge: %d %v", code, m)
+	}
+	c := m["challenge"].(string)
+	s.clk.Advance(portal.ChallengeTTL)
+	code, m = s.post("/oauth/register/", signLicence(append(base, [2]string{"challenge", c}), "NFR-123-456"))
+	wantError(t, "expired challenge", code, m, 403, "ACCESS_DENIED")
+	// Challenges are bounded per host.
+	for i := range 20 {
+		code, m = s.post("/oauth/register/challenge/", url.Values{"redirect_uri": {"https://box.example.local"}}.Encode())
+		if i < 16 && code != 200 || i >= 16 && code != 429 {
+			t.Fatalf("challenge %d: %d %v", i, code, m)
+		}
 	}
 }
