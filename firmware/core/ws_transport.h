@@ -65,6 +65,15 @@ class WsTransport : public Transport {
     kActive,   // attempt made; events are the link's
   };
 
+  WsTransport() = default;
+  WsTransport(const WsTransport&) = delete;
+  WsTransport& operator=(const WsTransport&) = delete;
+  // The client's destructor disconnects and fires an event: not the link's.
+  ~WsTransport() {
+    phase_ = Phase::kIdle;
+    link_ = nullptr;
+  }
+
   void Attach(Link* link, const Heartbeat& hb = Heartbeat()) {
     link_ = link;
     ws_.onEvent([this](WStype_t type, uint8_t* payload, size_t length) { OnEvent(type, payload, length); });
