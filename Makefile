@@ -47,6 +47,8 @@ VERSION_PKG := github.com/isobox/isobox/internal/version
 DIST_LDFLAGS := -s -w -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Commit=$(COMMIT) -X $(VERSION_PKG).Date=$(DATE)
 
 dist: dist-bin
+	$(GO) run ./cmd/isobox-dist build -version '$(VERSION)' -commit '$(COMMIT)' -date '$(DATE)' \
+	  -arch '$(shell echo $(DIST_ARCHES) | tr ' ' ,)' -out '$(DIST)' -root .
 
 ## dist-bin: only the static binaries, dist/bin/linux_<arch>/<service>
 dist-bin:

@@ -19,6 +19,9 @@ command -v g++ >/dev/null 2>&1 || need+=(g++)
 command -v make >/dev/null 2>&1 || need+=(make)
 # firmware/test/ws_host: SHA-1 and base64 of the WebSocket handshake (libcrypto)
 [ -f /usr/include/openssl/sha.h ] || need+=(libssl-dev)
+# install test of the release packages (scripts/install-test.sh): rpm -qlp, systemd-analyze verify
+command -v rpm >/dev/null 2>&1 || need+=(rpm)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
