@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -33,7 +32,11 @@ func dialAdmin(ctx context.Context, c *config) (*grpc.ClientConn, context.Contex
 	if err != nil {
 		return nil, nil, fmt.Errorf("admin key (run with the server's --data-dir): %w", err)
 	}
-	conn, err := grpc.NewClient(c.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds, err := c.Listen.cliDial()
+	if err != nil {
+		return nil, nil, err
+	}
+	conn, err := grpc.NewClient(c.GRPCAddr, creds)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to %s: %w", c.GRPCAddr, err)
 	}

@@ -37,6 +37,7 @@ type config struct {
 
 	OAuth  oauthConfig  // further OAuth settings, oauth.go
 	Portal portalConfig // further portal-protocol settings, portal.go
+	Listen listenConfig // limits and TLS of every listener, listen.go
 }
 
 // register binds the flags shared by the server and the CLI subcommands.
@@ -60,6 +61,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.ServiceKeyFile, "service-key-file", "", "file holding the key authprovider and eventrelay authenticate each other with; empty = <data-dir>/service.key, created if absent")
 	c.OAuth.register(fs)
 	c.Portal.register(fs)
+	c.Listen.register(fs)
 }
 
 // dsn returns the database DSN, defaulting to the embedded file.

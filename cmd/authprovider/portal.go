@@ -56,10 +56,10 @@ func mountPortal(ctx context.Context, a *app) error {
 	portals := validator.NewPortals(a.oauth, pc.PortalAuthTTL, nil)
 	svc := validator.NewService(a.oauth, v, portals, validator.ServiceConfig{
 		PublicURL:   a.cfg.PublicURL,
-		FallbackURL: func() string { return "http://" + a.d.Addr("http") },
+		FallbackURL: func() string { return a.scheme() + "://" + a.d.Addr("http") },
 	})
 	registry := portal.NewRegistry(a.db, a.oauth, nil)
-	relay := portal.NewRelay(a.db, portal.RelayConfig{URL: a.cfg.RelayURL, ServiceKey: key, RetryMax: pc.OutboxRetryMax}, a.log)
+	relay := portal.NewRelay(a.db, portal.RelayConfig{URL: a.cfg.RelayURL, ServiceKey: key, RetryMax: pc.OutboxRetryMax, Client: a.tls.relayClient()}, a.log)
 	h := portal.New(portal.Config{Registration: a.cfg.PortalRegistration}, svc, a.oauth, registry, relay, a.log)
 	forget := func(id string) {
 		v.ForgetClient(id)

@@ -44,6 +44,8 @@ type app struct {
 	adminKeyHash string
 	// oauth is the OAuth service (clients, tokens), built by mountOAuth.
 	oauth *oauth.Service
+	// tls is the listeners' and links' TLS material (nil parts: plain).
+	tls *tlsSetup
 }
 
 func newLogger(w io.Writer, level slog.Level) *slog.Logger {
@@ -64,6 +66,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return fmt.Errorf("open database: %w", err)
 	}
 	log.Info("database ready", "engine", db.Dialect)
+	tlsSet, err := cfg.Listen.load(log)
+	if err != nil {
+		db.Close()
+		return err
+	}
 
 	a := &app{
 		cfg:      cfg,
@@ -72,10 +79,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		d:        daemon.New(log),
 		bitrix:   http.NewServeMux(),
 		grpcAuth: grpcauth.Checks{},
+		tls:      tlsSet,
 	}
+	tlsSet.apply(a.d, &cfg.Listen)
 	a.d.OnClose(func(context.Context) { db.Close() })
 	a.admin = a.d.AdminHandler()
-	a.grpc = grpc.NewServer(a.grpcAuth.ServerOptions()...)
+	a.grpc = grpc.NewServer(append(a.grpcAuth.ServerOptions(), a.d.GRPCOptions()...)...)
 	a.gateway = gateway.New()
 	// grpc-gateway reads a whole body before the gRPC call authenticates it:
 	// cap it, so that no caller can make the service buffer much.
@@ -100,13 +109,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		db.Close()
 		return err
 	}
-	conn, err := gateway.Connect(ctx, a.gateway, a.d.Addr("grpc"), a.gatewayRegs)
+	conn, err := gateway.Connect(ctx, a.gateway, a.d.Addr("grpc"), a.gatewayRegs, a.tls.selfDial())
 	if err != nil {
 		db.Close()
 		return err
 	}
 	a.d.OnClose(func(context.Context) { conn.Close() })
-	fmt.Fprintf(stdout, "authprovider: Bitrix OAuth on http://%s, gRPC on %s, admin on http://%s (data in %s)\n",
-		a.d.Addr("http"), a.d.Addr("grpc"), a.d.Addr("admin"), cfg.DataDir)
+	scheme := a.scheme()
+	fmt.Fprintf(stdout, "authprovider: Bitrix OAuth on %s://%s, gRPC on %s, admin on %s://%s (data in %s)\n",
+		scheme, a.d.Addr("http"), a.d.Addr("grpc"), scheme, a.d.Addr("admin"), cfg.DataDir)
 	return a.d.Run(ctx)
 }

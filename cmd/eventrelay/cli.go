@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -20,6 +21,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	relayv1 "github.com/isobox/isobox/api/isobox/relay/v1"
+	"github.com/isobox/isobox/internal/certs"
 	"github.com/isobox/isobox/internal/cmdline"
 	"github.com/isobox/isobox/internal/flagenv"
 	"github.com/isobox/isobox/internal/secret"
@@ -58,6 +60,7 @@ func subcommands(name string, subs map[string]command) cmdline.RunFunc {
 // positional arguments.
 type cli struct {
 	grpcAddr, dataDir, keyFile string
+	caFile                     string
 	json                       bool
 	args                       []string
 	stdout                     io.Writer
@@ -70,6 +73,7 @@ func parseCLI(name string, args []string, stdout, stderr io.Writer, getenv func(
 	fs.StringVar(&c.grpcAddr, "grpc-addr", "127.0.0.1:9091", "the relay's gRPC address")
 	fs.StringVar(&c.dataDir, "data-dir", "data", "the relay's data directory (for relay-admin.key)")
 	fs.StringVar(&c.keyFile, "admin-key-file", "", "relay admin key file; empty = <data-dir>/relay-admin.key")
+	fs.StringVar(&c.caFile, "tls-ca-file", "", "PEM CA certificates that verify the relay's certificate; set when the relay serves TLS (--tls-cert-file)")
 	fs.BoolVar(&c.json, "json", false, "print JSON")
 	if extra != nil {
 		extra(fs)
@@ -98,7 +102,15 @@ func (c *cli) dial(ctx context.Context) (relayv1.RelayClient, context.Context, f
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("relay admin key (run with the relay's --data-dir): %w", err)
 	}
-	conn, err := grpc.NewClient(c.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds := insecure.NewCredentials()
+	if c.caFile != "" {
+		roots, err := certs.LoadCAs(c.caFile)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		creds = credentials.NewTLS(certs.ClientConfig(roots, nil))
+	}
+	conn, err := grpc.NewClient(c.grpcAddr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("connect to %s: %w", c.grpcAddr, err)
 	}

@@ -33,6 +33,7 @@ type config struct {
 
 	Events eventsConfig // delivery settings, events.go
 	Push   pushConfig   // push channel settings, push.go
+	Listen listenConfig // limits and TLS of every listener, listen.go
 }
 
 func (c *config) register(fs *flag.FlagSet) {
@@ -50,6 +51,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.ServiceKeyFile, "service-key-file", "", "file holding the key authprovider and eventrelay authenticate each other with; empty = <data-dir>/service.key, created if absent")
 	c.Events.register(fs)
 	c.Push.register(fs)
+	c.Listen.register(fs)
 }
 
 func (c *config) serviceKeyPath() string {

@@ -16,7 +16,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	relayv1 "github.com/isobox/isobox/api/isobox/relay/v1"
@@ -197,7 +196,7 @@ func mountEvents(ctx context.Context, a *app) error {
 		return err
 	}
 
-	conn, err := grpc.NewClient(cfg.AuthGRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(cfg.AuthGRPCAddr, a.tls.authDial())
 	if err != nil {
 		return fmt.Errorf("authprovider client %s: %w", cfg.AuthGRPCAddr, err)
 	}

@@ -38,6 +38,8 @@ type app struct {
 	// gateway is the grpc-gateway mux, mounted on admin under /v1/.
 	gateway     *runtime.ServeMux
 	gatewayRegs []gateway.Registrar
+	// tls is the listeners' and links' TLS material (nil parts: plain).
+	tls *tlsSetup
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
@@ -48,6 +50,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
+	}
+	tlsSet, err := cfg.Listen.load(log)
+	if err != nil {
+		return err
 	}
 	nc, err := broker.Open(ctx, broker.Config{
 		URL:        cfg.NATSURL,
@@ -67,10 +73,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		http:     http.NewServeMux(),
 		publish:  http.NewServeMux(),
 		grpcAuth: grpcauth.Checks{},
+		tls:      tlsSet,
 	}
+	tlsSet.apply(a.d, &cfg.Listen)
 	a.d.OnClose(func(context.Context) { nc.Close() })
 	a.admin = a.d.AdminHandler()
-	a.grpc = grpc.NewServer(a.grpcAuth.ServerOptions()...)
+	a.grpc = grpc.NewServer(append(a.grpcAuth.ServerOptions(), a.d.GRPCOptions()...)...)
 	a.gateway = gateway.New()
 	// grpc-gateway reads a whole body before the gRPC call authenticates it:
 	// cap it, so that no caller can make the service buffer much.
@@ -83,7 +91,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 			return err
 		}
 	}
-	a.d.HTTP("http", cfg.HTTPAddr, a.http)
+	a.d.HTTP("http", cfg.HTTPAddr, a.http, daemon.WriteTimeout(longPollWrite(cfg.Push.PollTimeout)))
 	a.d.HTTP("publish", cfg.PublishAddr, a.publish)
 	a.d.GRPC("grpc", cfg.GRPCAddr, a.grpc)
 	a.d.HTTP("admin", cfg.AdminAddr, a.admin)
@@ -91,7 +99,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		nc.Close()
 		return err
 	}
-	conn, err := gateway.Connect(ctx, a.gateway, a.d.Addr("grpc"), a.gatewayRegs)
+	conn, err := gateway.Connect(ctx, a.gateway, a.d.Addr("grpc"), a.gatewayRegs, a.tls.selfDial())
 	if err != nil {
 		nc.Close()
 		return err
@@ -101,7 +109,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	if nc.Server != nil {
 		natsWhere = "embedded " + nc.Server.ClientURL()
 	}
-	fmt.Fprintf(stdout, "eventrelay: ingest and subscribers on http://%s, publish on http://%s, gRPC on %s, admin on http://%s, NATS %s\n",
-		a.d.Addr("http"), a.d.Addr("publish"), a.d.Addr("grpc"), a.d.Addr("admin"), natsWhere)
+	s := a.scheme()
+	fmt.Fprintf(stdout, "eventrelay: ingest and subscribers on %s://%s, publish on %s://%s, gRPC on %s, admin on %s://%s, NATS %s\n",
+		s, a.d.Addr("http"), s, a.d.Addr("publish"), a.d.Addr("grpc"), s, a.d.Addr("admin"), natsWhere)
 	return a.d.Run(ctx)
 }

@@ -2,10 +2,15 @@
 // answers liveness, readiness and metrics on the admin listener, and shuts
 // everything down in order when asked: stop accepting, drain in-flight work,
 // then release resources, within a deadline.
+//
+// Every listener gets the same defences: time limits on reading and writing
+// and on idle connections, connection caps in all and per client address
+// ([Limits]), and TLS when the service has a certificate.
 package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 )
 
 // ShutdownTimeout bounds a graceful shutdown: in-flight requests get this
@@ -28,18 +34,41 @@ const ShutdownTimeout = 8 * time.Second
 type Check func(ctx context.Context) error
 
 type listener struct {
-	name string
-	addr string
-	ln   net.Listener
-	http *http.Server
-	grpc *grpc.Server
+	name    string
+	addr    string
+	ln      net.Listener
+	handler http.Handler
+	http    *http.Server
+	grpc    *grpc.Server
+	// writeTimeout overrides Limits.WriteTimeout when positive.
+	writeTimeout time.Duration
+}
+
+// Option adjusts one listener.
+type Option func(*listener)
+
+// WriteTimeout raises the listener's response time limit to at least d:
+// for listeners whose handlers hold a request open on purpose (long polls).
+func WriteTimeout(d time.Duration) Option {
+	return func(l *listener) { l.writeTimeout = d }
 }
 
 // Daemon collects listeners, readiness checks and shutdown hooks, then runs
 // them. Configure it before Run; it is not safe to add to while running.
 type Daemon struct {
-	log        *slog.Logger
-	Registry   *prometheus.Registry
+	log      *slog.Logger
+	Registry *prometheus.Registry
+	// Limits apply to every listener; New sets DefaultLimits. Set them
+	// before GRPCOptions and Listen.
+	Limits Limits
+	// TLS, when set, makes every listener speak TLS only (HTTP listeners
+	// offer HTTP/2 too). Set it before GRPCOptions and Listen.
+	TLS *tls.Config
+	// GRPCTLS, when set, is the gRPC listeners' TLS config instead of TLS
+	// (e.g. one that asks for client certificates).
+	GRPCTLS *tls.Config
+
+	conns      *connMetrics
 	listeners  []*listener
 	checks     map[string]Check
 	checkOrder []string
@@ -55,22 +84,55 @@ type Daemon struct {
 func New(log *slog.Logger) *Daemon {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &Daemon{log: log, Registry: reg, checks: map[string]Check{}}
+	return &Daemon{log: log, Registry: reg, Limits: DefaultLimits(), conns: newConnMetrics(reg), checks: map[string]Check{}}
 }
 
 // HTTP adds an HTTP server named name that will listen on addr.
-func (d *Daemon) HTTP(name, addr string, h http.Handler) {
-	d.listeners = append(d.listeners, &listener{name: name, addr: addr, http: &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
-	}})
+func (d *Daemon) HTTP(name, addr string, h http.Handler, opts ...Option) {
+	l := &listener{name: name, addr: addr, handler: h}
+	for _, o := range opts {
+		o(l)
+	}
+	d.listeners = append(d.listeners, l)
 }
 
-// GRPC adds a gRPC server named name that will listen on addr.
+// GRPC adds a gRPC server named name that will listen on addr. Build s
+// with GRPCOptions, so that it has the limits and TLS.
 func (d *Daemon) GRPC(name, addr string, s *grpc.Server) {
 	d.listeners = append(d.listeners, &listener{name: name, addr: addr, grpc: s})
+}
+
+func (d *Daemon) grpcCreds() grpc.ServerOption {
+	c := d.GRPCTLS
+	if c == nil {
+		c = d.TLS
+	}
+	if c == nil {
+		return nil
+	}
+	c = c.Clone()
+	c.NextProtos = []string{"h2"}
+	return grpc.Creds(credentials.NewTLS(c))
+}
+
+// httpServer builds l's server with the limits and TLS.
+func (d *Daemon) httpServer(l *listener) *http.Server {
+	lim := d.Limits
+	write := max(lim.WriteTimeout, l.writeTimeout)
+	s := &http.Server{
+		Handler:           bodyDeadline(lim.ReadTimeout, l.handler),
+		ReadHeaderTimeout: lim.ReadHeaderTimeout,
+		WriteTimeout:      write,
+		IdleTimeout:       lim.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
+	}
+	if d.TLS != nil {
+		c := d.TLS.Clone()
+		c.NextProtos = []string{"h2", "http/1.1"}
+		s.TLSConfig = c
+	}
+	return s
 }
 
 // Ready registers a readiness check; /readyz answers 200 only when all pass.
@@ -127,6 +189,9 @@ func (d *Daemon) serveReady(w http.ResponseWriter, r *http.Request) {
 // Listen binds every listener. It fails, releasing what it bound, if any
 // address is taken. After Listen, Addr reports the bound addresses.
 func (d *Daemon) Listen() error {
+	if err := d.Limits.Validate(); err != nil {
+		return err
+	}
 	for _, l := range d.listeners {
 		ln, err := net.Listen("tcp", l.addr)
 		if err != nil {
@@ -137,7 +202,16 @@ func (d *Daemon) Listen() error {
 			}
 			return fmt.Errorf("listen %s on %s: %w", l.name, l.addr, err)
 		}
-		l.ln = ln
+		if !d.secure(l) && !loopback(ln.Addr()) {
+			d.log.Warn("listener reachable beyond this host without TLS: anyone on the network can read its traffic; set --tls-cert-file and --tls-key-file",
+				"listener", l.name, "addr", ln.Addr().String())
+		}
+		lim := newLimitListener(ln, l.name, d.Limits, l.grpc == nil, d.conns)
+		if l.grpc == nil {
+			l.http = d.httpServer(l)
+			lim.tls = l.http.TLSConfig
+		}
+		l.ln = lim
 	}
 	d.addrMu.Lock()
 	d.bound = make(map[string]string, len(d.listeners))
@@ -146,6 +220,20 @@ func (d *Daemon) Listen() error {
 	}
 	d.addrMu.Unlock()
 	return nil
+}
+
+// secure reports whether l speaks TLS.
+func (d *Daemon) secure(l *listener) bool {
+	if l.grpc != nil {
+		return d.GRPCTLS != nil || d.TLS != nil
+	}
+	return d.TLS != nil
+}
+
+// loopback reports whether addr is on a loopback interface only.
+func loopback(addr net.Addr) bool {
+	ta, ok := addr.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
 }
 
 // Addr returns where the listener named name is bound, or "" before Listen.
@@ -164,7 +252,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	errc := make(chan error, len(d.listeners))
 	var wg sync.WaitGroup
 	for _, l := range d.listeners {
-		d.log.Info("listening", "listener", l.name, "addr", l.ln.Addr().String())
+		d.log.Info("listening", "listener", l.name, "addr", l.ln.Addr().String(), "tls", d.secure(l))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -66,9 +66,14 @@ type Registrar func(ctx context.Context, mux *runtime.ServeMux, conn *grpc.Clien
 // Connect dials the service's own gRPC listener at addr and registers every
 // registrar on mux. Routing through the real listener, rather than calling
 // the servers in process, keeps the gRPC authentication interceptors on the
-// REST path too. The caller closes the returned connection at shutdown.
-func Connect(ctx context.Context, mux *runtime.ServeMux, addr string, regs []Registrar) (*grpc.ClientConn, error) {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+// REST path too. Without options the hop is plain; a listener serving TLS
+// needs grpc.WithTransportCredentials. The caller closes the returned
+// connection at shutdown.
+func Connect(ctx context.Context, mux *runtime.ServeMux, addr string, regs []Registrar, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+	if len(opts) == 0 {
+		opts = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	}
+	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: connect %s: %w", addr, err)
 	}
