@@ -21,6 +21,7 @@ import (
 func addCLICommands(cmds map[string]command) {
 	addClientCommands(cmds)
 	addPortalCommands(cmds)
+	addTLSCommands(cmds)
 }
 
 // dialAdmin connects to the admin gRPC API of the server configured by c

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/isobox/isobox/internal/certs"
+)
+
+// addTLSCommands adds `tls init`: a local CA and leaf certificates for a
+// LAN with no public CA.
+func addTLSCommands(cmds map[string]command) {
+	cmds["tls"] = command{Summary: "TLS certificates: init (a local CA and a certificate for --hosts)", Run: subcommands("tls", map[string]command{
+		"init": {Summary: "create a local CA (once) and a certificate for --hosts in --dir; print what goes where", Run: tlsInit},
+	})}
+}
+
+func tlsInit(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	var hosts, dir, name string
+	c, pos, err := parseCLI("tls init", args, stderr, getenv, func(fs *flag.FlagSet) {
+		fs.StringVar(&hosts, "hosts", "", "comma-separated DNS names and IP addresses the certificate is for, e.g. isobox.lan,oauth.bitrix.info,10.0.0.5 (localhost and the loopback addresses are always added)")
+		fs.StringVar(&dir, "dir", "", "directory for the CA and the certificates; empty = <data-dir>/tls")
+		fs.StringVar(&name, "name", "isobox", "file name of the certificate: NAME.crt and NAME.key (run again with another --name and --hosts for another service; the CA is reused)")
+	})
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("tls init: unexpected argument %q", pos[0])
+	}
+	if dir == "" {
+		dir = filepath.Join(c.DataDir, "tls")
+	}
+	var list []string
+	for _, h := range strings.Split(hosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			list = append(list, h)
+		}
+	}
+	if len(list) == 0 {
+		return fmt.Errorf("tls init: --hosts is required, e.g. --hosts isobox.lan,oauth.bitrix.info")
+	}
+	f, err := certs.Init(dir, name, list, time.Now())
+	if err != nil {
+		return fmt.Errorf("tls init: %w", err)
+	}
+	caState := "reused"
+	if f.CACreated {
+		caState = "created"
+	}
+	fmt.Fprintf(stdout, `CA %s: %s (valid until %s)
+  key: %s (0600) - keep it offline; it signs new certificates (tls init --name ...)
+certificate for %s:
+  %s
+  key: %s (0600), valid until %s
+
+Where each file goes:
+  authprovider and eventrelay (each with its own certificate, or both with this one):
+    --tls-cert-file %s --tls-key-file %s --tls-ca-file %s
+  the portal host, app hosts, LAN devices and browsers: trust %s
+    Debian/Ubuntu: cp %s /usr/local/share/ca-certificates/isobox-ca.crt && update-ca-certificates
+    PHP (curl and streams) without the system store: curl.cainfo and openssl.cafile = %s
+  Nothing else leaves this machine; ca.key never does.
+`, caState, f.CACert, f.CAUntil.Format("2006-01-02"), f.CAKey,
+		strings.Join(f.Hosts, ", "), f.Cert, f.Key, f.NotAfter.Format("2006-01-02"),
+		f.Cert, f.Key, f.CACert, f.CACert, f.CACert, f.CACert)
+	return nil
+}
