@@ -22,6 +22,8 @@ command -v make >/dev/null 2>&1 || need+=(make)
 # install test of the release packages (scripts/install-test.sh): rpm -qlp, systemd-analyze verify
 command -v rpm >/dev/null 2>&1 || need+=(rpm)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+# network namespaces as LAN machines (internal/e2e: ip netns, veth)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
