@@ -1,11 +1,15 @@
 package main
 
 import (
+	"errors"
 	"flag"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 
+	"github.com/isobox/isobox/internal/broker"
 	"github.com/isobox/isobox/internal/flagenv"
+	"github.com/isobox/isobox/internal/secret"
 )
 
 // envPrefix prefixes every flag's environment variable: --nats-url is
@@ -26,6 +30,8 @@ type config struct {
 	// AllowSingleReplica permits --stream-replicas/--push-replicas 1 on a
 	// NATS cluster (refused by default: one node's loss loses its streams).
 	AllowSingleReplica bool
+	NATSAuth           broker.ClientAuth
+	NATSPasswordFile   string // file holding NATSAuth.Password
 	LogLevel           slog.Level
 
 	AuthGRPCAddr   string // authprovider's gRPC address, for minting delivery tokens
@@ -46,6 +52,14 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.NATSListen, "nats-listen", "", "client address of the embedded NATS server; empty = a random loopback port")
 	fs.BoolVar(&c.SyncAlways, "nats-sync-always", true, "embedded NATS: fsync every stored message before acknowledging it (survives power loss); false syncs every 2 minutes")
 	fs.BoolVar(&c.AllowSingleReplica, "allow-single-replica", false, "permit --stream-replicas 1 / --push-replicas 1 on a NATS cluster (refused by default: losing the one node holding a stream loses or stalls its events)")
+	fs.StringVar(&c.NATSAuth.CredsFile, "nats-creds", "", "external NATS: credentials file (user JWT and nkey seed, as nsc writes it)")
+	fs.StringVar(&c.NATSAuth.User, "nats-user", "", "external NATS: user name (with --nats-password or --nats-password-file)")
+	fs.StringVar(&c.NATSAuth.Password, "nats-password", "", "external NATS: password; prefer --nats-password-file or the environment, a flag is visible in the process list")
+	fs.StringVar(&c.NATSPasswordFile, "nats-password-file", "", "external NATS: file holding the password")
+	fs.StringVar(&c.NATSAuth.NkeySeedFile, "nats-nkey-seed", "", "external NATS: file holding a user nkey seed (SU...)")
+	fs.StringVar(&c.NATSAuth.TLSCAFile, "nats-tls-ca-file", "", "external NATS: CA certificate(s) that verify the servers' TLS certificates (enables TLS; verification is never skipped)")
+	fs.StringVar(&c.NATSAuth.TLSCertFile, "nats-tls-cert-file", "", "external NATS: client certificate, for servers that verify clients")
+	fs.StringVar(&c.NATSAuth.TLSKeyFile, "nats-tls-key-file", "", "external NATS: key of --nats-tls-cert-file")
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
 	fs.StringVar(&c.AuthGRPCAddr, "auth-grpc-addr", "127.0.0.1:9090", "authprovider gRPC address, where delivery tokens are minted")
 	fs.StringVar(&c.ServiceKeyFile, "service-key-file", "", "file holding the key authprovider and eventrelay authenticate each other with; empty = <data-dir>/service.key, created if absent")
@@ -67,6 +81,16 @@ func parseConfig(name string, args []string, getenv func(string) string) (*confi
 	c.register(fs)
 	if err := flagenv.Parse(fs, envPrefix, args, getenv); err != nil {
 		return nil, err
+	}
+	if c.NATSPasswordFile != "" {
+		if c.NATSAuth.Password != "" {
+			return nil, errors.New("--nats-password and --nats-password-file: give one")
+		}
+		pw, err := secret.Read(c.NATSPasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("--nats-password-file: %w", err)
+		}
+		c.NATSAuth.Password = pw
 	}
 	return c, nil
 }

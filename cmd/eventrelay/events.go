@@ -152,6 +152,8 @@ func (c *eventsConfig) deny() ([]netip.Prefix, error) {
 	return out, nil
 }
 
+// relayAdminKeyMeta is where relays before issue 11 kept the admin key
+// hash, in the broker's meta bucket; it is deleted at start.
 const relayAdminKeyMeta = "admin_key_sha256"
 
 // relayAdminKeyPath is distinct from authprovider's admin.key: both
@@ -244,30 +246,28 @@ func mountEvents(ctx context.Context, a *app) error {
 }
 
 // setupRelayAdminKey makes sure the relay admin key exists: created on
-// first start in <data-dir>/relay-admin.key (0600); only its hash is kept
-// (in the relay's meta bucket), and the file's key is adopted if the
-// broker is new.
+// first start in <data-dir>/relay-admin.key (0600), and only its hash kept
+// in memory. The key is never read from the broker: whoever can write to
+// NATS must not be able to make themselves relay admin (issue 11). Older
+// relays kept the hash in the meta bucket; that entry is deleted.
 func setupRelayAdminKey(ctx context.Context, a *app, js jetstream.JetStream) (string, error) {
-	kv, err := js.KeyValue(ctx, events.BucketMeta)
-	if err != nil {
-		return "", fmt.Errorf("relay admin key: %w", err)
-	}
-	e, err := kv.Get(ctx, relayAdminKeyMeta)
-	if err == nil {
-		return string(e.Value()), nil
-	}
-	if !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return "", fmt.Errorf("relay admin key: %w", err)
-	}
 	path := relayAdminKeyPath(a.cfg.DataDir)
 	key, created, err := secret.LoadOrCreate(path, 48)
 	if err != nil {
 		return "", fmt.Errorf("relay admin key: %w", err)
 	}
-	hash := secret.Hash(key)
-	if _, err := kv.Put(ctx, relayAdminKeyMeta, []byte(hash)); err != nil {
-		return "", fmt.Errorf("relay admin key: %w", err)
-	}
 	a.log.Info("relay admin key ready", "path", path, "created", created)
-	return hash, nil
+	kv, err := js.KeyValue(ctx, events.BucketMeta)
+	if err != nil {
+		return "", fmt.Errorf("relay meta bucket: %w", err)
+	}
+	if _, err := kv.Get(ctx, relayAdminKeyMeta); err == nil {
+		if err := kv.Purge(ctx, relayAdminKeyMeta); err != nil {
+			return "", fmt.Errorf("relay meta bucket: delete the old admin key hash: %w", err)
+		}
+		a.log.Warn("deleted the admin key hash an older relay kept in the broker; the key in the data directory is the only one", "path", path)
+	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return "", fmt.Errorf("relay meta bucket: %w", err)
+	}
+	return secret.Hash(key), nil
 }

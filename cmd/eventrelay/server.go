@@ -60,6 +60,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		DataDir:    cfg.DataDir,
 		Listen:     cfg.NATSListen,
 		SyncAlways: cfg.SyncAlways,
+		Auth:       cfg.NATSAuth,
 		Name:       "eventrelay",
 	}, log)
 	if err != nil {

@@ -1,14 +1,23 @@
 // Package broker gives eventrelay its NATS connection: to an external cluster
-// when a URL is configured, or to a NATS server with JetStream embedded in the
-// process, storing under the data directory.
+// when a URL is configured (with the credentials and TLS settings of
+// ClientAuth), or to a NATS server with JetStream embedded in the process,
+// storing under the data directory.
+//
+// The embedded server is never open: it listens on loopback only, admits
+// one client identity, an nkey whose seed is generated into the data
+// directory (nats-client.nk, 0600), and encrypts its JetStream store with a
+// key generated beside it (nats-store.key, 0600). See Config.
 package broker
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
+	"net/netip"
+	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -37,6 +46,13 @@ type Config struct {
 	SyncAlways bool
 	// Name identifies the connection in the server's monitoring.
 	Name string
+	// Auth holds the credentials and TLS settings for an external cluster.
+	// Setting any of them without URL is an error: the embedded server's
+	// credentials are generated, not configured.
+	Auth ClientAuth
+	// NoStoreEncryption leaves the embedded JetStream store in clear (for
+	// measuring the cost of encryption only). Ignored with URL.
+	NoStoreEncryption bool
 }
 
 // Broker is a live NATS connection, and the embedded server behind it if any.
@@ -53,14 +69,25 @@ type Broker struct {
 func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Broker, error) {
 	b := &Broker{log: log, closed: make(chan struct{})}
 	url := cfg.URL
+	var authOpts []nats.Option
 	if url == "" {
-		srv, err := startEmbedded(cfg)
+		if err := cfg.Auth.embeddedConflict(); err != nil {
+			return nil, err
+		}
+		e, err := startEmbedded(cfg)
 		if err != nil {
 			return nil, err
 		}
-		b.Server = srv
-		url = srv.ClientURL()
-		log.Info("embedded NATS server started", "url", url, "store", srv.StoreDir(), "sync_always", cfg.SyncAlways)
+		b.Server = e.srv
+		url = e.srv.ClientURL()
+		authOpts = []nats.Option{e.clientAuth}
+		log.Info("embedded NATS server started", "url", url, "store", e.srv.StoreDir(), "sync_always", cfg.SyncAlways,
+			"client_nkey", e.seedPath, "store_encrypted", !cfg.NoStoreEncryption)
+	} else {
+		var err error
+		if authOpts, err = cfg.Auth.options(); err != nil {
+			return nil, err
+		}
 	}
 	name := cfg.Name
 	if name == "" {
@@ -78,6 +105,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Broker, error) {
 		nats.ClosedHandler(func(*nats.Conn) { close(b.closed) }),
 		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }),
 	}
+	opts = append(opts, authOpts...)
 	if b.Server != nil {
 		opts = append(opts, nats.InProcessServer(b.Server))
 	}
@@ -87,6 +115,10 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Broker, error) {
 		conn, err = nats.Connect(url, opts...)
 		if err == nil {
 			break
+		}
+		if fatal := cfg.Auth.explain(err); fatal != nil {
+			b.Close()
+			return nil, fmt.Errorf("broker: connect %s: %w", redact(url), fatal)
 		}
 		select {
 		case <-ctx.Done():
@@ -100,7 +132,14 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Broker, error) {
 	return b, nil
 }
 
-func startEmbedded(cfg Config) (*server.Server, error) {
+// embedded is a started embedded server and how to connect to it.
+type embedded struct {
+	srv        *server.Server
+	clientAuth nats.Option
+	seedPath   string
+}
+
+func startEmbedded(cfg Config) (*embedded, error) {
 	dir := cfg.DataDir
 	if dir == "" {
 		dir = "data"
@@ -112,6 +151,15 @@ func startEmbedded(cfg Config) (*server.Server, error) {
 		if err != nil {
 			return nil, err
 		}
+		if !isLoopback(host) {
+			return nil, fmt.Errorf("broker: --nats-listen %s: the embedded NATS server listens on loopback only (127.0.0.1, ::1 or localhost); "+
+				"to share a broker across hosts run a NATS cluster with TLS and authorization (deploy/nats.conf) and use --nats-url", cfg.Listen)
+		}
+	}
+	seedPath := filepath.Join(dir, ClientSeedFile)
+	pub, clientAuth, err := loadOrCreateClientKey(seedPath)
+	if err != nil {
+		return nil, err
 	}
 	opts := &server.Options{
 		ServerName: "isobox-embedded",
@@ -121,9 +169,29 @@ func startEmbedded(cfg Config) (*server.Server, error) {
 		StoreDir:   filepath.Join(dir, "nats"),
 		NoSigs:     true,
 		NoLog:      true,
+		// One identity, with every permission: the relay itself. The
+		// server knows only the public key; the seed never crosses a
+		// connection (nkey authentication signs a server nonce).
+		Nkeys: []*server.NkeyUser{{Nkey: pub}},
 	}
 	if cfg.SyncAlways {
 		opts.SyncAlways = true
+	}
+	onDisk, encrypted := storedStreams(opts.StoreDir)
+	if !cfg.NoStoreEncryption {
+		keyPath := filepath.Join(dir, StoreKeyFile)
+		if _, err := os.Stat(keyPath); errors.Is(err, fs.ErrNotExist) && encrypted > 0 {
+			return nil, fmt.Errorf("broker: the JetStream store in %s is encrypted but %s is missing: restore it from the backup of the data directory "+
+				"(without it the stored events cannot be read; to start empty instead, move %s away)", opts.StoreDir, keyPath, opts.StoreDir)
+		}
+		key, err := loadOrCreateStoreKey(keyPath)
+		if err != nil {
+			return nil, err
+		}
+		opts.JetStreamKey = key
+		// AES-GCM: every amd64 and arm64 server has AES instructions,
+		// where it is faster than ChaCha20-Poly1305 (nats-server's default).
+		opts.JetStreamCipher = server.AES
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
@@ -132,9 +200,43 @@ func startEmbedded(cfg Config) (*server.Server, error) {
 	srv.Start()
 	if !srv.ReadyForConnections(30 * time.Second) {
 		srv.Shutdown()
-		return nil, errors.New("broker: embedded server not ready after 30s")
+		return nil, errors.New("broker: embedded server not ready after 30s (an encrypted store opened with a different nats-store.key cannot be read; see docs/security.md)")
 	}
-	return srv, nil
+	// A stream the server cannot decrypt (another key) or read is skipped
+	// with a warning; the relay would then create it afresh over the old
+	// files. Refuse instead.
+	info, err := srv.Jsz(nil)
+	if err != nil || info.Streams < onDisk {
+		srv.Shutdown()
+		loaded := 0
+		if info != nil {
+			loaded = info.Streams
+		}
+		return nil, fmt.Errorf("broker: the embedded server loaded %d of the %d streams in %s (%v): is %s the key this store was encrypted with? "+
+			"Restore the data directory's backup; see docs/security.md", loaded, onDisk, opts.StoreDir, err, filepath.Join(dir, StoreKeyFile))
+	}
+	return &embedded{srv: srv, clientAuth: clientAuth, seedPath: seedPath}, nil
+}
+
+// storedStreams counts the streams stored under a server's store directory
+// and how many of them are encrypted.
+func storedStreams(storeDir string) (streams, encrypted int) {
+	metas, _ := filepath.Glob(filepath.Join(storeDir, server.JetStreamStoreDir, "*", "streams", "*", server.JetStreamMetaFile))
+	for _, m := range metas {
+		streams++
+		if _, err := os.Stat(filepath.Join(filepath.Dir(m), server.JetStreamMetaFileKey)); err == nil {
+			encrypted++
+		}
+	}
+	return streams, encrypted
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 func splitHostPort(addr string) (string, int, error) {

@@ -19,6 +19,13 @@ func NATS(t testing.TB) *server.Server {
 // a server and start another on the same data (a restart).
 func NATSAt(t testing.TB, storeDir string) *server.Server {
 	t.Helper()
+	return NATSWith(t, storeDir, nil)
+}
+
+// NATSWith is NATSAt with the options changed by configure before the
+// server starts: users, nkeys, TLS (see TLSFiles).
+func NATSWith(t testing.TB, storeDir string, configure func(*server.Options)) *server.Server {
+	t.Helper()
 	opts := &server.Options{
 		Host:       "127.0.0.1",
 		Port:       server.RANDOM_PORT,
@@ -27,6 +34,9 @@ func NATSAt(t testing.TB, storeDir string) *server.Server {
 		NoSigs:     true,
 		NoLog:      true,
 		SyncAlways: true,
+	}
+	if configure != nil {
+		configure(opts)
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
