@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -27,9 +28,9 @@ func relayArgs(dir string, extra ...string) []string {
 	return append(append(freeArgs("http-addr", "publish-addr", "grpc-addr", "admin-addr"), "--data-dir", dir), extra...)
 }
 
-func jsTo(t *testing.T, url string) jetstream.JetStream {
+func jsTo(t *testing.T, url string, opts ...nats.Option) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.MaxReconnects(-1))
+	nc, err := nats.Connect(url, append([]nats.Option{nats.MaxReconnects(-1)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +178,12 @@ func TestEmbeddedRelayStaysR1(t *testing.T) {
 	l.Close()
 	testkit.Start(t, dir, testkit.Build(t, "github.com/isobox/isobox/cmd/eventrelay"),
 		relayArgs(dir, "--nats-listen", natsAddr, "--nats-sync-always=false"), "http", "publish", "grpc", "admin")
-	cfg, _ := replicasOf(t, jsTo(t, "nats://"+natsAddr))
+	// The embedded server admits only the nkey in the data directory.
+	nkey, err := nats.NkeyOptionFromSeed(filepath.Join(dir, "nats-client.nk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := replicasOf(t, jsTo(t, "nats://"+natsAddr, nkey))
 	for _, name := range relayStreams {
 		if cfg[name] != 1 {
 			t.Errorf("stream %s: replicas %d on the embedded server; want 1", name, cfg[name])
