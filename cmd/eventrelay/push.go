@@ -26,6 +26,7 @@ type pushConfig struct {
 	Replicas         int           // stream replicas on a NATS cluster
 	MaxPayload       int64         // publish body limit
 	PublishSignature bool          // require ?signature= on publishes
+	RenewalKeep      time.Duration // how long channel renewals are remembered
 }
 
 func (c *pushConfig) register(fs *flag.FlagSet) {
@@ -40,6 +41,7 @@ func (c *pushConfig) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.Replicas, "push-replicas", 0, "replicas of the push history stream; 0 = automatic: 1 on a single server (embedded), 3 on a cluster; 1 on a cluster needs --allow-single-replica")
 	fs.Int64Var(&c.MaxPayload, "push-max-payload", 1<<20, "largest publish request body in bytes (413 above)")
 	fs.BoolVar(&c.PublishSignature, "push-publish-signature", false, "require publishes to carry ?signature= (hex HMAC of the body with the signature key)")
+	fs.DurationVar(&c.RenewalKeep, "push-renewal-keep", push.DefaultRenewalKeep, "how long a channel renewal (the portal's pull/channel_expire) is remembered and sent again to subscribers of the old channel, e.g. relay boards that were off longer than the history")
 }
 
 // signatureKey returns the key: from the flag, else from the file (created
@@ -100,6 +102,7 @@ func mountPush(ctx context.Context, a *app) error {
 		Replicas:         replicas,
 		MaxPayload:       c.MaxPayload,
 		PublishSignature: c.PublishSignature,
+		RenewalKeep:      c.RenewalKeep,
 		Registerer:       a.d.Registry,
 	}, a.nc.Conn, a.log)
 	if err != nil {

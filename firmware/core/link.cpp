@@ -108,12 +108,18 @@ void Link::OnMessage(const char* json, size_t n) {
     // A gap notice carries the mid to resume from, which is lower than ours
     // after a history reset (new stream): follow it. Otherwise mids only
     // grow, and anything at or below the last one was applied already.
+    // A channel renewal is idempotent and is never dropped: eventrelay
+    // repeats the portal's channel_expire to a subscriber of a renewed
+    // channel with the mid it resumes from, so that it misses nothing on
+    // the new channel; its mid is adopted only when newer.
     bool gap = err == ParseError::kOk && cmd.kind == CommandKind::kHistoryGap;
-    if (!gap && mid_[0] != '\0' && strcmp(msg_.mid, mid_) <= 0) {
+    bool renewal = err == ParseError::kOk && cmd.kind == CommandKind::kChannelRenew;
+    bool newer = mid_[0] == '\0' || strcmp(msg_.mid, mid_) > 0;
+    if (!gap && !renewal && !newer) {
       ++stats_.duplicates;
       return;
     }
-    memcpy(mid_, msg_.mid, sizeof mid_);
+    if (gap || newer) memcpy(mid_, msg_.mid, sizeof mid_);
   }
   if (err != ParseError::kOk) {
     ++stats_.rejected;

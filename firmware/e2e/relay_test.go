@@ -301,3 +301,85 @@ func TestRelayFirmwareAgainstEventrelay(t *testing.T) {
 	d2.send("quit")
 	d.send("quit")
 }
+
+func renewal(signer *push.Signer, from, to string) string {
+	return `{"module_id":"pull","command":"channel_expire","params":{"action":"reconnect","channel":{"id":"` +
+		signer.SignChannel(from) + `","type":"shared"},"new_channel":{"id":"` + signer.SignChannel(to) + `","type":"shared"}}}`
+}
+
+// A board that misses the portal's one channel_expire — off across the
+// renewal for longer than eventrelay keeps history — comes back on the new
+// channel with no human: eventrelay remembers the renewal beyond the
+// history and repeats it to subscribers of the old channel. The history is
+// made short by size (--push-history-bytes) and pushed out by other
+// channels' traffic, so nothing waits for a clock.
+func TestRelayRecoversARenewalItMissed(t *testing.T) {
+	bin := hostRelay(t)
+	er := startRelay(t, "--push-max-payload", "1024", "--push-history-bytes", "16384")
+	signer, err := push.NewSigner(sigKey, "sha1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch1, ch2, ch3 := "0cc175b9c0f1b6a831c399e269772661", "92eb5ffee6ae2fec3ad71c777531578f", "4a8a08f09d37b73795649038408b5f33"
+	other := "8277e0910d750195b448797616e091ad"
+	flood := func() {
+		for i := 0; i < 200; i++ {
+			er.publish(other, `{"module_id":"application","command":"noise","params":{"n":`+fmt.Sprint(i)+`,"pad":"`+strings.Repeat("x", 64)+`"}}`)
+		}
+	}
+
+	d := startDevice(t, bin, er.httpAddr, signer.SignChannel(ch1), "pump:12,fan:13", false)
+	d.until("open")
+	er.waitSubscribers(ch1, 1)
+	er.publish(ch1, esp("pump", true))
+	d.until("relay pump on")
+
+	// Off across a renewal, back while the history still has it: the
+	// replay carries the channel_expire.
+	d.send("down")
+	d.until("close")
+	er.publish(ch1, renewal(signer, ch1, ch2))
+	er.publish(ch2, esp("fan", true))
+	d.send("up")
+	d.until("renewed " + signer.SignChannel(ch2))
+	got, _ := d.until("relay fan on")
+	checkLines(t, "after a renewal within the history", got)
+
+	// Off across the next renewal and longer than the history: the
+	// channel_expire and the commands around it are gone from the stream.
+	d.send("down")
+	d.until("close")
+	er.waitSubscribers(ch2, 0)
+	er.publish(ch2, renewal(signer, ch2, ch3))
+	er.publish(ch3, esp("pump", false)) // lost with the history
+	flood()
+	// A restart also empties eventrelay's in-memory copy of recent
+	// messages, so the replay reads the (truncated) stream.
+	er.stop()
+	er.start()
+	er.publish(ch3, esp("fan", false))
+	d.send("up")
+	d.until("renewed " + signer.SignChannel(ch3))
+	got, _ = d.until("relay fan off")
+	checkLines(t, "after a renewal beyond the history", got)
+	d.send("status")
+	if _, l := d.until("status"); !strings.Contains(l, " gaps=1 ") {
+		t.Fatalf("device: %s; want one history gap (the renewal was no longer stored)", l)
+	}
+	er.waitSubscribers(ch3, 1)
+	er.publish(ch3, esp("pump", false))
+	got, _ = d.until("relay pump off")
+	checkLines(t, "live on the renewed channel", got)
+
+	// A board that boots with a channel two renewals old follows the chain.
+	d2 := startDevice(t, bin, er.httpAddr, signer.SignChannel(ch1), "pump:12,fan:13", false)
+	d2.until("renewed " + signer.SignChannel(ch2))
+	d2.until("renewed " + signer.SignChannel(ch3))
+	d2.until("open")
+	er.waitSubscribers(ch3, 2)
+	er.publish(ch3, esp("fan", true))
+	d2.until("relay fan on")
+	d.until("relay fan on")
+	d2.send("quit")
+	d.send("quit")
+}

@@ -259,3 +259,19 @@ TEST(link_silence_watchdog_reconnects_a_quiet_connection) {
   r.link.Tick();
   CHECK(r.net.opened.size() == 2 && r.net.opened[1] == kBase + kChan + "&mid=" + Mid(1));
 }
+
+TEST(link_follows_a_repeated_renewal_with_an_old_mid) {
+  Rig r;
+  r.Connect();
+  r.Frame(Esp(20, "pump", 1));
+  // eventrelay repeats a remembered channel_expire with the mid the device
+  // resumes from: not a duplicate, and the device keeps its own mid.
+  r.Frame("#!NGINXNMS!#{\"mid\":\"" + Mid(20) +
+          "\",\"text\":{\"module_id\":\"pull\",\"command\":\"channel_expire\",\"params\":{\"action\":\"reconnect\","
+          "\"new_channel\":{\"id\":\"" + kNext + "\"}}}}#!NGINXNME!#");
+  CHECK_STR(r.link.channel(), kNext);
+  CHECK_EQ(r.link.stats().duplicates, 0);
+  CHECK_STR(r.link.last_mid(), Mid(20).c_str());
+  r.link.Tick();
+  CHECK(r.net.opened.size() == 2 && r.net.opened[1] == kBase + kNext + "&mid=" + Mid(20));
+}

@@ -11,7 +11,10 @@ type metrics struct {
 	delivered     prometheus.Counter
 	gaps          prometheus.Counter
 	slow          prometheus.Counter
-	reg           prometheus.Registerer
+	// renewalRedirects counts subscribers of a renewed channel sent its
+	// remembered channel_expire.
+	renewalRedirects prometheus.Counter
+	reg              prometheus.Registerer
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -37,6 +40,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		slow: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "isobox_push_slow_disconnects_total", Help: "WebSocket subscribers disconnected for falling behind.",
 		}),
+		renewalRedirects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "isobox_push_renewal_redirects_total", Help: "Subscribers of a renewed channel sent its remembered pull/channel_expire.",
+		}),
 		reg: reg,
 	}
 	return m
@@ -47,7 +53,7 @@ func (m *metrics) bind(h *hub) {
 	if m.reg == nil {
 		return
 	}
-	m.reg.MustRegister(m.connects, m.refused, m.published, m.publishErrors, m.delivered, m.gaps, m.slow,
+	m.reg.MustRegister(m.connects, m.refused, m.published, m.publishErrors, m.delivered, m.gaps, m.slow, m.renewalRedirects,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "isobox_push_websockets", Help: "Open WebSocket subscribers on this instance.",
 		}, func() float64 { return float64(h.ws.Load()) }),

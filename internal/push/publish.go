@@ -207,7 +207,15 @@ func (srv *Server) servePublish(w http.ResponseWriter, r *http.Request) {
 func (srv *Server) store(ctx context.Context, msgs []pending) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return srv.st.publish(ctx, msgs)
+	if err := srv.st.publish(ctx, msgs); err != nil {
+		return err
+	}
+	// Stored: a renewal that is not remembered is logged, not refused (the
+	// publisher would publish the message again).
+	if err := srv.renew.record(ctx, msgs); err != nil {
+		srv.log.Error("push: publish", "err", err)
+	}
+	return nil
 }
 
 func (srv *Server) publishBatch(w http.ResponseWriter, r *http.Request, body []byte, def, maxE uint32) {

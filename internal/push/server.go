@@ -60,6 +60,10 @@ type Config struct {
 	// PresenceWait bounds how long an online query waits for other relay
 	// instances; zero means 250ms.
 	PresenceWait time.Duration
+	// RenewalKeep is how long a channel renewal (the portal's
+	// pull/channel_expire) is remembered and sent again to subscribers of
+	// the old channel; zero means DefaultRenewalKeep (90 days).
+	RenewalKeep time.Duration
 	// Registerer receives the metrics; nil registers none.
 	Registerer prometheus.Registerer
 }
@@ -80,6 +84,7 @@ func (c *Config) withDefaults() (*Config, error) {
 	def(&cc.DefaultExpiry, 24*time.Hour)
 	def(&cc.MaxExpiry, 24*time.Hour)
 	def(&cc.PresenceWait, 250*time.Millisecond)
+	def(&cc.RenewalKeep, DefaultRenewalKeep)
 	if cc.DefaultExpiry > cc.MaxExpiry {
 		cc.DefaultExpiry = cc.MaxExpiry
 	}
@@ -106,14 +111,15 @@ func (c *Config) withDefaults() (*Config, error) {
 
 // Server is a running push server: one relay instance.
 type Server struct {
-	cfg  *Config
-	log  *slog.Logger
-	nc   *nats.Conn
-	st   *store
-	hub  *hub
-	met  *metrics
-	id   string
-	peer peers
+	cfg   *Config
+	log   *slog.Logger
+	nc    *nats.Conn
+	st    *store
+	renew *renewals
+	hub   *hub
+	met   *metrics
+	id    string
+	peer  peers
 
 	base   context.Context
 	cancel context.CancelFunc
@@ -135,8 +141,12 @@ func New(ctx context.Context, cfg Config, nc *nats.Conn, log *slog.Logger) (*Ser
 	if err != nil {
 		return nil, err
 	}
+	renew, err := openRenewals(ctx, st.js, c)
+	if err != nil {
+		return nil, err
+	}
 	met := newMetrics(c.Registerer)
-	srv := &Server{cfg: c, log: log, nc: nc, st: st, met: met, id: nc.Opts.Name + "-" + randomID(), start: time.Now()}
+	srv := &Server{cfg: c, log: log, nc: nc, st: st, renew: renew, met: met, id: nc.Opts.Name + "-" + randomID(), start: time.Now()}
 	srv.hub = newHub(st, c, log, met)
 	srv.base, srv.cancel = context.WithCancel(context.Background())
 	met.bind(srv.hub)

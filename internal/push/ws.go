@@ -94,7 +94,10 @@ func (srv *Server) serveWS(w http.ResponseWriter, r *http.Request, req subReques
 			return
 		}
 		s.goLive(gap, items, after)
+		srv.redirect(s, resumeMid(req.mid, items, gap))
+		return
 	}
+	srv.redirect(s, srv.hub.position())
 }
 
 // read consumes the client's frames (control frames are handled inside

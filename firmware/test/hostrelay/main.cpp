@@ -7,7 +7,7 @@
 //   hostrelay HOST PORT CHANNEL RELAYS [replay]
 //   stdin:  "down" / "up" (Wi-Fi lost / back), "status", "quit"
 //   stdout: "open", "close", "relay NAME on|off mid=MID", "renewed CHANNEL",
-//           "status state=N mid=MID connects=N silences=N renewals=N"
+//           "status state=N mid=MID connects=N silences=N renewals=N gaps=N duplicates=N"
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,8 +115,9 @@ int main(int argc, char** argv) {
         if (cmd == "up") link.SetNetwork(true);
         if (cmd == "quit") return 0;
         if (cmd == "status") {
-          printf("status state=%d mid=%s connects=%u silences=%u renewals=%u\n", static_cast<int>(link.state()),
-                 link.last_mid(), link.stats().connects, link.stats().silences, link.stats().renewals);
+          printf("status state=%d mid=%s connects=%u silences=%u renewals=%u gaps=%u duplicates=%u\n",
+                 static_cast<int>(link.state()), link.last_mid(), link.stats().connects, link.stats().silences,
+                 link.stats().renewals, link.stats().gaps, link.stats().duplicates);
         }
       }
     }
