@@ -6,6 +6,7 @@ import (
 	"flag"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
@@ -19,6 +20,10 @@ import (
 
 // listenConfig holds what every listener shares: limits and TLS.
 type listenConfig struct {
+	// ValidationAddr is the module's validation API (/v1/token/...); ""
+	// serves it on --admin-addr.
+	ValidationAddr string
+
 	Limits daemon.Limits
 
 	TLSCertFile       string // certificate (chain) of every listener
@@ -28,6 +33,7 @@ type listenConfig struct {
 }
 
 func (c *listenConfig) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.ValidationAddr, "validation-addr", "", "HTTP address of the PHP module's validation API (/v1/token/validate, /mint, /code), apart from the admin API and metrics so each can be firewalled; empty = on --admin-addr")
 	def := daemon.DefaultLimits()
 	fs.DurationVar(&c.Limits.ReadHeaderTimeout, "read-header-timeout", def.ReadHeaderTimeout, "every listener: longest time to receive a request's headers (gRPC: the connection handshake)")
 	fs.DurationVar(&c.Limits.ReadTimeout, "read-timeout", def.ReadTimeout, "every listener: longest time to receive a request's body after its headers")
@@ -135,4 +141,11 @@ func (a *app) scheme() string {
 		return "https"
 	}
 	return "http"
+}
+
+// loopbackAddr reports whether a bound host:port is a loopback address.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	ip := net.ParseIP(host)
+	return err == nil && ip != nil && ip.IsLoopback()
 }

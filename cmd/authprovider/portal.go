@@ -79,10 +79,10 @@ func mountPortal(ctx context.Context, a *app) error {
 	tokenv1.RegisterEventAuthServer(a.grpc, &validator.EventAuthServer{S: svc, Log: a.log})
 	a.grpcAuth[validator.PortalTokensService] = svc.PortalCheck
 	a.grpcAuth[validator.EventAuthService] = validator.ServiceKeyCheck(key)
-	a.gatewayRegs = append(a.gatewayRegs, tokenv1.RegisterPortalTokensHandler, tokenv1.RegisterEventAuthHandler)
+	a.validationRegs = append(a.validationRegs, tokenv1.RegisterPortalTokensHandler, tokenv1.RegisterEventAuthHandler)
 	// The module's hot path, served without the gateway's loopback gRPC hop
 	// (same JSON; the gateway route stays for the other methods).
-	a.admin.Handle("POST "+validator.ValidatePath, svc.ValidateHandler(a.log))
+	a.validation.Handle("POST "+validator.ValidatePath, svc.ValidateHandler(a.log))
 
 	bg, cancel := context.WithCancel(context.Background())
 	go v.Run(bg)

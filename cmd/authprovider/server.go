@@ -31,6 +31,12 @@ type app struct {
 	bitrix *http.ServeMux
 	// admin is the admin mux on --admin-addr (health, metrics, gateway).
 	admin *http.ServeMux
+	// validation is the mux of the module's validation API: its own
+	// listener on --validation-addr, or admin when that is empty.
+	validation *http.ServeMux
+	// validationRegs register the validation API's gateway handlers
+	// (/v1/token/...) on validation.
+	validationRegs []gateway.Registrar
 	// grpc is the gRPC server on --grpc-addr.
 	grpc *grpc.Server
 	// grpcAuth says how each gRPC service authenticates its callers; a
@@ -89,6 +95,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	// grpc-gateway reads a whole body before the gRPC call authenticates it:
 	// cap it, so that no caller can make the service buffer much.
 	a.admin.Handle("/v1/", http.MaxBytesHandler(a.gateway, gateway.MaxBody))
+	a.validation = a.admin
+	var valGateway *runtime.ServeMux
+	if cfg.Listen.ValidationAddr != "" {
+		a.validation = http.NewServeMux()
+		a.validation.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			fmt.Fprintln(w, "ok")
+		})
+		valGateway = gateway.New()
+		a.validation.Handle("/v1/token/", http.MaxBytesHandler(valGateway, gateway.MaxBody))
+	}
 	a.d.Ready("database", db.PingContext)
 
 	if err := a.setupAdminKey(ctx); err != nil {
@@ -105,18 +122,42 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	a.d.HTTP("http", cfg.HTTPAddr, oauth.CollapseSlashes(a.bitrix))
 	a.d.GRPC("grpc", cfg.GRPCAddr, a.grpc)
 	a.d.HTTP("admin", cfg.AdminAddr, a.admin)
+	if valGateway != nil {
+		a.d.HTTP("validation", cfg.Listen.ValidationAddr, a.validation)
+	} else {
+		a.gatewayRegs = append(a.gatewayRegs, a.validationRegs...)
+	}
 	if err := a.d.Listen(); err != nil {
 		db.Close()
 		return err
 	}
-	conn, err := gateway.Connect(ctx, a.gateway, a.d.Addr("grpc"), a.gatewayRegs, a.tls.selfDial())
-	if err != nil {
-		db.Close()
-		return err
+	gateways := []struct {
+		mux  *runtime.ServeMux
+		regs []gateway.Registrar
+	}{{a.gateway, a.gatewayRegs}}
+	if valGateway != nil {
+		gateways = append(gateways, struct {
+			mux  *runtime.ServeMux
+			regs []gateway.Registrar
+		}{valGateway, a.validationRegs})
 	}
-	a.d.OnClose(func(context.Context) { conn.Close() })
+	for _, g := range gateways {
+		conn, err := gateway.Connect(ctx, g.mux, a.d.Addr("grpc"), g.regs, a.tls.selfDial())
+		if err != nil {
+			db.Close()
+			return err
+		}
+		a.d.OnClose(func(context.Context) { conn.Close() })
+	}
 	scheme := a.scheme()
-	fmt.Fprintf(stdout, "authprovider: Bitrix OAuth on %s://%s, gRPC on %s, admin on %s://%s (data in %s)\n",
-		scheme, a.d.Addr("http"), a.d.Addr("grpc"), scheme, a.d.Addr("admin"), cfg.DataDir)
+	validation := "on the admin address"
+	if valGateway != nil {
+		validation = "on " + scheme + "://" + a.d.Addr("validation")
+	} else if !loopbackAddr(a.d.Addr("admin")) {
+		log.Warn("the admin API and the module's validation API share --admin-addr, which is reachable beyond this host; set --validation-addr to firewall them separately",
+			"addr", a.d.Addr("admin"))
+	}
+	fmt.Fprintf(stdout, "authprovider: Bitrix OAuth on %s://%s, gRPC on %s, admin on %s://%s, validation API %s (data in %s)\n",
+		scheme, a.d.Addr("http"), a.d.Addr("grpc"), scheme, a.d.Addr("admin"), validation, cfg.DataDir)
 	return a.d.Run(ctx)
 }
