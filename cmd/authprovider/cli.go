@@ -22,6 +22,7 @@ func addCLICommands(cmds map[string]command) {
 	addClientCommands(cmds)
 	addPortalCommands(cmds)
 	addTLSCommands(cmds)
+	addConsoleCommands(cmds)
 }
 
 // dialAdmin connects to the admin gRPC API of the server configured by c

@@ -35,9 +35,10 @@ type config struct {
 	RelayURL           string // eventrelay ingest, where rest.event.call items go
 	ServiceKeyFile     string // shared secret between authprovider and eventrelay
 
-	OAuth  oauthConfig  // further OAuth settings, oauth.go
-	Portal portalConfig // further portal-protocol settings, portal.go
-	Listen listenConfig // limits and TLS of every listener, listen.go
+	OAuth   oauthConfig   // further OAuth settings, oauth.go
+	Portal  portalConfig  // further portal-protocol settings, portal.go
+	Listen  listenConfig  // limits and TLS of every listener, listen.go
+	Console consoleConfig // web console settings, console.go
 }
 
 // register binds the flags shared by the server and the CLI subcommands.
@@ -62,6 +63,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	c.OAuth.register(fs)
 	c.Portal.register(fs)
 	c.Listen.register(fs)
+	c.Console.register(fs)
 }
 
 // dsn returns the database DSN, defaulting to the embedded file.

@@ -11,6 +11,7 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 
+	"github.com/isobox/isobox/internal/console"
 	"github.com/isobox/isobox/internal/daemon"
 	"github.com/isobox/isobox/internal/gateway"
 	"github.com/isobox/isobox/internal/grpcauth"
@@ -52,6 +53,8 @@ type app struct {
 	oauth *oauth.Service
 	// tls is the listeners' and links' TLS material (nil parts: plain).
 	tls *tlsSetup
+	// audit is the audit log, built by mountConsole.
+	audit *console.Audit
 }
 
 func newLogger(w io.Writer, level slog.Level) *slog.Logger {
@@ -90,7 +93,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	tlsSet.apply(a.d, &cfg.Listen)
 	a.d.OnClose(func(context.Context) { db.Close() })
 	a.admin = a.d.AdminHandler()
-	a.grpc = grpc.NewServer(append(a.grpcAuth.ServerOptions(), a.d.GRPCOptions()...)...)
+	a.grpc = grpc.NewServer(append(append(a.grpcAuth.ServerOptions(), a.d.GRPCOptions()...), grpc.ChainUnaryInterceptor(a.auditAdminAPI))...)
 	a.gateway = gateway.New()
 	// grpc-gateway reads a whole body before the gRPC call authenticates it:
 	// cap it, so that no caller can make the service buffer much.
@@ -112,7 +115,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		db.Close()
 		return err
 	}
-	for _, mount := range []func(context.Context, *app) error{mountOAuth, mountPortal} {
+	for _, mount := range []func(context.Context, *app) error{mountOAuth, mountPortal, mountConsole} {
 		if err := mount(ctx, a); err != nil {
 			db.Close()
 			return err
