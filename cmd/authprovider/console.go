@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
@@ -19,6 +20,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	relayv1 "github.com/isobox/isobox/api/isobox/relay/v1"
+	"github.com/isobox/isobox/internal/certs"
 	"github.com/isobox/isobox/internal/console"
 	"github.com/isobox/isobox/internal/oauth/adminapi"
 	"github.com/isobox/isobox/internal/secret"
@@ -45,7 +47,13 @@ func mountConsole(ctx context.Context, a *app) error {
 	cc := a.cfg.Console
 	var dial console.RelayDialer
 	if cc.RelayGRPCAddr != "" {
-		conn, err := grpc.NewClient(cc.RelayGRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		// eventrelay's gRPC is TLS when authprovider has a CA to verify it
+		// with (--tls-ca-file), as for its ingest.
+		creds := grpc.WithTransportCredentials(insecure.NewCredentials())
+		if a.tls != nil && a.tls.cas != nil {
+			creds = grpc.WithTransportCredentials(credentials.NewTLS(certs.ClientConfig(a.tls.cas, a.tls.pair)))
+		}
+		conn, err := grpc.NewClient(cc.RelayGRPCAddr, creds)
 		if err != nil {
 			return fmt.Errorf("console: eventrelay at --console-relay-grpc-addr %s: %w", cc.RelayGRPCAddr, err)
 		}
