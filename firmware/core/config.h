@@ -73,6 +73,14 @@
 #define ISOBOX_FW_CONNECT_TIMEOUT_MS 15000u
 #endif
 
+// Largest WebSocket frame the device asks eventrelay for (frameBytes= in
+// the subscribe URL; eventrelay cuts replays into frames of at most this,
+// 12 KiB by default, at least 1 KiB). 0 = not asked. Needed when the
+// WebSocket library's buffer is smaller than 12 KiB, e.g. beside TLS.
+#ifndef ISOBOX_FW_FRAME_BYTES
+#define ISOBOX_FW_FRAME_BYTES 0
+#endif
+
 // An open connection on which nothing arrived this long (no message, no
 // ping from eventrelay, which pings every 45 s by default, no pong to the
 // heartbeat) is closed and counted as a failure.

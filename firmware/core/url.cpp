@@ -71,6 +71,10 @@ size_t BuildSubscribeUrl(const Endpoint& ep, const char* channel, const char* mi
     w.Put("&mid=");
     w.Put(mid);
   }
+  if (ISOBOX_FW_FRAME_BYTES > 0) {
+    w.Put("&frameBytes=");
+    w.PutUint(ISOBOX_FW_FRAME_BYTES);
+  }
   if (!w.ok) {
     out[0] = '\0';
     return 0;

@@ -253,6 +253,24 @@ func TestRelayFirmwareAgainstEventrelay(t *testing.T) {
 	got, _ = d.until("relay pump off")
 	checkLines(t, "after the replay", got)
 
+	// A long backlog: the host library takes frames of at most 4 KiB (a
+	// board beside its TLS buffers), the device asks for 2 KiB frames
+	// (frameBytes=) and gets all 40 commands, once, in order.
+	d.send("down")
+	d.until("close")
+	er.waitSubscribers(ch1, 0)
+	var want []string
+	for i := 0; i < 40; i++ {
+		on := i%2 == 0
+		er.publish(ch1, `{"module_id":"application","command":"esp","params":{"device":"fan","value":"`+
+			map[bool]string{true: "1", false: "0"}[on]+`","pad":"`+strings.Repeat("p", 200)+`"}}`)
+		want = append(want, "relay fan "+map[bool]string{true: "on", false: "off"}[on])
+	}
+	er.publish(ch1, esp("pump", true))
+	d.send("up")
+	got, _ = d.until("relay pump on")
+	checkLines(t, "a long backlog in small frames", got, want...)
+
 	// eventrelay restarts (the device is cut off meanwhile): the device
 	// reconnects by itself and gets what it missed once, in order.
 	d.send("down")

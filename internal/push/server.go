@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -245,6 +246,9 @@ type subRequest struct {
 	mid    mid
 	hasMid bool
 	epoch  uint64
+	// frameBytes caps this WebSocket's frames (frameBytes=, isobox's own
+	// parameter for small devices); 0 = maxFrameBytes.
+	frameBytes int
 }
 
 func (srv *Server) parseSub(r *http.Request) (subRequest, error) {
@@ -261,6 +265,13 @@ func (srv *Server) parseSub(r *http.Request) (subRequest, error) {
 		req.format = formatJSON
 	}
 	req.mid, req.hasMid = parseMid(q.Get("mid"))
+	if v := q.Get("frameBytes"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < minFrameBytes {
+			return subRequest{}, ErrFrameBytes
+		}
+		req.frameBytes = min(n, maxFrameBytes)
+	}
 	return req, nil
 }
 

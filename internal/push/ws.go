@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -25,6 +26,8 @@ type wsConn struct {
 	id   uint64
 	once sync.Once
 	done chan struct{} // closed when the reader has ended
+	// frameBytes caps a frame (frameCut).
+	frameBytes int
 }
 
 // smallHijacker hands coder/websocket the hijacked connection with 512-byte
@@ -75,7 +78,10 @@ func (srv *Server) serveWS(w http.ResponseWriter, r *http.Request, req subReques
 	}
 	c.SetReadLimit(4096)
 	s := req.newSub(srv.cfg.MaxQueueBytes)
-	ws := &wsConn{srv: srv, sub: s, c: c, nc: hj.conn, id: srv.connID.Add(1), done: make(chan struct{})}
+	ws := &wsConn{srv: srv, sub: s, c: c, nc: hj.conn, id: srv.connID.Add(1), done: make(chan struct{}), frameBytes: req.frameBytes}
+	if ws.frameBytes == 0 {
+		ws.frameBytes = maxFrameBytes
+	}
 	s.ws = ws
 	after, ok := srv.hub.register(s)
 	if !ok {
@@ -137,18 +143,27 @@ func (ws *wsConn) kick() {
 // 12 KiB stays under the 15 KiB frame limit of the ESP8266 WebSocket
 // library the LAN relays (firmware/) use: a relay reconnecting after a long
 // outage must be able to take its replay.
+// A subscriber may ask for smaller frames with frameBytes= (at least
+// minFrameBytes): an ESP8266 relay speaking TLS has no room for 12 KiB
+// frames next to its TLS buffers.
 const (
 	maxFrameItems = 256
 	maxFrameBytes = 12 << 10
+	minFrameBytes = 1 << 10
 	msgOverhead   = 256
 )
 
-// frameCut returns how many of items go into the next frame.
-func frameCut(items []item) int {
+// ErrFrameBytes refuses a subscribe whose frameBytes= is not a number of
+// at least 1024.
+var ErrFrameBytes = errors.New("frameBytes must be a number of bytes, at least 1024")
+
+// frameCut returns how many of items go into the next frame of at most
+// limit bytes (a single larger message goes alone).
+func frameCut(items []item, limit int) int {
 	n := 0
 	for i, it := range items {
 		n += len(it.m.body) + msgOverhead
-		if i > 0 && (i == maxFrameItems || n > maxFrameBytes) {
+		if i > 0 && (i == maxFrameItems || n > limit) {
 			return i
 		}
 	}
@@ -164,7 +179,7 @@ func (ws *wsConn) flush() {
 	for {
 		s.mu.Lock()
 		items := s.out
-		if k := frameCut(items); k < len(items) {
+		if k := frameCut(items, ws.frameBytes); k < len(items) {
 			items = items[:k:k]
 			s.out = s.out[k:]
 		} else {

@@ -28,7 +28,9 @@
 // The Arduino clock the library reads; the test binary defines it.
 unsigned long millis();
 
+#ifndef WEBSOCKETS_MAX_DATA_SIZE  // the library's value on the ESP8266
 #define WEBSOCKETS_MAX_DATA_SIZE (15 * 1024)
+#endif
 #define WEBSOCKETS_TCP_TIMEOUT (5000)
 
 typedef enum { WSC_NOT_CONNECTED, WSC_HEADER, WSC_BODY, WSC_CONNECTED } WSclientsStatus_t;
