@@ -13,6 +13,7 @@ package phpform
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -36,6 +37,12 @@ var (
 type Array struct {
 	keys []string
 	vals map[string]any // string or *Array
+	// next is PHP's next free integer key (nNextFreeElement), kept as keys
+	// are added so that "a[]=" is O(1): scanning every key made decoding
+	// quadratic. hasNext is false until an integer key is added. As in
+	// PHP, deleting a key does not lower it.
+	next    int
+	hasNext bool
 }
 
 // NewArray returns an empty array.
@@ -72,8 +79,43 @@ func (a *Array) Array(key string) *Array {
 func (a *Array) Set(key string, v any) {
 	if _, ok := a.vals[key]; !ok {
 		a.keys = append(a.keys, key)
+		a.bumpNext(key)
 	}
 	a.vals[key] = v
+}
+
+// bumpNext moves next past key if key is an integer key, saturating at
+// the largest int as PHP does.
+func (a *Array) bumpNext(key string) {
+	n, ok := intKey(key)
+	if !ok || (a.hasNext && n < a.next) {
+		return
+	}
+	a.hasNext = true
+	if n == math.MaxInt {
+		a.next = n
+	} else {
+		a.next = n + 1
+	}
+}
+
+// intKey reports whether key is an integer key as PHP stores one: the
+// canonical decimal form of an int ("0", "7", "-3"; not "07", "-0", "+1").
+func intKey(key string) (int, bool) {
+	d := key
+	if len(d) > 0 && d[0] == '-' {
+		d = d[1:]
+	}
+	if len(d) == 0 || len(d) > 19 || (d[0] == '0' && (len(d) > 1 || len(key) > 1)) {
+		return 0, false
+	}
+	for i := 0; i < len(d); i++ {
+		if d[i] < '0' || d[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.Atoi(key)
+	return n, err == nil
 }
 
 // Delete removes key.
@@ -91,19 +133,26 @@ func (a *Array) Delete(key string) {
 }
 
 // nextIndex is PHP's next free integer key: one more than the largest
-// non-negative integer key, or 0.
-func (a *Array) nextIndex() string {
-	next := 0
-	for _, k := range a.keys {
-		if n, err := strconv.Atoi(k); err == nil && n >= next && strconv.Itoa(n) == k {
-			next = n + 1
-		}
+// integer key added so far (negative ones included), or 0. ok is false
+// when that key is taken (the largest int was used), where PHP refuses to
+// append.
+func (a *Array) nextIndex(m *meter) (key string, ok bool) {
+	m.add(1)
+	if !a.hasNext {
+		return "0", true
 	}
-	return strconv.Itoa(next)
+	key = strconv.Itoa(a.next)
+	_, taken := a.vals[key]
+	return key, !taken
 }
 
-// Append adds v under the next integer key, as PHP's $a[] = v.
-func (a *Array) Append(v any) { a.Set(a.nextIndex(), v) }
+// Append adds v under the next integer key, as PHP's $a[] = v; like PHP,
+// it does nothing when that key is taken (after the largest int).
+func (a *Array) Append(v any) {
+	if k, ok := a.nextIndex(nil); ok {
+		a.Set(k, v)
+	}
+}
 
 // List returns the values in order (for arrays used as lists).
 func (a *Array) List() []any {
@@ -232,7 +281,20 @@ func unhex(c byte) byte {
 // replaces the earlier one. Top-level names have ' ' and '.' turned into
 // '_', as PHP does. A malformed percent escape is an error (PHP keeps it
 // literally; a caller that needs to be lenient can pre-clean the input).
-func Decode(body string) (*Array, error) {
+func Decode(body string) (*Array, error) { return decode(body, nil) }
+
+// meter counts the steps of a decode (bytes read, keys scanned), so that
+// tests can bound the work per input byte without timing it. nil counts
+// nothing.
+type meter struct{ steps int }
+
+func (m *meter) add(n int) {
+	if m != nil {
+		m.steps += n
+	}
+}
+
+func decode(body string, m *meter) (*Array, error) {
 	root := NewArray()
 	if body == "" {
 		return root, nil
@@ -246,6 +308,7 @@ func Decode(body string) (*Array, error) {
 		if vars > MaxVars {
 			return nil, ErrTooManyVars
 		}
+		m.add(len(pair) + 1)
 		rawKey, rawVal, _ := strings.Cut(pair, "=")
 		key, err := unescape(rawKey, true)
 		if err != nil {
@@ -255,7 +318,7 @@ func Decode(body string) (*Array, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := assign(root, key, val); err != nil {
+		if err := assign(root, key, val, m); err != nil {
 			return nil, err
 		}
 	}
@@ -263,7 +326,7 @@ func Decode(body string) (*Array, error) {
 }
 
 // assign stores val under the PHP variable name key in root.
-func assign(root *Array, key, val string) error {
+func assign(root *Array, key, val string, m *meter) error {
 	key = strings.TrimLeft(key, " ")
 	base, rest, nested := strings.Cut(key, "[")
 	if !nested || !strings.Contains(rest, "]") {
@@ -290,7 +353,10 @@ func assign(root *Array, key, val string) error {
 		last := i == len(path)-1
 		k := ""
 		if seg == nil {
-			k = cur.nextIndex()
+			var ok bool
+			if k, ok = cur.nextIndex(m); !ok {
+				return nil // PHP drops the variable
+			}
 		} else {
 			k = *seg
 		}

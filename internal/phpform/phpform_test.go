@@ -68,6 +68,14 @@ func TestDecodeMatchesParseStr(t *testing.T) {
 		"QUERY%5B0%5D%5Bclient_id%5D=local.1&QUERY%5B0%5D%5Bauth%5D%5BLOCAL_USER%5D=5",
 		"",
 		"&&a=1&",
+		// The next integer key, kept incrementally since the decoder is linear.
+		"a[07]=1&a[]=2&a[-0]=3&a[]=4&a[+9]=5&a[]=6",
+		"a[-3]=1&a[]=2&b[0]=x&b[10]=y&b[]=z&b[3]=w&b[]=v",
+		"a[x][]=1&a[x][]=2&a[y][][]=3&a[y][][]=4&a[x][]=5",
+		"a[00]=1&a[]=2&a[1]=3&a[]=4",
+		"a[-3]=1&a[-5]=2&a[]=3",
+		"a[9223372036854775806]=1&a[]=2&a[]=3&a[x]=4&a[][y]=5",
+		"a[-9223372036854775808]=1&a[]=2&a[9223372036854775808]=3&a[]=4",
 	}
 	want := php(t, `parse_str($in, $r); echo http_build_query($r)`, bodies)
 	for i, body := range bodies {

@@ -1,16 +1,22 @@
 package portal_test
 
 import (
+	"bufio"
 	"crypto/md5"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/isobox/isobox/internal/oauth"
 	"github.com/isobox/isobox/internal/testkit"
@@ -329,4 +335,104 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// eventBody is a rest.event.call body of about size bytes, as the portal
+// sends it: QUERY[...] items first, the portal's credentials last.
+func eventBody(size int, id, secret string) string {
+	var b strings.Builder
+	value := strings.Repeat("v", 1000)
+	for i := 0; b.Len() < size-1100; i++ {
+		fmt.Fprintf(&b, "QUERY%%5B%d%%5D%%5Bquery%%5D%%5BQUERY_DATA%%5D%%5Bdata%%5D=%s&", i, value)
+	}
+	b.WriteString(url.Values{"client_id": {id}, "client_secret": {secret}, "client_redirect_uri": {"http://" + victim},
+		"member_id": {oauth.MemberID(id)}}.Encode())
+	return b.String()
+}
+
+// peakRSS is the process's peak resident set (VmHWM) in bytes.
+func peakRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) == 3 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmHWM in /proc/PID/status")
+	return 0
+}
+
+// TestAttackLargeUnauthenticatedEventBodies is finding 6 (authprovider):
+// rest.event.call read up to 8 MiB before authenticating, so 30 such
+// bodies took the server from 35 to 515 MB. Now credentials near the start
+// are checked before the rest is read, and bodies whose credentials come
+// last (as the portal sends them) are held only within a process-wide
+// budget until authenticated.
+func TestAttackLargeUnauthenticatedEventBodies(t *testing.T) {
+	s := startServer(t)
+	s.cli("portal", "allow", "--host", victim)
+	real := s.register("registration", plainRegistration())
+
+	// Wrong credentials first: refused without waiting for the other 8 MB.
+	conn, err := net.Dial("tcp", s.proc.Addr("http"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	head := url.Values{"client_id": {real.id}, "client_secret": {"wrong"}}.Encode() + "&QUERY%5B0%5D%5Bx%5D=" + strings.Repeat("v", 70<<10)
+	fmt.Fprintf(conn, "POST /rest/rest.event.call HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s",
+		s.proc.Addr("http"), 8<<20-1024, head)
+	conn.SetReadDeadline(time.Now().Add(20 * time.Second)) // a failure detector: the server must answer on its own
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer before the body was sent (the server waits to read it all): %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 401 || !strings.Contains(string(b), "invalid_client") {
+		t.Fatalf("wrong credentials first: %d %s", resp.StatusCode, b)
+	}
+
+	// 30 bodies of 8 MB with wrong credentials last, at once.
+	pid := s.proc.Cmd.Process.Pid
+	before := peakRSS(t, pid)
+	body := eventBody(8<<20-1024, real.id, "wrong")
+	var wg sync.WaitGroup
+	codes := make(chan int, 30)
+	for range 30 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.Post(s.base+"/rest/rest.event.call", "application/x-www-form-urlencoded", strings.NewReader(body))
+			if err != nil {
+				codes <- 0
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		if c != 401 && c != 503 {
+			t.Errorf("unauthenticated 8 MB body answered %d, want 401 or 503", c)
+		}
+	}
+	grew := peakRSS(t, pid) - before
+	t.Logf("peak memory grew by %d MB (before the fix: 825 MB in the same test)", grew>>20)
+	if grew > 160<<20 {
+		t.Errorf("30 unauthenticated 8 MB bodies grew the server's peak memory by %d MB, want under 160 MB", grew>>20)
+	}
+
+	// The real portal's large batch (credentials last) is still taken.
+	code, m, _ := s.post("/rest/rest.event.call", eventBody(4<<20, real.id, real.secret))
+	if code != 200 || m["result"] != true {
+		t.Fatalf("the portal's 4 MB batch: %d %v", code, m)
+	}
 }

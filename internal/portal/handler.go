@@ -11,6 +11,7 @@
 package portal
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -21,6 +22,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/semaphore"
 
 	"github.com/isobox/isobox/internal/bitrix"
 	"github.com/isobox/isobox/internal/oauth"
@@ -37,8 +40,17 @@ type Config struct {
 	// is refused there.
 	MaxBody int64
 	// MaxCallBody bounds every other call's body, read before the caller is
-	// authenticated; 0 = 64 KiB.
+	// authenticated; 0 = 64 KiB. It is also how much of a rest.event.call
+	// body is read before its credentials are looked for.
 	MaxCallBody int64
+	// UnauthBudget bounds the bytes of rest.event.call bodies held, across
+	// all calls at once, while their credentials are not yet known: the
+	// portal sends them after the event items, so the body must be read to
+	// its end first. 0 or less than MaxBody = 2 × MaxBody.
+	UnauthBudget int64
+	// UnauthWait bounds how long such a call waits for room in the budget
+	// before it is answered 503 QUERY_LIMIT_EXCEEDED; 0 = 5s.
+	UnauthWait time.Duration
 }
 
 // Handler serves /oauth/register/ and /rest/{method}.
@@ -50,6 +62,7 @@ type Handler struct {
 	relay    *Relay
 	log      *slog.Logger
 	table    map[string]methodFunc
+	unauth   *semaphore.Weighted
 
 	mismatches   atomic.Int64
 	mu           sync.Mutex
@@ -70,10 +83,17 @@ func New(cfg Config, svc *validator.Service, clients Clients, registry *Registry
 	if cfg.MaxCallBody <= 0 {
 		cfg.MaxCallBody = 64 << 10
 	}
+	if cfg.UnauthBudget < cfg.MaxBody {
+		cfg.UnauthBudget = 2 * cfg.MaxBody
+	}
+	if cfg.UnauthWait <= 0 {
+		cfg.UnauthWait = 5 * time.Second
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &Handler{cfg: cfg, svc: svc, clients: clients, registry: registry, relay: relay, log: log, lastMismatch: map[string]string{}}
+	h := &Handler{cfg: cfg, svc: svc, clients: clients, registry: registry, relay: relay, log: log, lastMismatch: map[string]string{},
+		unauth: semaphore.NewWeighted(cfg.UnauthBudget)}
 	h.table = h.methods()
 	return h
 }
@@ -234,14 +254,18 @@ func (h *Handler) serveREST(w http.ResponseWriter, r *http.Request) {
 	// The portal may append "/?bx24_request_id=…" to the method.
 	method := strings.ToLower(strings.Trim(strings.TrimPrefix(r.URL.Path, "/rest/"), "/"))
 	method = strings.TrimSuffix(method, ".json")
-	// Bodies are read before the portal is authenticated (its credentials
-	// are in the body), so only the one call that carries event batches may
-	// be large.
-	limit := h.cfg.MaxCallBody
 	if method == "rest.event.call" {
-		limit = h.cfg.MaxBody
+		f, portal, berr := h.readEventCall(w, r)
+		if berr != nil {
+			bitrix.WriteError(w, berr)
+			return
+		}
+		h.serveMethod(w, r, method, h.restEventCall, portal, f)
+		return
 	}
-	f, berr := h.readForm(w, r, limit)
+	// Other calls are small: read (at most MaxCallBody) before the portal
+	// is authenticated, its credentials being in the body.
+	f, berr := h.readForm(w, r, h.cfg.MaxCallBody)
 	if berr != nil {
 		bitrix.WriteError(w, berr)
 		return
@@ -255,19 +279,164 @@ func (h *Handler) serveREST(w http.ResponseWriter, r *http.Request) {
 		bitrix.WriteError(w, bitrix.NewError(http.StatusNotFound, "ERROR_METHOD_NOT_FOUND", "Method not found!"))
 		return
 	}
-	id, sec := f.String("client_id"), f.String("client_secret")
-	if id == "" || sec == "" {
-		bitrix.WriteError(w, validator.NoAuth())
+	portal, berr := h.verify(r.Context(), f.String("client_id"), f.String("client_secret"))
+	if berr != nil {
+		bitrix.WriteError(w, berr)
 		return
 	}
-	portal, err := h.svc.Portals.Verify(r.Context(), id, sec)
+	h.serveMethod(w, r, method, fn, portal, f)
+}
+
+// verify authenticates a portal by its client_id and client_secret.
+func (h *Handler) verify(ctx context.Context, id, sec string) (oauth.Client, *bitrix.Error) {
+	if id == "" || sec == "" {
+		return oauth.Client{}, validator.NoAuth()
+	}
+	portal, err := h.svc.Portals.Verify(ctx, id, sec)
 	if err != nil {
-		if !errors.Is(err, oauth.ErrInvalidClient) && r.Context().Err() == nil {
+		if !errors.Is(err, oauth.ErrInvalidClient) && ctx.Err() == nil {
 			h.log.Error("portal: verify portal", "err", err)
 		}
-		bitrix.WriteError(w, validator.BitrixError(err))
-		return
+		return oauth.Client{}, validator.BitrixError(err)
 	}
+	return portal, nil
+}
+
+var errBusy = bitrix.NewError(http.StatusServiceUnavailable, "QUERY_LIMIT_EXCEEDED", "Too many large calls at once, try again later")
+
+// readEventCall reads a rest.event.call body (up to MaxBody) and
+// authenticates the portal without holding much of an unauthenticated
+// body: credentials in the query string or the first MaxCallBody bytes are
+// checked before the rest is read; otherwise (the portal sends them last)
+// the body is read within the shared UnauthBudget and the credentials are
+// taken from its last MaxCallBody bytes before anything else is parsed.
+// Either way the parsed form must carry the same credentials (PHP's last
+// value wins).
+func (h *Handler) readEventCall(w http.ResponseWriter, r *http.Request) (*phpform.Array, oauth.Client, *bitrix.Error) {
+	ctx := r.Context()
+	if r.ContentLength > h.cfg.MaxBody {
+		return nil, oauth.Client{}, bitrix.BodyError(&http.MaxBytesError{Limit: h.cfg.MaxBody})
+	}
+	body := http.MaxBytesReader(w, r.Body, h.cfg.MaxBody)
+	var buf bytes.Buffer
+	_, err := io.CopyN(&buf, body, h.cfg.MaxCallBody)
+	if err != nil && err != io.EOF {
+		return nil, oauth.Client{}, bitrix.BodyError(err)
+	}
+	complete := err == io.EOF
+	q := r.URL.Query()
+	id, sec := q.Get("client_id"), q.Get("client_secret")
+	fromQuery := id != "" && sec != ""
+	if !fromQuery {
+		id, sec = credentials(buf.Bytes(), complete, false)
+	}
+	var portal oauth.Client
+	var berr *bitrix.Error
+	switch {
+	case complete:
+	case id != "" && sec != "":
+		if portal, berr = h.verify(ctx, id, sec); berr != nil {
+			return nil, oauth.Client{}, berr
+		}
+		if _, err := io.Copy(&buf, body); err != nil {
+			return nil, oauth.Client{}, bitrix.BodyError(err)
+		}
+	default:
+		if berr := h.readUnauthenticated(ctx, &buf, body, r.ContentLength); berr != nil {
+			return nil, oauth.Client{}, berr
+		}
+		id, sec = credentials(buf.Bytes(), true, true)
+		if portal, berr = h.verify(ctx, id, sec); berr != nil {
+			return nil, oauth.Client{}, berr
+		}
+	}
+	f, berr := ParseForm(buf.String())
+	if berr != nil {
+		return nil, oauth.Client{}, berr
+	}
+	switch {
+	case portal.ID == "": // a small body: authenticated as any other call
+		if fromQuery && f.String("client_id") == "" {
+			f.Set("client_id", id)
+			f.Set("client_secret", sec)
+		}
+		if portal, berr = h.verify(ctx, f.String("client_id"), f.String("client_secret")); berr != nil {
+			return nil, oauth.Client{}, berr
+		}
+	case fromQuery && f.Get("client_id") == nil && f.Get("client_secret") == nil:
+	case f.String("client_id") != id || f.String("client_secret") != sec:
+		// A later pair replaced the credentials that were checked.
+		return nil, oauth.Client{}, validator.BitrixError(oauth.ErrInvalidClient)
+	}
+	return f, portal, nil
+}
+
+// readUnauthenticated reads the rest of body into buf, holding room in
+// the unauthenticated budget for what it reads; the room is given back
+// when it returns (the caller authenticates at once).
+func (h *Handler) readUnauthenticated(ctx context.Context, buf *bytes.Buffer, body io.Reader, contentLength int64) *bitrix.Error {
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.UnauthWait)
+	defer cancel()
+	var held int64
+	defer func() { h.unauth.Release(held) }()
+	if rest := contentLength - int64(buf.Len()); contentLength > 0 && rest > 0 && contentLength <= h.cfg.MaxBody {
+		// Known length: take room for all of it at once, so that a body
+		// waits whole rather than holding part of the budget.
+		if h.unauth.Acquire(ctx, rest) != nil {
+			return errBusy
+		}
+		held = rest
+		buf.Grow(int(rest))
+		if _, err := io.Copy(buf, body); err != nil {
+			return bitrix.BodyError(err)
+		}
+		return nil
+	}
+	const chunk = 64 << 10
+	for {
+		if h.unauth.Acquire(ctx, chunk) != nil {
+			return errBusy
+		}
+		held += chunk
+		n, err := io.CopyN(buf, body, chunk)
+		if err == io.EOF || (err == nil && n < chunk) {
+			return nil
+		}
+		if err != nil {
+			return bitrix.BodyError(err)
+		}
+	}
+}
+
+// credentials finds the portal's client_id and client_secret among the
+// complete name=value pairs of a form body's first MaxCallBody bytes
+// (tail false) or last (tail true). complete: b is the whole body.
+func credentials(b []byte, complete, tail bool) (id, secret string) {
+	const window = 64 << 10
+	switch {
+	case tail && len(b) > window:
+		b = b[len(b)-window:]
+		if i := bytes.IndexByte(b, '&'); i >= 0 {
+			b = b[i+1:]
+		} else {
+			return "", ""
+		}
+	case !complete:
+		i := bytes.LastIndexByte(b, '&')
+		if i < 0 {
+			return "", ""
+		}
+		b = b[:i]
+	}
+	f, err := phpform.Decode(string(b))
+	if err != nil {
+		return "", ""
+	}
+	return f.String("client_id"), f.String("client_secret")
+}
+
+// serveMethod runs an authenticated call and writes its answer.
+func (h *Handler) serveMethod(w http.ResponseWriter, r *http.Request, method string, fn methodFunc, portal oauth.Client, f *phpform.Array) {
 	if cru := f.String("client_redirect_uri"); cru != "" && cru != portal.RedirectURI {
 		h.addressMismatch(portal, cru)
 	}

@@ -645,3 +645,43 @@ func TestRegistrationWithLicenceKey(t *testing.T) {
 		}
 	}
 }
+
+// TestLargeEventCallCredentials: a rest.event.call body longer than
+// MaxCallBody is authenticated by the credentials at its start or end; a
+// later pair cannot replace the ones checked.
+func TestLargeEventCallCredentials(t *testing.T) {
+	db := testkit.OpenStore(t, testkit.SQLite(t))
+	s := newStack(t, db, portal.PolicyOpen, 64<<10)
+	a := s.register("portal.box.local")
+	b := s.register("other.box.local")
+	items := "QUERY%5B0%5D%5Bx%5D=" + strings.Repeat("v", 40<<10)
+	auth := func(c creds) string {
+		return url.Values{"client_id": {c.id}, "client_secret": {c.secret}}.Encode()
+	}
+	for _, tc := range []struct {
+		name, body string
+		status     int
+	}{
+		{"credentials first", auth(a) + "&" + items, 200},
+		{"credentials last", items + "&" + auth(a), 200},
+		{"replaced after the checked ones", auth(a) + "&" + items + "&" + auth(b), 401},
+		{"none", items, 401},
+		{"wrong secret last", items + "&client_id=" + a.id + "&client_secret=x", 401},
+	} {
+		code, m := s.post("/rest/rest.event.call", tc.body)
+		if code != tc.status {
+			t.Errorf("%s: %d %v, want %d", tc.name, code, m, tc.status)
+		}
+	}
+	// In the query string, for callers that can put them there.
+	resp, err := http.Post(s.url+"/rest/rest.event.call?"+auth(a), "application/x-www-form-urlencoded", strings.NewReader(items))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("credentials in the query: %d", resp.StatusCode)
+	}
+	code, m := s.post("/rest/rest.event.call", items+strings.Repeat("&x=1", 8<<10))
+	wantError(t, "over MaxBody", code, m, 413, "invalid_request")
+}
