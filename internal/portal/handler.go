@@ -257,6 +257,10 @@ func (h *Handler) serveREST(w http.ResponseWriter, r *http.Request) {
 	if method == "rest.event.call" {
 		f, portal, berr := h.readEventCall(w, r)
 		if berr != nil {
+			// Refused before the body was read to its end: close it, so that
+			// the server neither reads on nor keeps the connection (a wrapped
+			// body would otherwise be drained before the answer is sent).
+			r.Body.Close()
 			bitrix.WriteError(w, berr)
 			return
 		}
