@@ -9,12 +9,18 @@
 // through the protocol itself, then runs wrk (2 threads, --latency) for
 // each target and concurrency and prints a Markdown table.
 //
+// With --tls every target, the no-op ceiling included, is served over TLS
+// with a certificate from `authprovider tls init` (wrk keeps its
+// connections, so this is the cost of TLS records, not of handshakes).
+//
 //	go build -o bin/authprovider ./cmd/authprovider
-//	go run ./cmd/validbench --authprovider bin/authprovider --mariadb "$(scripts/mariadb.sh start)"
+//	go run ./cmd/validbench --authprovider bin/authprovider --mariadb "$(scripts/mariadb.sh start)" [--tls]
 package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -61,6 +67,7 @@ func run() error {
 	dur := flag.Duration("duration", 10*time.Second, "wrk duration per run")
 	conns := flag.String("connections", "10,100", "wrk connection counts")
 	rounds := flag.Int("rounds", 3, "rounds per concurrency; targets alternate within a round and the median of each is reported (the machine is shared)")
+	useTLS := flag.Bool("tls", false, "serve every target, the no-op ceiling included, over TLS (certificate from `authprovider tls init`)")
 	flag.Parse()
 	if *maria == "" {
 		return errors.New("--mariadb (or ISOBOX_TEST_MARIADB) is required: the figures are with MariaDB behind the check")
@@ -82,6 +89,29 @@ func run() error {
 	}
 	defer os.RemoveAll(dir)
 	common := []string{"--data-dir", filepath.Join(dir, "data"), "--db", dsn, "--log-level", "warn"}
+	scheme, client := "http", http.DefaultClient
+	var noopCert *tls.Certificate
+	if *useTLS {
+		tdir := filepath.Join(dir, "tls")
+		if out, err := exec.Command(*bin, "tls", "init", "--hosts", "bench.isobox.lan", "--dir", tdir, "--name", "bench").CombinedOutput(); err != nil {
+			return fmt.Errorf("tls init: %v: %s", err, out)
+		}
+		crt, key := filepath.Join(tdir, "bench.crt"), filepath.Join(tdir, "bench.key")
+		common = append(common, "--tls-cert-file", crt, "--tls-key-file", key)
+		pair, err := tls.LoadX509KeyPair(crt, key)
+		if err != nil {
+			return err
+		}
+		noopCert = &pair
+		caPEM, err := os.ReadFile(filepath.Join(tdir, "ca.crt"))
+		if err != nil {
+			return err
+		}
+		roots := x509.NewCertPool()
+		roots.AppendCertsFromPEM(caPEM)
+		scheme = "https"
+		client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	}
 
 	out, err := exec.Command(*bin, append([]string{"portal", "add", "--host", "portal.bench.local", "--scheme", "http", "--json"}, common...)...).CombinedOutput()
 	if err != nil {
@@ -102,8 +132,8 @@ func run() error {
 		return err
 	}
 	defer func() { srv.Process.Kill(); srv.Wait() }()
-	base := "http://" + httpAddr
-	if err := waitUp(base + "/rest/x"); err != nil {
+	base := scheme + "://" + httpAddr
+	if err := waitUp(client, base+"/rest/x"); err != nil {
 		return err
 	}
 	// A second instance on the same database whose cache never answers:
@@ -117,7 +147,7 @@ func run() error {
 		return err
 	}
 	defer func() { cold.Process.Kill(); cold.Wait() }()
-	if err := waitUp("http://" + coldHTTP + "/rest/x"); err != nil {
+	if err := waitUp(client, scheme+"://"+coldHTTP+"/rest/x"); err != nil {
 		return err
 	}
 
@@ -126,7 +156,7 @@ func run() error {
 		for k, v := range creds {
 			p[k] = v
 		}
-		resp, err := http.PostForm(base+"/rest/"+method, p)
+		resp, err := client.PostForm(base+"/rest/"+method, p)
 		if err != nil {
 			return nil, err
 		}
@@ -161,7 +191,12 @@ func run() error {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte("{}"))
 	})}
-	go noop.Serve(lis)
+	if noopCert != nil {
+		noop.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*noopCert}}
+		go noop.ServeTLS(lis, "", "")
+	} else {
+		go noop.Serve(lis)
+	}
 	defer noop.Close()
 
 	check := url.Values{"TOKEN": {token}}
@@ -171,12 +206,12 @@ func run() error {
 	check.Set("member_id", "0")
 	validate, _ := json.Marshal(map[string]string{"access_token": token, "scope": "crm"})
 	targets := []target{
-		{"no-op Go handler (ceiling)", "http://" + lis.Addr().String() + "/", check.Encode(), map[string]string{"Content-Type": "application/x-www-form-urlencoded"}},
+		{"no-op Go handler (ceiling)", scheme + "://" + lis.Addr().String() + "/", check.Encode(), map[string]string{"Content-Type": "application/x-www-form-urlencoded"}},
 		{"rest.check (drop-in)", base + "/rest/rest.check", check.Encode(), map[string]string{"Content-Type": "application/x-www-form-urlencoded"}},
-		{"/v1/token/validate (module)", "http://" + adminAddr + "/v1/token/validate", string(validate), map[string]string{
+		{"/v1/token/validate (module)", scheme + "://" + adminAddr + "/v1/token/validate", string(validate), map[string]string{
 			"Content-Type": "application/json", "Authorization": "Bearer " + portal.ClientID + ":" + portal.ClientSecret}},
-		{"rest.check, no cache (MariaDB reads)", "http://" + coldHTTP + "/rest/rest.check", check.Encode(), map[string]string{"Content-Type": "application/x-www-form-urlencoded"}},
-		{"/v1/token/validate, no cache (MariaDB reads)", "http://" + coldAdmin + "/v1/token/validate", string(validate), map[string]string{
+		{"rest.check, no cache (MariaDB reads)", scheme + "://" + coldHTTP + "/rest/rest.check", check.Encode(), map[string]string{"Content-Type": "application/x-www-form-urlencoded"}},
+		{"/v1/token/validate, no cache (MariaDB reads)", scheme + "://" + coldAdmin + "/v1/token/validate", string(validate), map[string]string{
 			"Content-Type": "application/json", "Authorization": "Bearer " + portal.ClientID + ":" + portal.ClientSecret}},
 	}
 	// Sanity: each target answers 200 with what it should.
@@ -185,7 +220,7 @@ func run() error {
 		for k, v := range tg.headers {
 			req.Header.Set(k, v)
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		if err != nil {
 			return err
 		}
@@ -315,10 +350,10 @@ func freeAddr() string {
 	return l.Addr().String()
 }
 
-func waitUp(u string) error {
+func waitUp(client *http.Client, u string) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		if resp, err := http.Post(u, "text/plain", nil); err == nil {
+		if resp, err := client.Post(u, "text/plain", nil); err == nil {
 			resp.Body.Close()
 			return nil
 		}

@@ -13,9 +13,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -125,7 +127,7 @@ func (d *Daemon) httpServer(l *listener) *http.Server {
 		WriteTimeout:      write,
 		IdleTimeout:       lim.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
+		ErrorLog:          log.New(serverLog{d.log}, "", 0),
 	}
 	if d.TLS != nil {
 		c := d.TLS.Clone()
@@ -220,6 +222,21 @@ func (d *Daemon) Listen() error {
 	}
 	d.addrMu.Unlock()
 	return nil
+}
+
+// serverLog takes net/http's error log lines: failed TLS handshakes are
+// what any client that hangs up early (or a scanner) causes, so they go to
+// debug where they cannot flood the log; the rest are warnings.
+type serverLog struct{ log *slog.Logger }
+
+func (s serverLog) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	if strings.HasPrefix(msg, "http: TLS handshake error") {
+		s.log.Debug(msg)
+	} else {
+		s.log.Warn(msg)
+	}
+	return len(p), nil
 }
 
 // secure reports whether l speaks TLS.
