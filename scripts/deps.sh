@@ -24,6 +24,12 @@ command -v rpm >/dev/null 2>&1 || need+=(rpm)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 # network namespaces as LAN machines (internal/e2e: ip netns, veth)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+# web console browser test (console/e2e): Debian's Chromium, Node.js and npm
+# (npm installs playwright-core there; it never downloads a browser), a font
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

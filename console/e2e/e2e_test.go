@@ -1,0 +1,148 @@
+// Package e2e tests the web console in a real browser: headless Chromium
+// (Debian's chromium, /usr/bin/chromium) driven by playwright-core from npm
+// (console.spec.js), against the real authprovider and eventrelay binaries.
+// npm installs playwright-core into this directory on the first run; it
+// never downloads a browser.
+//
+// ISOBOX_UPDATE_SCREENSHOTS=1 writes the screenshots to docs/console-*.png
+// (shown by docs/console.md); otherwise they go to a temporary directory.
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/isobox/isobox/internal/testkit"
+)
+
+const (
+	adminPW  = "correct horse battery staple"
+	viewerPW = "only looking, never touching"
+)
+
+// freePort returns a loopback port free at the time of the call, for the
+// one address two binaries must know of each other before either starts.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// npmInstall installs playwright-core (pinned by package-lock.json) unless
+// it is there already.
+func npmInstall(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join("node_modules", "playwright-core", "package.json")); err == nil {
+		return
+	}
+	cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund", "--loglevel=error")
+	cmd.Env = append(os.Environ(), "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("npm ci: %v\n%s", err, out)
+	}
+}
+
+func TestConsoleInBrowser(t *testing.T) {
+	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
+		t.Fatalf("Debian's chromium is required (scripts/deps.sh installs it): %v", err)
+	}
+	npmInstall(t)
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	apBin := testkit.Build(t, "github.com/isobox/isobox/cmd/authprovider")
+	erBin := testkit.Build(t, "github.com/isobox/isobox/cmd/eventrelay")
+	cli := func(stdin string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(apBin, append(args, "--data-dir", data)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("authprovider %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	cli(adminPW+"\n", "console", "user", "add", "--name", "admin", "--role", "admin")
+	cli(viewerPW+"\n", "console", "user", "add", "--name", "olga", "--role", "viewer")
+	var portal struct{ ClientID, ClientSecret string }
+	var raw map[string]any
+	if err := json.Unmarshal([]byte(cli("", "portal", "add", "--host", "portal.lan", "--json")), &raw); err != nil {
+		t.Fatal(err)
+	}
+	portal.ClientID, portal.ClientSecret = raw["client_id"].(string), raw["client_secret"].(string)
+
+	relayGRPC := "127.0.0.1:" + freePort(t)
+	ap := testkit.Start(t, dir, apBin, []string{"--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
+		"--data-dir", data, "--console-relay-grpc-addr", relayGRPC, "--console-sample-interval", "500ms"}, "http", "grpc", "admin")
+	relay := testkit.Start(t, dir, erBin, []string{"--http-addr", "127.0.0.1:0", "--publish-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
+		"--grpc-addr", relayGRPC, "--data-dir", data, "--auth-grpc-addr", ap.Addr("grpc"), "--retry-schedule", "200ms",
+		"--breaker-failures", "10"}, "http", "publish", "grpc", "admin")
+
+	// The handler answers 500 until it is healed.
+	var healed atomic.Bool
+	var delivered atomic.Int64
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/heal" {
+			healed.Store(true)
+			return
+		}
+		if !healed.Load() {
+			http.Error(w, `{"error":"handler is down"}`, http.StatusInternalServerError)
+			return
+		}
+		delivered.Add(1)
+		w.Write([]byte(`{"result":true}`))
+	}))
+	defer hook.Close()
+	consoleURL := "http://" + ap.Addr("admin")
+	// Another origin whose page posts a form to the console on load.
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `<!doctype html><form id=f method=post action="%s/console/apps"><input name=name value="Evil app"><input name=csrf value=guess></form><script>document.getElementById('f').submit()</script>`, consoleURL)
+	}))
+	defer evil.Close()
+
+	shots := t.TempDir()
+	if os.Getenv("ISOBOX_UPDATE_SCREENSHOTS") == "1" {
+		shots, _ = filepath.Abs(filepath.Join("..", "..", "docs"))
+	}
+	cmd := exec.Command("node", "console.spec.js")
+	cmd.Env = append(os.Environ(), "CONSOLE_URL="+consoleURL, "EVIL_URL="+evil.URL, "INGEST_URL=http://"+relay.Addr("http")+"/v1/events",
+		"PORTAL_AUTH="+portal.ClientID+":"+portal.ClientSecret, "HOOK_URL="+hook.URL, "SHOTS_DIR="+shots,
+		"ADMIN_PASSWORD="+adminPW, "VIEWER_PASSWORD="+viewerPW)
+	out, err := cmd.CombinedOutput()
+	t.Logf("console.spec.js:\n%s", out)
+	if err != nil {
+		t.Fatalf("browser test failed: %v\nauthprovider:\n%s\neventrelay:\n%s", err, ap.Logs(), relay.Logs())
+	}
+	if delivered.Load() != 1 {
+		t.Errorf("the replayed event reached the healed handler %d times, want 1", delivered.Load())
+	}
+	for _, name := range []string{"login", "overview", "overview-ru", "apps", "deliveries", "delivery", "dlq", "handlers", "audit", "settings"} {
+		if st, err := os.Stat(filepath.Join(shots, "console-"+name+".png")); err != nil || st.Size() < 5000 {
+			t.Errorf("screenshot %s: %v", name, err)
+		}
+	}
+	// The browser's changes are in the audit log the CLI exports.
+	exp := cli("", "audit", "export")
+	for _, want := range []string{`"action":"app.create"`, `"action":"dlq.replay"`, `"action":"handler.pause"`, `"actor":"olga","action":"login"`} {
+		if !strings.Contains(exp, want) {
+			t.Errorf("audit export lacks %s:\n%s", want, exp)
+		}
+	}
+	if strings.Contains(exp, "Evil app") || strings.Contains(exp, "Viewer app") {
+		t.Errorf("a refused change is in the audit log:\n%s", exp)
+	}
+}
