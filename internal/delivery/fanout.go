@@ -153,6 +153,21 @@ func (s *Service) fanoutRound(ctx context.Context, msgs []jetstream.Msg) error {
 	var ids []string   // their message ids
 	var firstSeq, lastSeq uint64
 	var keep []jetstream.Msg
+	// Whether an item is a duplicate depends on every earlier ingest
+	// message, some perhaps fanned out by another instance: wait until
+	// this instance has read StreamIn that far (seen.go).
+	var maxSeq uint64
+	for _, m := range msgs {
+		if meta, err := m.Metadata(); err == nil {
+			maxSeq = max(maxSeq, meta.Sequence.Stream)
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err := s.seen.waitUpto(wctx, maxSeq)
+	cancel()
+	if err != nil {
+		return err
+	}
 	for _, m := range msgs {
 		meta, err := m.Metadata()
 		if err != nil {
@@ -180,7 +195,6 @@ func (s *Service) fanoutRound(ctx context.Context, msgs []jetstream.Msg) error {
 					continue
 				}
 				local[it.ID] = true
-				s.seen.add(it.ID, seq, b.ReceivedMs)
 				h := handlerKey(b.Portal, it.ClientID, it.ApplicationToken, it.URL)
 				if err := s.ensureHandler(ctx, h); err != nil {
 					return err
@@ -223,7 +237,6 @@ func (s *Service) fanoutRound(ctx context.Context, msgs []jetstream.Msg) error {
 	for _, m := range keep {
 		m.Ack()
 	}
-	s.seen.prune(s.cfg.Clock.Now())
 	return nil
 }
 

@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -171,51 +172,73 @@ func (r *records) flush(ctx context.Context) {
 	}
 }
 
-// load reads the history back from StreamLog.
-func (r *records) load(ctx context.Context) error {
+// follow reads the history back from StreamLog and keeps reading it, so
+// that the changes made by every relay instance (each flushes its own)
+// reach this instance's admin API. It returns once the history stored
+// before the call is in (or ctx ends); the reading goes on in a goroutine
+// counted by wg until run ends.
+// Records are applied in the log's order, the order in which the instances
+// stored them, so every instance ends with the same state for each id.
+func (r *records) follow(ctx, run context.Context, wg *sync.WaitGroup) error {
 	st, err := r.js.Stream(ctx, events.StreamLog)
 	if err != nil {
 		return fmt.Errorf("delivery: log stream: %w", err)
 	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("delivery: log stream: %w", err)
-	}
-	if info.State.Msgs == 0 {
-		return nil
-	}
-	last := info.State.LastSeq
 	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		return fmt.Errorf("delivery: read log: %w", err)
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	left := int(info.State.Msgs)
-	for {
-		batch, err := cons.Fetch(max(min(500, left), 1), jetstream.FetchMaxWait(2*time.Second))
-		if err != nil {
-			return fmt.Errorf("delivery: read log: %w", err)
-		}
-		n := 0
-		done := false
-		for m := range batch.Messages() {
-			n++
-			left--
+	pending := int(cons.CachedInfo().NumPending)
+	it, err := cons.Messages()
+	if err != nil {
+		return fmt.Errorf("delivery: read log: %w", err)
+	}
+	caughtUp := make(chan struct{})
+	if pending == 0 {
+		close(caughtUp)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		stop := context.AfterFunc(run, it.Stop)
+		defer stop()
+		for n := 0; ; {
+			m, err := it.Next()
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || run.Err() != nil {
+				return
+			}
+			if err != nil {
+				r.log.Warn("delivery: history reader", "err", err)
+				continue
+			}
 			var recs []Record
 			if json.Unmarshal(m.Data(), &recs) == nil {
+				r.mu.Lock()
 				for _, rec := range recs {
-					r.apply(rec, true)
+					r.applyLogged(rec)
 				}
+				r.mu.Unlock()
 			}
-			if meta, err := m.Metadata(); err == nil && meta.Sequence.Stream >= last {
-				done = true
+			if n++; n == pending {
+				close(caughtUp)
 			}
 		}
-		if done || n == 0 {
-			return nil
-		}
+	}()
+	select {
+	case <-caughtUp:
+		return nil
+	case <-ctx.Done():
+		it.Stop()
+		return fmt.Errorf("delivery: read log: %w", ctx.Err())
 	}
+}
+
+// applyLogged applies a record read from the log; r.mu is held. A new
+// delivery's first record (pending, from the fan-out) never overwrites:
+// another instance may have delivered it and logged that first. A replay's
+// pending record (it has UpdatedMs) does.
+func (r *records) applyLogged(rec Record) {
+	r.apply(rec, rec.Status != StatusPending || rec.UpdatedMs != 0)
 }
 
 func (r *records) get(id string) (Record, bool) {

@@ -27,3 +27,19 @@ func TestSeenSet(t *testing.T) {
 		t.Errorf("ids older than the window are forgotten: %v", s.first)
 	}
 }
+
+// Instances log their records independently: a fan-out's first record
+// (pending) stored after another instance's "delivered" does not undo it;
+// a replay's pending (it has UpdatedMs) does.
+func TestLoggedRecordsKeepTheLaterState(t *testing.T) {
+	r := newRecords(nil, 10, nil)
+	r.applyLogged(Record{ID: "a", Status: StatusDelivered, UpdatedMs: 5})
+	r.applyLogged(Record{ID: "a", Status: StatusPending, CreatedMs: 1})
+	if got, _ := r.get("a"); got.Status != StatusDelivered {
+		t.Errorf("status %q after a late fan-out record; want delivered", got.Status)
+	}
+	r.applyLogged(Record{ID: "a", Status: StatusPending, UpdatedMs: 9})
+	if got, _ := r.get("a"); got.Status != StatusPending {
+		t.Errorf("status %q after a replay record; want pending", got.Status)
+	}
+}

@@ -244,13 +244,16 @@ func (s *Service) Secrets() *Secrets { return s.secrets }
 // the fan-out and every handler's workers. It returns once they run.
 func (s *Service) Start(ctx context.Context) error {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	if err := s.records.load(ctx); err != nil {
+	if err := s.records.follow(ctx, s.ctx, &s.wg); err != nil {
+		s.cancel()
 		return err
 	}
-	if err := s.seen.load(ctx, s.js, s.cfg.Clock.Now()); err != nil {
+	// Every instance reads all of StreamIn for the dedup set (seen.go),
+	// so that instances sharing the fan-out agree on duplicates.
+	if err := s.seen.follow(ctx, s.ctx, s.js, s.cfg.Clock, s.log, &s.wg); err != nil {
+		s.cancel()
 		return err
 	}
-	s.seen.prune(s.cfg.Clock.Now())
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.records.run(s.ctx) }()
 	// Watch the handlers bucket rather than list it: the initial values
