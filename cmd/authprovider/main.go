@@ -29,5 +29,6 @@ func commands() map[string]command {
 		"serve": {Summary: "run the server (the default)", Run: serve},
 	}
 	addCLICommands(cmds)
+	cmds["health"] = command{Summary: "exit 0 if the running service is ready (GET --url, default its admin /readyz): the container healthcheck", Run: healthCmd}
 	return cmds
 }

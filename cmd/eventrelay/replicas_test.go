@@ -176,8 +176,8 @@ func TestEmbeddedRelayStaysR1(t *testing.T) {
 	}
 	natsAddr := l.Addr().String()
 	l.Close()
-	testkit.Start(t, dir, testkit.Build(t, "github.com/isobox/isobox/cmd/eventrelay"),
-		relayArgs(dir, "--nats-listen", natsAddr, "--nats-sync-always=false"), "http", "publish", "grpc", "admin")
+	bin := testkit.Build(t, "github.com/isobox/isobox/cmd/eventrelay")
+	er := testkit.Start(t, dir, bin, relayArgs(dir, "--nats-listen", natsAddr, "--nats-sync-always=false"), "http", "publish", "grpc", "admin")
 	// The embedded server admits only the nkey in the data directory.
 	nkey, err := nats.NkeyOptionFromSeed(filepath.Join(dir, "nats-client.nk"))
 	if err != nil {
@@ -188,6 +188,15 @@ func TestEmbeddedRelayStaysR1(t *testing.T) {
 		if cfg[name] != 1 {
 			t.Errorf("stream %s: replicas %d on the embedded server; want 1", name, cfg[name])
 		}
+	}
+
+	// `eventrelay health`, the compose healthcheck: 0 for a ready relay,
+	// non-zero for a listener that is not one.
+	if out, err := exec.Command(bin, "health", "--url", "http://"+er.Addr("admin")+"/readyz").CombinedOutput(); err != nil || !strings.Contains(string(out), "ready") {
+		t.Errorf("health of a ready relay: %v %s", err, out)
+	}
+	if out, err := exec.Command(bin, "health", "--url", "http://"+er.Addr("admin")+"/nothing-here").CombinedOutput(); err == nil {
+		t.Errorf("health of a 404 URL succeeded: %s", out)
 	}
 }
 
