@@ -24,4 +24,5 @@ Loader::registerAutoLoadClasses(ISOBOX_CONNECTOR_MODULE_ID, [
 	'Isobox\\Connector\\Cache\\ApcuStore' => 'lib/cache/apcustore.php',
 	'Isobox\\Connector\\Cache\\ManagedStore' => 'lib/cache/managedstore.php',
 	'Isobox\\Connector\\Cache\\MemoryStore' => 'lib/cache/memorystore.php',
+	'Isobox\\Connector\\Cache\\ScopedStore' => 'lib/cache/scopedstore.php',
 ]);

@@ -44,7 +44,8 @@ if ($posted)
 	}
 	else
 	{
-		foreach (Settings::save($_POST) as $field => $code)
+		global $USER;
+		foreach (Settings::save($_POST, is_object($USER) && $USER->IsAdmin()) as $field => $code)
 		{
 			$errors[] = Loc::getMessage('ISOBOX_CONNECTOR_OPT_ERR_' . strtoupper($code), [
 				'#FIELD#' => Loc::getMessage('ISOBOX_CONNECTOR_OPT_' . strtoupper($field)),

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	tokenv1 "github.com/isobox/isobox/api/isobox/token/v1"
+	"github.com/isobox/isobox/internal/gateway"
 	"github.com/isobox/isobox/internal/portal"
 	"github.com/isobox/isobox/internal/secret"
 	"github.com/isobox/isobox/internal/validator"
@@ -82,7 +83,7 @@ func mountPortal(ctx context.Context, a *app) error {
 	a.validationRegs = append(a.validationRegs, tokenv1.RegisterPortalTokensHandler, tokenv1.RegisterEventAuthHandler)
 	// The module's hot path, served without the gateway's loopback gRPC hop
 	// (same JSON; the gateway route stays for the other methods).
-	a.validation.Handle("POST "+validator.ValidatePath, svc.ValidateHandler(a.log))
+	a.validation.Handle("POST "+validator.ValidatePath, gateway.NoStore(svc.ValidateHandler(a.log)))
 
 	bg, cancel := context.WithCancel(context.Background())
 	go v.Run(bg)

@@ -97,7 +97,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	a.gateway = gateway.New()
 	// grpc-gateway reads a whole body before the gRPC call authenticates it:
 	// cap it, so that no caller can make the service buffer much.
-	a.admin.Handle("/v1/", http.MaxBytesHandler(a.gateway, gateway.MaxBody))
+	a.admin.Handle("/v1/", http.MaxBytesHandler(gateway.NoStore(a.gateway), gateway.MaxBody))
 	a.validation = a.admin
 	var valGateway *runtime.ServeMux
 	if cfg.Listen.ValidationAddr != "" {
@@ -107,7 +107,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 			fmt.Fprintln(w, "ok")
 		})
 		valGateway = gateway.New()
-		a.validation.Handle("/v1/token/", http.MaxBytesHandler(valGateway, gateway.MaxBody))
+		a.validation.Handle("/v1/token/", http.MaxBytesHandler(gateway.NoStore(valGateway), gateway.MaxBody))
 	}
 	a.d.Ready("database", db.PingContext)
 

@@ -39,6 +39,18 @@ func New(opts ...runtime.ServeMuxOption) *runtime.ServeMux {
 	return runtime.NewServeMux(append(base, opts...)...)
 }
 
+// NoStore wraps the REST face so that no answer is kept by a cache on the
+// way (Cache-Control: no-store; Pragma for HTTP/1.0 caches): its answers
+// carry tokens and secrets (token mint and issue, client secrets,
+// introspection).
+func NoStore(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Pragma", "no-cache")
+		next.ServeHTTP(w, r)
+	})
+}
+
 // CodeName maps a gRPC code to the error code the REST face shows.
 func CodeName(c codes.Code) string {
 	switch c {

@@ -436,3 +436,73 @@ func TestAttackLargeUnauthenticatedEventBodies(t *testing.T) {
 		t.Fatalf("the portal's 4 MB batch: %d %v", code, m)
 	}
 }
+
+// TestAttackSecretsCacheable is finding 8's Cache-Control part: answers
+// that carry a token or a secret said nothing about caching, so a proxy
+// or browser cache on the path could keep them. Every such answer of the
+// binary now says Cache-Control: no-store and Pragma: no-cache.
+func TestAttackSecretsCacheable(t *testing.T) {
+	s := startServer(t)
+	s.cli("portal", "allow", "--host", victim)
+	check := func(what string, code int, h http.Header) {
+		t.Helper()
+		if code != 200 || h.Get("Cache-Control") != "no-store" || h.Get("Pragma") != "no-cache" {
+			t.Errorf("%s: %d, Cache-Control %q, Pragma %q; want 200, no-store, no-cache", what, code, h.Get("Cache-Control"), h.Get("Pragma"))
+		}
+	}
+	code, m, h := s.post("/oauth/register/", plainRegistration())
+	check("/oauth/register/", code, h)
+	real := creds{m["client_id"].(string), m["client_secret"].(string), victim}
+	base := url.Values{"client_id": {real.id}, "client_secret": {real.secret}, "client_redirect_uri": {"http://" + victim}}
+	with := func(kv ...string) string {
+		v := url.Values{}
+		for k, vs := range base {
+			v[k] = vs
+		}
+		for i := 0; i < len(kv); i += 2 {
+			v.Set(kv[i], kv[i+1])
+		}
+		return v.Encode()
+	}
+	code, m, h = s.post("/rest/application.add", with("TITLE", "x", "REDIRECT_URI", "https://app.box.local/", "SCOPE", "crm"))
+	check("application.add", code, h)
+	app := m["result"].(map[string]any)
+	appID, appSecret := app["client_id"].(string), app["client_secret"].(string)
+	code, m, h = s.post("/rest/rest.authorize", with("CLIENT_ID", appID, "PARAMS[LOCAL_USER]", "1"))
+	check("rest.authorize", code, h)
+	token := m["result"].(map[string]any)["access_token"].(string)
+	code, _, h = s.post("/rest/rest.code", with("CLIENT_ID", appID, "PARAMS[LOCAL_USER]", "1"))
+	check("rest.code", code, h)
+	code, _, h = s.post("/rest/rest.check", with("TOKEN", token))
+	check("rest.check", code, h)
+	resp, err := http.Get(s.base + "/oauth/token/?" + url.Values{"grant_type": {"refresh_token"}, "client_id": {appID},
+		"client_secret": {appSecret}, "refresh_token": {m["result"].(map[string]any)["refresh_token"].(string)}}.Encode())
+	if err == nil {
+		resp.Body.Close()
+		check("/oauth/token/", resp.StatusCode, resp.Header)
+	}
+
+	// The module's and the administrator's REST faces.
+	api := func(what, path, bearer, body string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, "http://"+s.proc.Addr("admin")+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+bearer)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), "access_token") {
+			t.Errorf("%s: %d %s", what, resp.StatusCode, b)
+		}
+		check(what, resp.StatusCode, resp.Header)
+	}
+	api("/v1/token/mint", "/v1/token/mint", real.id+":"+real.secret, `{"client_id":"`+appID+`","user_id":1}`)
+	adminKey, err := os.ReadFile(filepath.Join(s.dir, "data", "admin.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	api("admin token issue", "/v1/tokens", strings.TrimSpace(string(adminKey)), `{"client_id":"`+appID+`","user_id":1}`)
+}

@@ -140,6 +140,7 @@ func ParseForm(body string) (*phpform.Array, *bitrix.Error) {
 }
 
 func (h *Handler) serveRegister(w http.ResponseWriter, r *http.Request) {
+	noStore(w) // the answer carries the portal's secret
 	if r.Method != http.MethodPost {
 		bitrix.WriteError(w, bitrix.NewError(http.StatusMethodNotAllowed, "INVALID_REQUEST", "Use POST"))
 		return
@@ -189,6 +190,7 @@ func (h *Handler) serveRegister(w http.ResponseWriter, r *http.Request) {
 // serveChallenge issues a registration challenge (Registry.Challenge) for
 // the portal at redirect_uri: {"challenge": "…", "expires_in": seconds}.
 func (h *Handler) serveChallenge(w http.ResponseWriter, r *http.Request) {
+	noStore(w)
 	if r.Method != http.MethodPost {
 		bitrix.WriteError(w, bitrix.NewError(http.StatusMethodNotAllowed, "INVALID_REQUEST", "Use POST"))
 		return
@@ -215,7 +217,6 @@ func (h *Handler) serveChallenge(w http.ResponseWriter, r *http.Request) {
 		bitrix.WriteError(w, bitrix.NewError(http.StatusServiceUnavailable, "SERVER_ERROR", "Try again later"))
 		return
 	}
-	noStore(w)
 	bitrix.WriteJSON(w, http.StatusOK, struct {
 		Challenge string `json:"challenge"`
 		ExpiresIn int64  `json:"expires_in"`
@@ -251,6 +252,7 @@ func (h *Handler) methods() map[string]methodFunc {
 }
 
 func (h *Handler) serveREST(w http.ResponseWriter, r *http.Request) {
+	noStore(w) // answers carry tokens, codes and app secrets
 	// The portal may append "/?bx24_request_id=…" to the method.
 	method := strings.ToLower(strings.Trim(strings.TrimPrefix(r.URL.Path, "/rest/"), "/"))
 	method = strings.TrimSuffix(method, ".json")

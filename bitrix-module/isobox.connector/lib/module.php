@@ -4,6 +4,7 @@ namespace Isobox\Connector;
 use Isobox\Connector\Cache\ApcuStore;
 use Isobox\Connector\Cache\ManagedStore;
 use Isobox\Connector\Cache\MemoryStore;
+use Isobox\Connector\Cache\ScopedStore;
 use Isobox\Connector\Cache\Store;
 
 /**
@@ -20,7 +21,9 @@ final class Module
 
 	private static ?Config $config = null;
 	private static ?Client $client = null;
+	/** The shared store (APCu, managed cache or memory) before scoping. */
 	private static ?Store $cache = null;
+	private static ?Store $scoped = null;
 	private static ?Spool $spool = null;
 	private static ?Relay $relay = null;
 	/** @var callable|null */
@@ -42,9 +45,21 @@ final class Module
 	 * else the portal's managed cache (shared by all workers and, with
 	 * memcache/redis, by all servers; a file per entry with the default
 	 * file cache), else an array that lives for this hit only (still saves
-	 * the repeated checks of one batch call).
+	 * the repeated checks of one batch call). Each portal gets its own part
+	 * of it (ScopedStore): several portals may share one PHP.
 	 */
 	public static function cache(): Store
+	{
+		if (self::$scoped === null)
+		{
+			$c = self::config();
+			self::$scoped = new ScopedStore(self::store(), $c->clientId . "\n" . $c->authUrl . "\n" . $c->relayUrl);
+		}
+
+		return self::$scoped;
+	}
+
+	private static function store(): Store
 	{
 		if (self::$cache === null)
 		{
@@ -90,6 +105,7 @@ final class Module
 		if ($cache !== null)
 		{
 			self::$cache = $cache;
+			self::$scoped = null;
 			self::$relay = null;
 		}
 		if ($clock !== null)
@@ -104,6 +120,7 @@ final class Module
 		self::$config = null;
 		self::$client = null;
 		self::$cache = null;
+		self::$scoped = null;
 		self::$spool = null;
 		self::$relay = null;
 		self::$clock = null;

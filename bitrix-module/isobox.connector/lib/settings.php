@@ -44,11 +44,20 @@ final class Settings
 	}
 
 	/**
+	 * The addresses the module sends the portal's credentials to. Moving one
+	 * would hand them to whoever runs the new address, so only a portal
+	 * administrator may, and only while typing the credentials again.
+	 */
+	public const ADDRESSES = ['auth_url', 'relay_url'];
+
+	/**
 	 * Validates and stores the posted form. Nothing is stored if any field is
 	 * wrong. Returns [field => error code] (empty on success); codes:
-	 * url, number, prefix.
+	 * url, number, prefix; admin (an address changed by someone who is not a
+	 * portal administrator), credentials (an address changed without
+	 * client_id and client_secret typed in the same form).
 	 */
-	public static function save(array $input): array
+	public static function save(array $input, bool $isAdmin = false): array
 	{
 		$clean = [];
 		$errors = [];
@@ -107,6 +116,22 @@ final class Settings
 					break;
 			}
 			$clean[$name] = $value;
+		}
+
+		foreach (self::ADDRESSES as $name)
+		{
+			if (isset($errors[$name]) || $clean[$name] === rtrim(trim((string)Option::get(Module::ID, $name)), '/'))
+			{
+				continue;
+			}
+			if (!$isAdmin)
+			{
+				$errors[$name] = 'admin';
+			}
+			elseif (($clean['client_id'] ?? '') === '' || ($clean['client_secret'] ?? '') === '')
+			{
+				$errors[$name] = 'credentials';
+			}
 		}
 
 		if ($errors !== [])

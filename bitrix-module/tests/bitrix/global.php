@@ -241,7 +241,14 @@ class CUser
 {
 	/** Stand-in only: the portal's users, id => ['ACTIVE' => 'Y'|'N']. */
 	public static array $users = [];
+	/** Stand-in only: ids of the portal's administrators (group 1). */
+	public static array $admins = [1];
 	private int $id = 0;
+
+	public function IsAdmin()
+	{
+		return $this->id > 0 && in_array($this->id, self::$admins, true);
+	}
 
 	public function IsAuthorized()
 	{

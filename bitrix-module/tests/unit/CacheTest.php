@@ -2,6 +2,7 @@
 namespace Isobox\Tests\Unit;
 
 use Isobox\Connector\Cache\ApcuStore;
+use Isobox\Connector\Cache\ScopedStore;
 use Isobox\Connector\Cache\ManagedStore;
 use Isobox\Connector\Cache\MemoryStore;
 use Isobox\Connector\Cache\Store;
@@ -68,7 +69,8 @@ final class CacheTest extends TestCase
 	public function testTheModulePicksTheFastestSharedCacheThisPhpHas(): void
 	{
 		Module::reset();
-		$this->assertInstanceOf(ApcuStore::class, Module::cache(), 'APCu is available and must be preferred');
+		$this->assertInstanceOf(ScopedStore::class, Module::cache(), 'the cache is scoped to the portal');
+		$this->assertInstanceOf(ApcuStore::class, Module::cache()->inner(), 'APCu is available and must be preferred');
 		$this->assertInstanceOf(Store::class, Module::cache());
 	}
 }

@@ -5,9 +5,10 @@ use Isobox\Tests\Portal;
 
 final class SettingsTest extends PortalTestCase
 {
-	private function page(array $post = null, string $right = 'W'): string
+	private function page(array $post = null, string $right = 'W', bool $admin = true): string
 	{
 		$GLOBALS['APPLICATION']->right = $right;
+		$GLOBALS['USER']->Authorize($admin ? 1 : 5);
 		$_SERVER['REQUEST_METHOD'] = $post === null ? 'GET' : 'POST';
 		$_POST = $post ?? [];
 		$_REQUEST = $_POST;
@@ -137,5 +138,48 @@ final class SettingsTest extends PortalTestCase
 
 		$html = $this->page(['sessid' => 'forged', 'check' => 'Y']);
 		$this->assertStringContainsString('Access denied', $html);
+	}
+
+	/**
+	 * Issue 11, finding 8: a user with the module's right W could point
+	 * auth_url (or relay_url) at their own host, and the module would send
+	 * the portal's credentials there with the next token check. Now only a
+	 * portal administrator moves them, and only while typing the isobox
+	 * credentials again (so no stored secret follows the new address).
+	 */
+	public function testOnlyAnAdministratorWithTheCredentialsMovesTheServiceAddresses(): void
+	{
+		$stored = ['auth_url' => self::$isobox->url, 'relay_url' => self::$isobox->url];
+		$same = ['auth_url' => self::$isobox->url, 'relay_url' => self::$isobox->url];
+		$evil = ['auth_url' => 'http://evil.lan:8081', 'client_id' => '', 'client_secret' => ''];
+
+		// Right W, not an administrator: the address stays, with or without credentials.
+		$html = $this->page($this->form($evil + $same), 'W', false);
+		$this->assertStringContainsString('only a portal administrator may change it', $html);
+		$html = $this->page($this->form(['client_id' => 'bx.mine', 'client_secret' => 'mine', 'relay_url' => 'http://evil.lan:8090'] + $same), 'W', false);
+		$this->assertStringContainsString('only a portal administrator may change it', $html);
+		foreach ($stored as $name => $value)
+		{
+			$this->assertSame($value, $this->option($name));
+		}
+		// ... but may change the other settings.
+		$html = $this->page($this->form(['cache_ttl' => '7'] + $same), 'W', false);
+		$this->assertStringContainsString('Settings saved.', $html);
+		$this->assertSame('7', $this->option('cache_ttl'));
+
+		// An administrator must type the credentials again.
+		$html = $this->page($this->form($evil + $same));
+		$this->assertStringContainsString('enter the isobox client_id and client_secret again', $html);
+		$html = $this->page($this->form(['auth_url' => 'http://evil.lan:8081', 'client_id' => 'bx.x', 'client_secret' => ''] + $same));
+		$this->assertStringContainsString('enter the isobox client_id and client_secret again', $html);
+		$this->assertSame(self::$isobox->url, $this->option('auth_url'));
+
+		$html = $this->page($this->form(['auth_url' => 'http://other.lan:8081', 'client_id' => 'bx.new', 'client_secret' => 'new-secret'] + $same));
+		$this->assertStringContainsString('Settings saved.', $html);
+		$this->assertSame('http://other.lan:8081', $this->option('auth_url'));
+		$this->assertSame('bx.new', $this->option('client_id'));
+		$this->assertSame('new-secret', $this->option('client_secret'));
+		$config = \Isobox\Connector\Module::config();
+		$this->assertSame('Bearer bx.new:new-secret', $config->bearer(), 'the new address gets only the credentials typed with it');
 	}
 }

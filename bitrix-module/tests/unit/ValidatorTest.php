@@ -159,4 +159,27 @@ final class ValidatorTest extends PortalTestCase
 		$this->assertFalse(\CRestUtil::checkAuth(['auth' => $token], 'crm', $res));
 		$this->assertSame('CONNECTION_ERROR', $res['error']);
 	}
+
+	/**
+	 * Issue 11, finding 8: two portals served by one PHP-FPM share its APCu,
+	 * and the answer cache was keyed by the token alone, so portal B got
+	 * the answer isobox gave portal A. Each portal now has its own cache.
+	 */
+	public function testTwoPortalsOnOnePHPDoNotShareAnswers(): void
+	{
+		$token = $this->issue('isobox.portal-a');
+		$this->assertTrue(\CRestUtil::checkAuth(['auth' => $token], 'crm', $res));
+		$this->assertSame(1, self::$isobox->calls('/v1/token/validate'));
+
+		// The other portal on the same PHP (its own credentials; isobox does
+		// not know them, so it must ask and be refused).
+		Portal::configure(['client_id' => 'bx.portal-b', 'client_secret' => 'secret-b']);
+		$this->assertFalse(\CRestUtil::checkAuth(['auth' => $token], 'crm', $res), 'portal B got portal A\'s cached answer');
+		$this->assertSame(2, self::$isobox->calls('/v1/token/validate'));
+
+		// The relay's "down" mark is per portal too.
+		Portal::configure(['client_id' => '', 'client_secret' => '']);
+		$this->assertTrue(\CRestUtil::checkAuth(['auth' => $token], 'crm', $res), 'portal A lost its own answer');
+		$this->assertSame(2, self::$isobox->calls('/v1/token/validate'));
+	}
 }
