@@ -254,9 +254,9 @@ func portalAllowlist(ctx context.Context, args []string, stdout, stderr io.Write
 		return printJSON(stdout, out)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOST\tONCE\tEXPIRES\tNOTE")
+	fmt.Fprintln(tw, "HOST\tONCE\tREBIND\tLICENCE\tEXPIRES\tNOTE")
 	for _, a := range out {
-		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\n", a.Host, a.Once, a.Expires, a.Note)
+		fmt.Fprintf(tw, "%s\t%v\t%v\t%v\t%s\t%s\n", a.Host, a.Once, a.Rebind, a.Licence, a.Expires, a.Note)
 	}
 	return tw.Flush()
 }

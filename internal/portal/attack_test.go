@@ -296,6 +296,25 @@ func TestAttackHostMovedByRequestData(t *testing.T) {
 	if resp.StatusCode != 200 || tok["client_endpoint"] != "http://"+victim+"/rest/" {
 		t.Fatalf("refresh after the attempted move: %d %v", resp.StatusCode, tok)
 	}
+	// A delivery token built for the portal's next event (eventrelay's
+	// EventAuth call, here through its REST face with the service key).
+	key, err := os.ReadFile(filepath.Join(s.dir, "data", "service.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, "http://"+s.proc.Addr("admin")+"/v1/token/event-auth",
+		strings.NewReader(`{"client_id":"`+app+`","user_id":1,"send_auth":true,"domain":"other.host","portal_client_id":"`+real.id+`","event":"ONCRMDEALADD"}`))
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(key)))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ea, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(ea), `"http://`+victim+`/rest/"`) || strings.Contains(string(ea), "other.host/rest/") {
+		t.Fatalf("delivery token after the attempted move: %d %s", resp.StatusCode, ea)
+	}
 	if list := s.cli("portal", "list", "--json"); strings.Contains(list, "other.host") {
 		t.Fatalf("stored portal moved: %s", list)
 	}
