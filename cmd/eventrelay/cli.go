@@ -213,10 +213,30 @@ func deliveriesShow(ctx context.Context, args []string, stdout, stderr io.Writer
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	for _, kv := range [][2]string{{"id", d.Id}, {"event", d.Event}, {"status", d.Status}, {"attempts", fmt.Sprint(d.Attempts)},
 		{"url", d.Url}, {"handler", d.Handler}, {"client_id", d.ClientId}, {"portal", d.Portal}, {"last_status", fmt.Sprint(d.LastStatus)},
-		{"last_error", d.LastError}, {"created", msTime(d.CreatedMs)}, {"updated", msTime(d.UpdatedMs)}, {"next_attempt", msTime(d.NextAttemptMs)}} {
+		{"last_error", d.LastError}, {"last_latency", fmt.Sprintf("%dms", d.LastLatencyMs)}, {"created", msTime(d.CreatedMs)},
+		{"updated", msTime(d.UpdatedMs)}, {"next_attempt", msTime(d.NextAttemptMs)}} {
 		fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(d.History) > 0 {
+		fmt.Fprintln(stdout, "\nattempts:")
+		tw = tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		for _, a := range d.History {
+			fmt.Fprintf(tw, "  %s\t%d\t%dms\t%s\n", msTime(a.AtMs), a.Status, a.LatencyMs, a.Error)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	if len(d.Payload) > 0 {
+		fmt.Fprintln(stdout, "\npayload (without the auth block):")
+		for _, f := range d.Payload {
+			fmt.Fprintf(stdout, "  %s = %s\n", f.Key, f.Value)
+		}
+	}
+	return nil
 }
 
 func printReplay(c *cli, r *relayv1.ReplayResponse) error {

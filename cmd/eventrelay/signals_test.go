@@ -66,6 +66,12 @@ func TestSignalsForOperators(t *testing.T) {
 		t.Errorf("relay /metrics lacks the handler's dead letter")
 	}
 
+	// deliveries show has the attempts and the payload.
+	if out := runCLI(t, s, relay, "deliveries", "show", id); !strings.Contains(out, "attempts:") || !strings.Contains(out, "data[FIELDS][ID] = 1") ||
+		strings.Contains(out, "auth[access_token]") {
+		t.Errorf("deliveries show: %s", out)
+	}
+
 	// dlq list shows it; replaying everything needs --yes.
 	if out := runCLI(t, s, relay, "dlq", "list"); !strings.Contains(out, id) || !strings.Contains(out, "HTTP 500") {
 		t.Errorf("dlq list: %s", out)

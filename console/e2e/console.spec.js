@@ -88,7 +88,11 @@ async function ingest(clientID, event, id) {
   await reloadUntil(page, BASE + '/console/deliveries?app=' + encodeURIComponent(clientID), `tr:has(a[href="/console/deliveries/${id}"]) span.badge.bad`);
   await shot(page, 'deliveries');
   await page.click(`a[href="/console/deliveries/${id}"]`);
-  assert.match(await page.textContent('main'), /HTTP 500/);
+  const detail = await page.textContent('main');
+  assert.match(detail, /HTTP 500/);
+  assert.ok(detail.includes('data[FIELDS][ID]') && detail.includes('42'), 'the payload is not shown');
+  assert.ok(!detail.includes('auth[access_token]'), 'the payload shows a token');
+  assert.equal(await page.locator('td .badge.bad').count(), 2, 'two failed attempts');
   await shot(page, 'delivery');
   await page.goto(BASE + '/console/dlq');
   assert.ok((await page.textContent('main')).includes(id));

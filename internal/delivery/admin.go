@@ -39,9 +39,13 @@ func grpcErr(err error) error {
 }
 
 func toProto(r Record) *relayv1.Delivery {
-	return &relayv1.Delivery{Id: r.ID, Handler: r.Handler, Url: r.URL, ClientId: r.ClientID, Portal: r.Portal, Event: r.Event,
+	d := &relayv1.Delivery{Id: r.ID, Handler: r.Handler, Url: r.URL, ClientId: r.ClientID, Portal: r.Portal, Event: r.Event,
 		Status: r.Status, Attempts: int32(r.Attempts), LastError: r.LastError, LastStatus: int32(r.LastStatus),
-		CreatedMs: r.CreatedMs, UpdatedMs: r.UpdatedMs, NextAttemptMs: r.NextAttemptMs}
+		CreatedMs: r.CreatedMs, UpdatedMs: r.UpdatedMs, NextAttemptMs: r.NextAttemptMs, LastLatencyMs: r.LastLatencyMs}
+	for _, a := range r.History {
+		d.History = append(d.History, &relayv1.Attempt{AtMs: a.AtMs, Status: int32(a.Status), Error: a.Error, LatencyMs: a.LatencyMs})
+	}
+	return d
 }
 
 // ListDeliveries implements relayv1.RelayServer.
@@ -76,12 +80,20 @@ func normEvent(e string) string {
 }
 
 // GetDelivery implements relayv1.RelayServer.
-func (a *Admin) GetDelivery(_ context.Context, req *relayv1.GetDeliveryRequest) (*relayv1.Delivery, error) {
+func (a *Admin) GetDelivery(ctx context.Context, req *relayv1.GetDeliveryRequest) (*relayv1.Delivery, error) {
 	r, ok := a.s.records.get(req.GetId())
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "no delivery %q", req.GetId())
 	}
-	return toProto(r), nil
+	d := toProto(r)
+	// The payload only while its message is kept; the record is shown
+	// either way.
+	if fields, err := a.s.Payload(ctx, r.ID); err == nil {
+		for _, f := range fields {
+			d.Payload = append(d.Payload, &relayv1.PayloadField{Key: f[0], Value: f[1]})
+		}
+	}
+	return d, nil
 }
 
 // ReplayDelivery implements relayv1.RelayServer.

@@ -41,6 +41,30 @@ type Record struct {
 	Seq uint64 `json:"seq,omitempty"`
 	// DeadSeq is the dead-letter message while the delivery is dead.
 	DeadSeq uint64 `json:"dead_seq,omitempty"`
+	// LastLatencyMs is the handler's response time in the last attempt.
+	LastLatencyMs int64 `json:"last_latency_ms,omitempty"`
+	// History is the latest attempts (at most maxHistory), oldest first.
+	History []Attempt `json:"history,omitempty"`
+}
+
+// Attempt is one HTTP attempt of a delivery, for the admin API.
+type Attempt struct {
+	AtMs      int64  `json:"at_ms"`
+	Status    int    `json:"status,omitempty"`
+	Error     string `json:"error,omitempty"`
+	LatencyMs int64  `json:"latency_ms,omitempty"`
+}
+
+// maxHistory bounds the attempts a record keeps.
+const maxHistory = 10
+
+// withAttempt returns h with a appended, the oldest dropped past maxHistory.
+func withAttempt(h []Attempt, a Attempt) []Attempt {
+	out := append(append(make([]Attempt, 0, len(h)+1), h...), a)
+	if len(out) > maxHistory {
+		out = out[len(out)-maxHistory:]
+	}
+	return out
 }
 
 // records keeps the delivery records in memory (bounded, oldest evicted)

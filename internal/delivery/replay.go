@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -28,7 +29,7 @@ func (s *Service) requeue(ctx context.Context, portal string, e entry, msgID str
 	// its record must win.
 	prev, had := s.records.get(e.ID)
 	s.records.update(Record{ID: e.ID, Handler: h.Key, URL: h.URL, ClientID: h.ClientID, Portal: portal,
-		Event: v.event, Status: StatusPending, CreatedMs: e.ReceivedMs, UpdatedMs: s.cfg.Clock.Now().UnixMilli()}, true)
+		Event: v.event, Status: StatusPending, CreatedMs: e.ReceivedMs, UpdatedMs: s.cfg.Clock.Now().UnixMilli(), History: prev.History}, true)
 	if _, err := s.publishGroup(ctx, &group{Portal: portal, Handler: h.Key, Entries: []entry{e}}, msgID); err != nil {
 		if had {
 			s.records.update(prev, true)
@@ -51,37 +52,82 @@ func find(g *group, id string) (entry, bool) {
 // ReplayDelivery sends one delivery again, whatever its state: a dead
 // letter is moved back to its queue; a delivered event is sent once more
 // (from the queue stream, while within the retention).
+// stored is a delivery's event as stored: its group, entry, and the
+// stream message that holds it.
+type stored struct {
+	g      *group
+	e      entry
+	stream string
+	st     jetstream.Stream
+	seq    uint64
+}
+
+// load reads the stored event of rec: its dead letter while dead, else
+// the queue message of its last attempt.
+func (s *Service) load(ctx context.Context, rec Record) (stored, error) {
+	id := rec.ID
+	out := stored{stream: events.StreamQueue, seq: rec.Seq}
+	if rec.Status == StatusDead && rec.DeadSeq > 0 {
+		out.stream, out.seq = events.StreamDead, rec.DeadSeq
+	}
+	if out.seq == 0 {
+		return stored{}, fmt.Errorf("%w: delivery %s has not been attempted yet", ErrNotFound, id)
+	}
+	st, err := s.js.Stream(ctx, out.stream)
+	if err != nil {
+		return stored{}, err
+	}
+	out.st = st
+	raw, err := st.GetMsg(ctx, out.seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return stored{}, fmt.Errorf("%w: delivery %s is past the retention", ErrNotFound, id)
+	}
+	if err != nil {
+		return stored{}, fmt.Errorf("delivery: read %s/%d: %w", out.stream, out.seq, err)
+	}
+	if out.g, err = decodeGroup(raw.Data); err != nil {
+		return stored{}, err
+	}
+	e, ok := find(out.g, id)
+	if !ok {
+		return stored{}, fmt.Errorf("%w: delivery %s not in %s/%d", ErrNotFound, id, out.stream, out.seq)
+	}
+	out.e = e
+	return out, nil
+}
+
+// Payload returns the form fields a delivery's handler receives, in
+// order, without the auth block (minted per attempt, not kept).
+func (s *Service) Payload(ctx context.Context, id string) ([][2]string, error) {
+	rec, ok := s.records.get(id)
+	if !ok {
+		return nil, fmt.Errorf("%w: delivery %s", ErrNotFound, id)
+	}
+	sd, err := s.load(ctx, rec)
+	if err != nil {
+		return nil, err
+	}
+	var out [][2]string
+	for pair := range strings.SplitSeq(string(payloadBody(sd.e.Form, nil)), "&") {
+		if pair == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		out = append(out, [2]string{unescape(k), unescape(v)})
+	}
+	return out, nil
+}
+
 func (s *Service) ReplayDelivery(ctx context.Context, id string) error {
 	rec, ok := s.records.get(id)
 	if !ok {
 		return fmt.Errorf("%w: delivery %s", ErrNotFound, id)
 	}
-	stream, seq := events.StreamQueue, rec.Seq
-	if rec.Status == StatusDead && rec.DeadSeq > 0 {
-		stream, seq = events.StreamDead, rec.DeadSeq
-	}
-	if seq == 0 {
-		return fmt.Errorf("%w: delivery %s has not been attempted yet", ErrNotFound, id)
-	}
-	st, err := s.js.Stream(ctx, stream)
+	sd, err := s.load(ctx, rec)
 	if err != nil {
 		return err
 	}
-	raw, err := st.GetMsg(ctx, seq)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return fmt.Errorf("%w: delivery %s is past the retention", ErrNotFound, id)
-	}
-	if err != nil {
-		return fmt.Errorf("delivery: read %s/%d: %w", stream, seq, err)
-	}
-	g, err := decodeGroup(raw.Data)
-	if err != nil {
-		return err
-	}
-	e, ok := find(g, id)
-	if !ok {
-		return fmt.Errorf("%w: delivery %s not in %s/%d", ErrNotFound, id, stream, seq)
-	}
+	g, e, stream, st, seq := sd.g, sd.e, sd.stream, sd.st, sd.seq
 	if err := s.requeue(ctx, g.Portal, e, id+":replay:"+strconv.FormatInt(time.Now().UnixNano(), 10)); err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	relayv1 "github.com/isobox/isobox/api/isobox/relay/v1"
 	"github.com/isobox/isobox/internal/delivery"
 )
 
@@ -78,6 +79,26 @@ func TestSignalsOfAHandlerThatIsDown(t *testing.T) {
 	}
 	rec := waitStatus(t, e, id, delivery.StatusDead)
 	key := rec.Handler
+
+	// The admin API shows each attempt and the payload as the handler
+	// got it, without the auth block.
+	d, err := e.svc.Admin().GetDelivery(context.Background(), &relayv1.GetDeliveryRequest{Id: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.History) != 3 || d.History[2].Status != 500 || !strings.Contains(d.History[2].Error, "HTTP 500") || d.History[0].AtMs == 0 {
+		t.Errorf("history = %v", d.History)
+	}
+	payload := map[string]string{}
+	for _, f := range d.Payload {
+		payload[f.Key] = f.Value
+		if strings.HasPrefix(f.Key, "auth[") {
+			t.Errorf("payload shows %s", f.Key)
+		}
+	}
+	if payload["event"] != "ONCRMDEALADD" || payload["data[FIELDS][ID]"] != "1" {
+		t.Errorf("payload = %v", d.Payload)
+	}
 
 	for name, want := range map[string]float64{
 		"isobox_relay_handler_circuit_open": 1,

@@ -370,7 +370,10 @@ func (w *worker) settle(ctx context.Context, m jetstream.Msg, seq uint64, g *gro
 	var recs []Record
 	for _, o := range outs {
 		rec := Record{ID: o.e.ID, Handler: h.Key, URL: h.URL, ClientID: h.ClientID, Portal: g.Portal, Event: o.res.event,
-			CreatedMs: o.e.ReceivedMs, Seq: seq, Attempts: attempt, UpdatedMs: now.UnixMilli(), LastStatus: o.res.status, LastError: o.res.err}
+			CreatedMs: o.e.ReceivedMs, Seq: seq, Attempts: attempt, UpdatedMs: now.UnixMilli(), LastStatus: o.res.status, LastError: o.res.err,
+			LastLatencyMs: o.res.took.Milliseconds()}
+		prev, _ := s.records.get(o.e.ID)
+		rec.History = withAttempt(prev.History, Attempt{AtMs: now.UnixMilli(), Status: o.res.status, Error: o.res.err, LatencyMs: o.res.took.Milliseconds()})
 		switch {
 		case o.res.ok:
 			rec.Status = StatusDelivered

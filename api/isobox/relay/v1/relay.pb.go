@@ -53,6 +53,14 @@ type Delivery struct {
 	UpdatedMs int64 `protobuf:"varint,12,opt,name=updated_ms,json=updatedMs,proto3" json:"updated_ms,omitempty"`
 	// When the next attempt is due (retrying only), unix milliseconds.
 	NextAttemptMs int64 `protobuf:"varint,13,opt,name=next_attempt_ms,json=nextAttemptMs,proto3" json:"next_attempt_ms,omitempty"`
+	// Handler response time of the last attempt, milliseconds (0: no answer).
+	LastLatencyMs int64 `protobuf:"varint,14,opt,name=last_latency_ms,json=lastLatencyMs,proto3" json:"last_latency_ms,omitempty"`
+	// The latest attempts (at most 10), oldest first; kept across replays.
+	History []*Attempt `protobuf:"bytes,15,rep,name=history,proto3" json:"history,omitempty"`
+	// The payload as the handler receives it, decoded to form fields in
+	// order, without the auth block (tokens are minted per attempt and not
+	// kept). GetDelivery only, while the event is within the retention.
+	Payload       []*PayloadField `protobuf:"bytes,16,rep,name=payload,proto3" json:"payload,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -178,6 +186,153 @@ func (x *Delivery) GetNextAttemptMs() int64 {
 	return 0
 }
 
+func (x *Delivery) GetLastLatencyMs() int64 {
+	if x != nil {
+		return x.LastLatencyMs
+	}
+	return 0
+}
+
+func (x *Delivery) GetHistory() []*Attempt {
+	if x != nil {
+		return x.History
+	}
+	return nil
+}
+
+func (x *Delivery) GetPayload() []*PayloadField {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+// Attempt is one HTTP attempt of a delivery.
+type Attempt struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unix milliseconds when it ended.
+	AtMs int64 `protobuf:"varint,1,opt,name=at_ms,json=atMs,proto3" json:"at_ms,omitempty"`
+	// HTTP status of the answer, 0 if none came.
+	Status int32 `protobuf:"varint,2,opt,name=status,proto3" json:"status,omitempty"`
+	// Error, with the first 200 bytes of a failed answer; empty on success.
+	Error string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	// Response time, milliseconds.
+	LatencyMs     int64 `protobuf:"varint,4,opt,name=latency_ms,json=latencyMs,proto3" json:"latency_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Attempt) Reset() {
+	*x = Attempt{}
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Attempt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Attempt) ProtoMessage() {}
+
+func (x *Attempt) ProtoReflect() protoreflect.Message {
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Attempt.ProtoReflect.Descriptor instead.
+func (*Attempt) Descriptor() ([]byte, []int) {
+	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Attempt) GetAtMs() int64 {
+	if x != nil {
+		return x.AtMs
+	}
+	return 0
+}
+
+func (x *Attempt) GetStatus() int32 {
+	if x != nil {
+		return x.Status
+	}
+	return 0
+}
+
+func (x *Attempt) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *Attempt) GetLatencyMs() int64 {
+	if x != nil {
+		return x.LatencyMs
+	}
+	return 0
+}
+
+// PayloadField is one decoded form field: data[FIELDS][ID] = 42.
+type PayloadField struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PayloadField) Reset() {
+	*x = PayloadField{}
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PayloadField) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PayloadField) ProtoMessage() {}
+
+func (x *PayloadField) ProtoReflect() protoreflect.Message {
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PayloadField.ProtoReflect.Descriptor instead.
+func (*PayloadField) Descriptor() ([]byte, []int) {
+	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *PayloadField) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *PayloadField) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
 type ListDeliveriesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Filters; empty matches all. app matches client_id, or for webhooks the
@@ -194,7 +349,7 @@ type ListDeliveriesRequest struct {
 
 func (x *ListDeliveriesRequest) Reset() {
 	*x = ListDeliveriesRequest{}
-	mi := &file_isobox_relay_v1_relay_proto_msgTypes[1]
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -206,7 +361,7 @@ func (x *ListDeliveriesRequest) String() string {
 func (*ListDeliveriesRequest) ProtoMessage() {}
 
 func (x *ListDeliveriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_relay_v1_relay_proto_msgTypes[1]
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -219,7 +374,7 @@ func (x *ListDeliveriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeliveriesRequest.ProtoReflect.Descriptor instead.
 func (*ListDeliveriesRequest) Descriptor() ([]byte, []int) {
-	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{1}
+	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ListDeliveriesRequest) GetApp() string {
@@ -266,7 +421,7 @@ type ListDeliveriesResponse struct {
 
 func (x *ListDeliveriesResponse) Reset() {
 	*x = ListDeliveriesResponse{}
-	mi := &file_isobox_relay_v1_relay_proto_msgTypes[2]
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -278,7 +433,7 @@ func (x *ListDeliveriesResponse) String() string {
 func (*ListDeliveriesResponse) ProtoMessage() {}
 
 func (x *ListDeliveriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_relay_v1_relay_proto_msgTypes[2]
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -291,7 +446,7 @@ func (x *ListDeliveriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeliveriesResponse.ProtoReflect.Descriptor instead.
 func (*ListDeliveriesResponse) Descriptor() ([]byte, []int) {
-	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{2}
+	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ListDeliveriesResponse) GetDeliveries() []*Delivery {
@@ -310,7 +465,7 @@ type GetDeliveryRequest struct {
 
 func (x *GetDeliveryRequest) Reset() {
 	*x = GetDeliveryRequest{}
-	mi := &file_isobox_relay_v1_relay_proto_msgTypes[3]
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -322,7 +477,7 @@ func (x *GetDeliveryRequest) String() string {
 func (*GetDeliveryRequest) ProtoMessage() {}
 
 func (x *GetDeliveryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_relay_v1_relay_proto_msgTypes[3]
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -335,7 +490,7 @@ func (x *GetDeliveryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeliveryRequest.ProtoReflect.Descriptor instead.
 func (*GetDeliveryRequest) Descriptor() ([]byte, []int) {
-	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{3}
+	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetDeliveryRequest) GetId() string {
@@ -354,7 +509,7 @@ type ReplayDeliveryRequest struct {
 
 func (x *ReplayDeliveryRequest) Reset() {
 	*x = ReplayDeliveryRequest{}
-	mi := &file_isobox_relay_v1_relay_proto_msgTypes[4]
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -366,7 +521,7 @@ func (x *ReplayDeliveryRequest) String() string {
 func (*ReplayDeliveryRequest) ProtoMessage() {}
 
 func (x *ReplayDeliveryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_relay_v1_relay_proto_msgTypes[4]
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -379,7 +534,7 @@ func (x *ReplayDeliveryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayDeliveryRequest.ProtoReflect.Descriptor instead.
 func (*ReplayDeliveryRequest) Descriptor() ([]byte, []int) {
-	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{4}
+	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ReplayDeliveryRequest) GetId() string {
@@ -401,7 +556,7 @@ type ReplayDeadLettersRequest struct {
 
 func (x *ReplayDeadLettersRequest) Reset() {
 	*x = ReplayDeadLettersRequest{}
-	mi := &file_isobox_relay_v1_relay_proto_msgTypes[5]
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -413,7 +568,7 @@ func (x *ReplayDeadLettersRequest) String() string {
 func (*ReplayDeadLettersRequest) ProtoMessage() {}
 
 func (x *ReplayDeadLettersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_relay_v1_relay_proto_msgTypes[5]
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -426,7 +581,7 @@ func (x *ReplayDeadLettersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayDeadLettersRequest.ProtoReflect.Descriptor instead.
 func (*ReplayDeadLettersRequest) Descriptor() ([]byte, []int) {
-	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{5}
+	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ReplayDeadLettersRequest) GetHandler() string {
@@ -454,7 +609,7 @@ type ReplayResponse struct {
 
 func (x *ReplayResponse) Reset() {
 	*x = ReplayResponse{}
-	mi := &file_isobox_relay_v1_relay_proto_msgTypes[6]
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -466,7 +621,7 @@ func (x *ReplayResponse) String() string {
 func (*ReplayResponse) ProtoMessage() {}
 
 func (x *ReplayResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_relay_v1_relay_proto_msgTypes[6]
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -479,7 +634,7 @@ func (x *ReplayResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayResponse.ProtoReflect.Descriptor instead.
 func (*ReplayResponse) Descriptor() ([]byte, []int) {
-	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{6}
+	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ReplayResponse) GetReplayed() int32 {
@@ -519,7 +674,7 @@ type Handler struct {
 
 func (x *Handler) Reset() {
 	*x = Handler{}
-	mi := &file_isobox_relay_v1_relay_proto_msgTypes[7]
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -531,7 +686,7 @@ func (x *Handler) String() string {
 func (*Handler) ProtoMessage() {}
 
 func (x *Handler) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_relay_v1_relay_proto_msgTypes[7]
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -544,7 +699,7 @@ func (x *Handler) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Handler.ProtoReflect.Descriptor instead.
 func (*Handler) Descriptor() ([]byte, []int) {
-	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{7}
+	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Handler) GetKey() string {
@@ -625,7 +780,7 @@ type ListHandlersRequest struct {
 
 func (x *ListHandlersRequest) Reset() {
 	*x = ListHandlersRequest{}
-	mi := &file_isobox_relay_v1_relay_proto_msgTypes[8]
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -637,7 +792,7 @@ func (x *ListHandlersRequest) String() string {
 func (*ListHandlersRequest) ProtoMessage() {}
 
 func (x *ListHandlersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_relay_v1_relay_proto_msgTypes[8]
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -650,7 +805,7 @@ func (x *ListHandlersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHandlersRequest.ProtoReflect.Descriptor instead.
 func (*ListHandlersRequest) Descriptor() ([]byte, []int) {
-	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{8}
+	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{10}
 }
 
 type ListHandlersResponse struct {
@@ -662,7 +817,7 @@ type ListHandlersResponse struct {
 
 func (x *ListHandlersResponse) Reset() {
 	*x = ListHandlersResponse{}
-	mi := &file_isobox_relay_v1_relay_proto_msgTypes[9]
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -674,7 +829,7 @@ func (x *ListHandlersResponse) String() string {
 func (*ListHandlersResponse) ProtoMessage() {}
 
 func (x *ListHandlersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_relay_v1_relay_proto_msgTypes[9]
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -687,7 +842,7 @@ func (x *ListHandlersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHandlersResponse.ProtoReflect.Descriptor instead.
 func (*ListHandlersResponse) Descriptor() ([]byte, []int) {
-	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{9}
+	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListHandlersResponse) GetHandlers() []*Handler {
@@ -706,7 +861,7 @@ type HandlerRequest struct {
 
 func (x *HandlerRequest) Reset() {
 	*x = HandlerRequest{}
-	mi := &file_isobox_relay_v1_relay_proto_msgTypes[10]
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -718,7 +873,7 @@ func (x *HandlerRequest) String() string {
 func (*HandlerRequest) ProtoMessage() {}
 
 func (x *HandlerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_relay_v1_relay_proto_msgTypes[10]
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -731,7 +886,7 @@ func (x *HandlerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandlerRequest.ProtoReflect.Descriptor instead.
 func (*HandlerRequest) Descriptor() ([]byte, []int) {
-	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{10}
+	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *HandlerRequest) GetKey() string {
@@ -749,7 +904,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_isobox_relay_v1_relay_proto_msgTypes[11]
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -761,7 +916,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_relay_v1_relay_proto_msgTypes[11]
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -774,7 +929,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{11}
+	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{13}
 }
 
 type StatsResponse struct {
@@ -793,7 +948,7 @@ type StatsResponse struct {
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_isobox_relay_v1_relay_proto_msgTypes[12]
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -805,7 +960,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_relay_v1_relay_proto_msgTypes[12]
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -818,7 +973,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{12}
+	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StatsResponse) GetIngested() int64 {
@@ -889,7 +1044,7 @@ type SigningSecretRequest struct {
 
 func (x *SigningSecretRequest) Reset() {
 	*x = SigningSecretRequest{}
-	mi := &file_isobox_relay_v1_relay_proto_msgTypes[13]
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -901,7 +1056,7 @@ func (x *SigningSecretRequest) String() string {
 func (*SigningSecretRequest) ProtoMessage() {}
 
 func (x *SigningSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_relay_v1_relay_proto_msgTypes[13]
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -914,7 +1069,7 @@ func (x *SigningSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningSecretRequest.ProtoReflect.Descriptor instead.
 func (*SigningSecretRequest) Descriptor() ([]byte, []int) {
-	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{13}
+	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SigningSecretRequest) GetClientId() string {
@@ -945,7 +1100,7 @@ type SigningSecret struct {
 
 func (x *SigningSecret) Reset() {
 	*x = SigningSecret{}
-	mi := &file_isobox_relay_v1_relay_proto_msgTypes[14]
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -957,7 +1112,7 @@ func (x *SigningSecret) String() string {
 func (*SigningSecret) ProtoMessage() {}
 
 func (x *SigningSecret) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_relay_v1_relay_proto_msgTypes[14]
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -970,7 +1125,7 @@ func (x *SigningSecret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningSecret.ProtoReflect.Descriptor instead.
 func (*SigningSecret) Descriptor() ([]byte, []int) {
-	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{14}
+	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SigningSecret) GetSecret() string {
@@ -998,7 +1153,7 @@ var File_isobox_relay_v1_relay_proto protoreflect.FileDescriptor
 
 const file_isobox_relay_v1_relay_proto_rawDesc = "" +
 	"\n" +
-	"\x1bisobox/relay/v1/relay.proto\x12\x0fisobox.relay.v1\"\xeb\x02\n" +
+	"\x1bisobox/relay/v1/relay.proto\x12\x0fisobox.relay.v1\"\x80\x04\n" +
 	"\bDelivery\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\ahandler\x18\x02 \x01(\tR\ahandler\x12\x10\n" +
@@ -1017,7 +1172,19 @@ const file_isobox_relay_v1_relay_proto_rawDesc = "" +
 	"created_ms\x18\v \x01(\x03R\tcreatedMs\x12\x1d\n" +
 	"\n" +
 	"updated_ms\x18\f \x01(\x03R\tupdatedMs\x12&\n" +
-	"\x0fnext_attempt_ms\x18\r \x01(\x03R\rnextAttemptMs\"\x87\x01\n" +
+	"\x0fnext_attempt_ms\x18\r \x01(\x03R\rnextAttemptMs\x12&\n" +
+	"\x0flast_latency_ms\x18\x0e \x01(\x03R\rlastLatencyMs\x122\n" +
+	"\ahistory\x18\x0f \x03(\v2\x18.isobox.relay.v1.AttemptR\ahistory\x127\n" +
+	"\apayload\x18\x10 \x03(\v2\x1d.isobox.relay.v1.PayloadFieldR\apayload\"k\n" +
+	"\aAttempt\x12\x13\n" +
+	"\x05at_ms\x18\x01 \x01(\x03R\x04atMs\x12\x16\n" +
+	"\x06status\x18\x02 \x01(\x05R\x06status\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\x12\x1d\n" +
+	"\n" +
+	"latency_ms\x18\x04 \x01(\x03R\tlatencyMs\"6\n" +
+	"\fPayloadField\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\x87\x01\n" +
 	"\x15ListDeliveriesRequest\x12\x10\n" +
 	"\x03app\x18\x01 \x01(\tR\x03app\x12\x18\n" +
 	"\ahandler\x18\x02 \x01(\tR\ahandler\x12\x14\n" +
@@ -1098,52 +1265,56 @@ func file_isobox_relay_v1_relay_proto_rawDescGZIP() []byte {
 	return file_isobox_relay_v1_relay_proto_rawDescData
 }
 
-var file_isobox_relay_v1_relay_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_isobox_relay_v1_relay_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_isobox_relay_v1_relay_proto_goTypes = []any{
 	(*Delivery)(nil),                 // 0: isobox.relay.v1.Delivery
-	(*ListDeliveriesRequest)(nil),    // 1: isobox.relay.v1.ListDeliveriesRequest
-	(*ListDeliveriesResponse)(nil),   // 2: isobox.relay.v1.ListDeliveriesResponse
-	(*GetDeliveryRequest)(nil),       // 3: isobox.relay.v1.GetDeliveryRequest
-	(*ReplayDeliveryRequest)(nil),    // 4: isobox.relay.v1.ReplayDeliveryRequest
-	(*ReplayDeadLettersRequest)(nil), // 5: isobox.relay.v1.ReplayDeadLettersRequest
-	(*ReplayResponse)(nil),           // 6: isobox.relay.v1.ReplayResponse
-	(*Handler)(nil),                  // 7: isobox.relay.v1.Handler
-	(*ListHandlersRequest)(nil),      // 8: isobox.relay.v1.ListHandlersRequest
-	(*ListHandlersResponse)(nil),     // 9: isobox.relay.v1.ListHandlersResponse
-	(*HandlerRequest)(nil),           // 10: isobox.relay.v1.HandlerRequest
-	(*StatsRequest)(nil),             // 11: isobox.relay.v1.StatsRequest
-	(*StatsResponse)(nil),            // 12: isobox.relay.v1.StatsResponse
-	(*SigningSecretRequest)(nil),     // 13: isobox.relay.v1.SigningSecretRequest
-	(*SigningSecret)(nil),            // 14: isobox.relay.v1.SigningSecret
+	(*Attempt)(nil),                  // 1: isobox.relay.v1.Attempt
+	(*PayloadField)(nil),             // 2: isobox.relay.v1.PayloadField
+	(*ListDeliveriesRequest)(nil),    // 3: isobox.relay.v1.ListDeliveriesRequest
+	(*ListDeliveriesResponse)(nil),   // 4: isobox.relay.v1.ListDeliveriesResponse
+	(*GetDeliveryRequest)(nil),       // 5: isobox.relay.v1.GetDeliveryRequest
+	(*ReplayDeliveryRequest)(nil),    // 6: isobox.relay.v1.ReplayDeliveryRequest
+	(*ReplayDeadLettersRequest)(nil), // 7: isobox.relay.v1.ReplayDeadLettersRequest
+	(*ReplayResponse)(nil),           // 8: isobox.relay.v1.ReplayResponse
+	(*Handler)(nil),                  // 9: isobox.relay.v1.Handler
+	(*ListHandlersRequest)(nil),      // 10: isobox.relay.v1.ListHandlersRequest
+	(*ListHandlersResponse)(nil),     // 11: isobox.relay.v1.ListHandlersResponse
+	(*HandlerRequest)(nil),           // 12: isobox.relay.v1.HandlerRequest
+	(*StatsRequest)(nil),             // 13: isobox.relay.v1.StatsRequest
+	(*StatsResponse)(nil),            // 14: isobox.relay.v1.StatsResponse
+	(*SigningSecretRequest)(nil),     // 15: isobox.relay.v1.SigningSecretRequest
+	(*SigningSecret)(nil),            // 16: isobox.relay.v1.SigningSecret
 }
 var file_isobox_relay_v1_relay_proto_depIdxs = []int32{
-	0,  // 0: isobox.relay.v1.ListDeliveriesResponse.deliveries:type_name -> isobox.relay.v1.Delivery
-	7,  // 1: isobox.relay.v1.ListHandlersResponse.handlers:type_name -> isobox.relay.v1.Handler
-	1,  // 2: isobox.relay.v1.Relay.ListDeliveries:input_type -> isobox.relay.v1.ListDeliveriesRequest
-	3,  // 3: isobox.relay.v1.Relay.GetDelivery:input_type -> isobox.relay.v1.GetDeliveryRequest
-	4,  // 4: isobox.relay.v1.Relay.ReplayDelivery:input_type -> isobox.relay.v1.ReplayDeliveryRequest
-	5,  // 5: isobox.relay.v1.Relay.ReplayDeadLetters:input_type -> isobox.relay.v1.ReplayDeadLettersRequest
-	8,  // 6: isobox.relay.v1.Relay.ListHandlers:input_type -> isobox.relay.v1.ListHandlersRequest
-	10, // 7: isobox.relay.v1.Relay.PauseHandler:input_type -> isobox.relay.v1.HandlerRequest
-	10, // 8: isobox.relay.v1.Relay.ResumeHandler:input_type -> isobox.relay.v1.HandlerRequest
-	11, // 9: isobox.relay.v1.Relay.Stats:input_type -> isobox.relay.v1.StatsRequest
-	13, // 10: isobox.relay.v1.Relay.GetSigningSecret:input_type -> isobox.relay.v1.SigningSecretRequest
-	13, // 11: isobox.relay.v1.Relay.RotateSigningSecret:input_type -> isobox.relay.v1.SigningSecretRequest
-	2,  // 12: isobox.relay.v1.Relay.ListDeliveries:output_type -> isobox.relay.v1.ListDeliveriesResponse
-	0,  // 13: isobox.relay.v1.Relay.GetDelivery:output_type -> isobox.relay.v1.Delivery
-	6,  // 14: isobox.relay.v1.Relay.ReplayDelivery:output_type -> isobox.relay.v1.ReplayResponse
-	6,  // 15: isobox.relay.v1.Relay.ReplayDeadLetters:output_type -> isobox.relay.v1.ReplayResponse
-	9,  // 16: isobox.relay.v1.Relay.ListHandlers:output_type -> isobox.relay.v1.ListHandlersResponse
-	7,  // 17: isobox.relay.v1.Relay.PauseHandler:output_type -> isobox.relay.v1.Handler
-	7,  // 18: isobox.relay.v1.Relay.ResumeHandler:output_type -> isobox.relay.v1.Handler
-	12, // 19: isobox.relay.v1.Relay.Stats:output_type -> isobox.relay.v1.StatsResponse
-	14, // 20: isobox.relay.v1.Relay.GetSigningSecret:output_type -> isobox.relay.v1.SigningSecret
-	14, // 21: isobox.relay.v1.Relay.RotateSigningSecret:output_type -> isobox.relay.v1.SigningSecret
-	12, // [12:22] is the sub-list for method output_type
-	2,  // [2:12] is the sub-list for method input_type
-	2,  // [2:2] is the sub-list for extension type_name
-	2,  // [2:2] is the sub-list for extension extendee
-	0,  // [0:2] is the sub-list for field type_name
+	1,  // 0: isobox.relay.v1.Delivery.history:type_name -> isobox.relay.v1.Attempt
+	2,  // 1: isobox.relay.v1.Delivery.payload:type_name -> isobox.relay.v1.PayloadField
+	0,  // 2: isobox.relay.v1.ListDeliveriesResponse.deliveries:type_name -> isobox.relay.v1.Delivery
+	9,  // 3: isobox.relay.v1.ListHandlersResponse.handlers:type_name -> isobox.relay.v1.Handler
+	3,  // 4: isobox.relay.v1.Relay.ListDeliveries:input_type -> isobox.relay.v1.ListDeliveriesRequest
+	5,  // 5: isobox.relay.v1.Relay.GetDelivery:input_type -> isobox.relay.v1.GetDeliveryRequest
+	6,  // 6: isobox.relay.v1.Relay.ReplayDelivery:input_type -> isobox.relay.v1.ReplayDeliveryRequest
+	7,  // 7: isobox.relay.v1.Relay.ReplayDeadLetters:input_type -> isobox.relay.v1.ReplayDeadLettersRequest
+	10, // 8: isobox.relay.v1.Relay.ListHandlers:input_type -> isobox.relay.v1.ListHandlersRequest
+	12, // 9: isobox.relay.v1.Relay.PauseHandler:input_type -> isobox.relay.v1.HandlerRequest
+	12, // 10: isobox.relay.v1.Relay.ResumeHandler:input_type -> isobox.relay.v1.HandlerRequest
+	13, // 11: isobox.relay.v1.Relay.Stats:input_type -> isobox.relay.v1.StatsRequest
+	15, // 12: isobox.relay.v1.Relay.GetSigningSecret:input_type -> isobox.relay.v1.SigningSecretRequest
+	15, // 13: isobox.relay.v1.Relay.RotateSigningSecret:input_type -> isobox.relay.v1.SigningSecretRequest
+	4,  // 14: isobox.relay.v1.Relay.ListDeliveries:output_type -> isobox.relay.v1.ListDeliveriesResponse
+	0,  // 15: isobox.relay.v1.Relay.GetDelivery:output_type -> isobox.relay.v1.Delivery
+	8,  // 16: isobox.relay.v1.Relay.ReplayDelivery:output_type -> isobox.relay.v1.ReplayResponse
+	8,  // 17: isobox.relay.v1.Relay.ReplayDeadLetters:output_type -> isobox.relay.v1.ReplayResponse
+	11, // 18: isobox.relay.v1.Relay.ListHandlers:output_type -> isobox.relay.v1.ListHandlersResponse
+	9,  // 19: isobox.relay.v1.Relay.PauseHandler:output_type -> isobox.relay.v1.Handler
+	9,  // 20: isobox.relay.v1.Relay.ResumeHandler:output_type -> isobox.relay.v1.Handler
+	14, // 21: isobox.relay.v1.Relay.Stats:output_type -> isobox.relay.v1.StatsResponse
+	16, // 22: isobox.relay.v1.Relay.GetSigningSecret:output_type -> isobox.relay.v1.SigningSecret
+	16, // 23: isobox.relay.v1.Relay.RotateSigningSecret:output_type -> isobox.relay.v1.SigningSecret
+	14, // [14:24] is the sub-list for method output_type
+	4,  // [4:14] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_isobox_relay_v1_relay_proto_init() }
@@ -1157,7 +1328,7 @@ func file_isobox_relay_v1_relay_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_isobox_relay_v1_relay_proto_rawDesc), len(file_isobox_relay_v1_relay_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
