@@ -88,4 +88,19 @@
 #define ISOBOX_FW_SILENCE_MS 120000u
 #endif
 
+// The setup button held this long opens the setup access point.
+#ifndef ISOBOX_FW_BUTTON_HOLD_MS
+#define ISOBOX_FW_BUTTON_HOLD_MS 5000u
+#endif
+
+// A boot that ran this long was not part of a boot loop.
+#ifndef ISOBOX_FW_STABLE_BOOT_MS
+#define ISOBOX_FW_STABLE_BOOT_MS 60000u
+#endif
+
+// Boots in a row shorter than ISOBOX_FW_STABLE_BOOT_MS before safe mode.
+#ifndef ISOBOX_FW_BOOT_LOOP_MAX
+#define ISOBOX_FW_BOOT_LOOP_MAX 4u
+#endif
+
 #endif  // ISOBOX_FW_CONFIG_H

@@ -4,6 +4,7 @@
 #define ISOBOX_FW_CORE_H
 
 #include "config.h"
+#include "device.h"
 #include "link.h"
 #include "message.h"
 #include "ports.h"

@@ -4,10 +4,6 @@
 #include <string.h>
 
 namespace isobox {
-namespace {
-
-constexpr uint32_t kMagic = 0x31425349;  // "ISB1"
-constexpr uint16_t kVersion = 1;
 
 uint32_t Crc32(const uint8_t* p, size_t n) {
   uint32_t c = 0xFFFFFFFFu;
@@ -17,6 +13,11 @@ uint32_t Crc32(const uint8_t* p, size_t n) {
   }
   return ~c;
 }
+
+namespace {
+
+constexpr uint32_t kMagic = 0x31425349;  // "ISB1"
+constexpr uint16_t kVersion = 1;
 
 void Put32(uint8_t* p, uint32_t v) {
   for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));

@@ -35,6 +35,9 @@ void EncodeSettings(const Settings& s, uint8_t* out);
 // corrupt sector means "not configured", never garbage settings.
 bool DecodeSettings(const uint8_t* in, Settings* s);
 
+// CRC-32 (IEEE 802.3), as in the flash images.
+uint32_t Crc32(const uint8_t* p, size_t n);
+
 // Loads the settings from storage offset 0.
 bool LoadSettings(Storage& st, Settings* s);
 // Writes s unless storage already holds the same image. Returns 1 if it

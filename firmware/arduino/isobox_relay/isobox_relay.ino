@@ -21,14 +21,14 @@
 #ifndef ISOBOX_STATUS_LED_PIN
 #define ISOBOX_STATUS_LED_PIN 2  // on-board LED (active low): lit while subscribed
 #endif
-// Wi-Fi down this long opens the setup AP beside the saved network (which
-// keeps being retried: the portal is offered in parallel, never instead).
-#ifndef ISOBOX_PORTAL_AFTER_MS
-#define ISOBOX_PORTAL_AFTER_MS 60000ul
-#endif
-// The fallback AP closes again this long after Wi-Fi is back and the page is idle.
+// The setup AP closes again this long after the page was last used, once
+// the board is configured and on Wi-Fi. It never opens because Wi-Fi is
+// lost: only unconfigured, in safe mode, or with the button held.
 #ifndef ISOBOX_PORTAL_IDLE_MS
-#define ISOBOX_PORTAL_IDLE_MS 300000ul
+#define ISOBOX_PORTAL_IDLE_MS 600000ul
+#endif
+#ifndef ISOBOX_FIRMWARE_VERSION
+#define ISOBOX_FIRMWARE_VERSION "0.2.0"
 #endif
 
 namespace {
@@ -41,6 +41,10 @@ board::Transport transport_;
 isobox::RelayBank relays_(pins_);
 isobox::Settings settings_;
 
+char last_device_[ISOBOX_FW_NAME_MAX + 1];  // the last relay command, for the status page
+bool last_on_ = false;
+bool any_command_ = false;
+
 // Persists a renewed channel id: after a reboot the expired one is useless.
 // About two flash writes a day (channels live 12 h), and only when the id
 // really changes.
@@ -52,19 +56,91 @@ class Persist : public isobox::LinkListener {
     Serial.printf("channel renewed, saved=%d\n", r);
   }
   void OnRelayCommand(const char* device, bool on, uint8_t changed) override {
+    strncpy(last_device_, device, sizeof last_device_ - 1);
+    last_on_ = on;
+    any_command_ = true;
     Serial.printf("relay '%s' -> %s (%u switched)\n", device, on ? "on" : "off", static_cast<unsigned>(changed));
   }
 };
+// The RTC user memory (survives a reset, not a power cut) for the boot-loop guard.
+class RtcScratch : public isobox::Scratch {
+ public:
+  bool Read(uint8_t* out, size_t n) override {
+    uint32_t w[4];
+    if (n > sizeof w || !ESP.rtcUserMemoryRead(0, w, sizeof w)) return false;
+    memcpy(out, w, n);
+    return true;
+  }
+  bool Write(const uint8_t* data, size_t n) override {
+    uint32_t w[4] = {};
+    if (n > sizeof w) return false;
+    memcpy(w, data, n);
+    return ESP.rtcUserMemoryWrite(0, w, sizeof w);
+  }
+};
+
+bool safe_mode_ = false;
 Persist persist_;
 isobox::Link link_(clock_, random_, transport_, relays_, &persist_);
-SetupPortal portal_(storage_, settings_);
+RtcScratch rtc_;
+isobox::BootGuard guard_(rtc_);
+isobox::ButtonHold button_;
+char ap_password_[13];
+
+const char* StateText() {
+  if (safe_mode_) return "safe mode (boot loop): setup only";
+  switch (link_.state()) {
+    case isobox::Link::State::kOpen: return "subscribed";
+    case isobox::Link::State::kConnecting: return "connecting";
+    case isobox::Link::State::kWaiting: return "waiting to reconnect";
+    case isobox::Link::State::kIdle: break;
+  }
+  return "no Wi-Fi";
+}
+
+size_t Status(char* out, size_t cap) {
+  isobox::StatusView v{};
+  static String reason;  // lives while the page is rendered
+  reason = ESP.getResetReason();
+  v.firmware = ISOBOX_FIRMWARE_VERSION;
+  v.state = StateText();
+  v.mid = link_.last_mid();
+  v.last_device = any_command_ ? last_device_ : nullptr;
+  v.last_on = last_on_;
+  v.uptime_s = millis() / 1000;
+  v.reset_reason = reason.c_str();
+  v.free_heap = ESP.getFreeHeap();
+  v.connects = link_.stats().connects;
+  v.renewals = link_.stats().renewals;
+  v.gaps = link_.stats().gaps;
+  v.rejected = link_.stats().rejected;
+  v.silences = link_.stats().silences;
+  v.relay_count = relays_.count();
+  for (uint8_t i = 0; i < relays_.count(); ++i) {
+    v.relay_names[i] = relays_.spec(i).name;
+    v.relay_on[i] = relays_.state(i);
+  }
+  return isobox::RenderStatus(v, out, cap);
+}
+
+SetupPortal portal_(storage_, settings_, Status);
 
 bool configured_ = false;
 bool forced_portal_ = false;
 bool net_up_ = false;
 uint32_t net_changed_ms_ = 0;
 
+void OpenPortal() {
+  WiFi.mode(configured_ ? WIFI_AP_STA : WIFI_AP);  // the saved network is kept meanwhile
+  portal_.Start(configured_, ap_password_);
+}
+
 }  // namespace
+
+// Where the per-device secret lives: the end of the EEPROM sector, apart
+// from the settings image (which starts at 0).
+constexpr size_t kSecretOffset = board::Storage::kSize - isobox::kSecretImageSize;
+static_assert(isobox::kSettingsImageSize <= kSecretOffset, "settings and secret overlap");
 
 void setup() {
   Serial.begin(115200);
@@ -72,34 +148,46 @@ void setup() {
   pinMode(ISOBOX_STATUS_LED_PIN, OUTPUT);
   digitalWrite(ISOBOX_STATUS_LED_PIN, HIGH);
   storage_.Begin();
+  safe_mode_ = guard_.Boot(ESP.getResetInfoPtr()->reason == REASON_DEFAULT_RST);
 
-  // Boot only reads the flash. (The blog post's sketch rewrote it on every
-  // boot and Wi-Fi join; the SDK does the same with Wi-Fi credentials
-  // unless persistent(false).)
+  // The setup AP's password: this board's own, from a secret made once.
+  uint8_t secret[isobox::kSecretLen];
+  bool created = false;
+  if (!isobox::LoadOrCreateSecret(storage_, kSecretOffset, random_, secret, &created)) {
+    Serial.printf("flash: the device secret could not be written; the AP password changes at every boot\n");
+  }
+  isobox::ApPassword(ESP.getChipId(), secret, ap_password_);
+  Serial.printf("setup AP isobox-relay-%06x password %s\n", static_cast<unsigned>(ESP.getChipId()), ap_password_);
+
+  // Boot only reads the flash (the secret above is written once in the
+  // board's life). The SDK also writes Wi-Fi credentials unless persistent(false).
   WiFi.persistent(false);
   bool loaded = isobox::LoadSettings(storage_, &settings_);
-  for (uint8_t i = 0; loaded && i < settings_.relay_count; ++i) {
+  for (uint8_t i = 0; loaded && !safe_mode_ && i < settings_.relay_count; ++i) {
     const isobox::RelaySpec& r = settings_.relays[i];
     relays_.Add(r.name, r.pin, r.activeLow);
   }
   relays_.Begin();  // every relay off until a command says otherwise
-  configured_ = loaded && settings_.ssid[0] != '\0' && relays_.count() > 0 &&
+  configured_ = !safe_mode_ && loaded && settings_.ssid[0] != '\0' && relays_.count() > 0 &&
                 link_.Configure(settings_.host, settings_.port, settings_.channel,
                                 settings_.replay_from_start != 0);
   transport_.Attach(&link_);
+  portal_.Begin();
 
-  forced_portal_ = digitalRead(ISOBOX_SETUP_BUTTON_PIN) == LOW;
+  forced_portal_ = safe_mode_ || digitalRead(ISOBOX_SETUP_BUTTON_PIN) == LOW;
   if (configured_) {
-    WiFi.mode(forced_portal_ ? WIFI_AP_STA : WIFI_STA);
+    WiFi.mode(WIFI_STA);
     WiFi.setAutoReconnect(true);
     WiFi.begin(settings_.ssid, settings_.pass);
   }
-  if (!configured_ || forced_portal_) portal_.Start(configured_);
-  Serial.printf("isobox relay: configured=%d relays=%u\n", configured_, static_cast<unsigned>(relays_.count()));
+  if (!configured_ || forced_portal_) OpenPortal();
+  Serial.printf("isobox relay %s: configured=%d relays=%u safe_mode=%d\n", ISOBOX_FIRMWARE_VERSION, configured_,
+                static_cast<unsigned>(relays_.count()), safe_mode_);
 }
 
 void loop() {
   uint32_t now = millis();
+  guard_.Tick(now);
   bool up = configured_ && WiFi.status() == WL_CONNECTED;
   if (up != net_up_) {
     net_up_ = up;
@@ -111,15 +199,15 @@ void loop() {
   link_.Tick();
   digitalWrite(ISOBOX_STATUS_LED_PIN, link_.state() == isobox::Link::State::kOpen ? LOW : HIGH);
 
-  if (portal_.running()) {
-    portal_.Loop();
-    if (configured_ && net_up_ && !forced_portal_ && now - net_changed_ms_ >= ISOBOX_PORTAL_IDLE_MS &&
-        portal_.IdleMs() >= ISOBOX_PORTAL_IDLE_MS) {
-      portal_.Stop();
-      WiFi.mode(WIFI_STA);
-    }
-  } else if (configured_ && !net_up_ && now - net_changed_ms_ >= ISOBOX_PORTAL_AFTER_MS) {
-    WiFi.mode(WIFI_AP_STA);  // keep retrying the saved network meanwhile
-    portal_.Start(true);
+  // The button held 5 s opens the setup AP; Wi-Fi loss never does.
+  if (button_.Update(digitalRead(ISOBOX_SETUP_BUTTON_PIN) == LOW, now) && !portal_.running()) {
+    forced_portal_ = false;  // closes again when idle
+    OpenPortal();
+  }
+  portal_.Loop();
+  if (portal_.running() && configured_ && net_up_ && !forced_portal_ &&
+      portal_.IdleMs() >= ISOBOX_PORTAL_IDLE_MS) {
+    portal_.Stop();
+    WiFi.mode(WIFI_STA);
   }
 }

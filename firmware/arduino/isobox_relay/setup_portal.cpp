@@ -25,40 +25,50 @@ bool Field(ESP8266WebServer& server, const char* name, char* out, size_t cap) {
 
 }  // namespace
 
-void SetupPortal::Start(bool configured) {
+void SetupPortal::Begin() {
+  server_.on("/", HTTP_GET, [this] { HandleRoot(); });
+  server_.on("/", HTTP_POST, [this] { HandleSave(); });
+  // Captive portal: phones probe some URL first; on the AP every path is the form.
+  server_.onNotFound([this] { HandleRoot(); });
+  server_.begin();
+}
+
+void SetupPortal::Start(bool configured, const char* password) {
   configured_ = configured;
   char ssid[32];
   snprintf(ssid, sizeof ssid, "isobox-relay-%06x", static_cast<unsigned>(ESP.getChipId()));
-  WiFi.softAP(ssid, ISOBOX_AP_PASSWORD);
-  if (!routes_) {
-    server_.on("/", HTTP_GET, [this] { HandleRoot(); });
-    server_.on("/", HTTP_POST, [this] { HandleSave(); });
-    server_.onNotFound([this] { server_.send(404, "text/plain", "not found"); });
-    routes_ = true;
-  }
-  server_.begin();
+  WiFi.softAP(ssid, password);
+  dns_.start(53, "*", WiFi.softAPIP());
   running_ = true;
   last_request_ms_ = millis();
   Serial.printf("setup AP %s at %s\n", ssid, WiFi.softAPIP().toString().c_str());
 }
 
 void SetupPortal::Stop() {
-  server_.stop();
+  dns_.stop();
   WiFi.softAPdisconnect(true);
   running_ = false;
 }
 
-void SetupPortal::Loop() { server_.handleClient(); }
-
-bool SetupPortal::FromAp() {
-  // The station interface is the LAN: nobody there may reconfigure the relay.
-  if (server_.client().localIP() == WiFi.softAPIP()) return true;
-  server_.send(403, "text/plain", "setup is only served on the relay's own access point");
-  return false;
+void SetupPortal::Loop() {
+  if (running_) dns_.processNextRequest();
+  server_.handleClient();
 }
 
+bool SetupPortal::FromAp() { return running_ && server_.client().localIP() == WiFi.softAPIP(); }
+
 void SetupPortal::HandleRoot() {
-  if (!FromAp()) return;
+  if (!FromAp()) {
+    // The LAN (station interface) only ever sees the read-only status page.
+    static char page[2048];
+    size_t n = status_ ? status_(page, sizeof page) : 0;
+    if (n == 0) {
+      server_.send(500, "text/plain", "status page too large");
+      return;
+    }
+    server_.send(200, "text/html; charset=utf-8", page);
+    return;
+  }
   last_request_ms_ = millis();
   SendPage(200, nullptr);
 }
@@ -73,9 +83,16 @@ void SetupPortal::SendPage(int status, const char* note) {
     AppendEscaped(html, note);
     html += F("</b></p>");
   }
-  html += F("<form method=post>Wi-Fi network<br><input name=ssid maxlength=32 value='");
+  html += F("<form method=post>Wi-Fi network<br><input name=ssid list=nets maxlength=32 value='");
   AppendEscaped(html, settings_.ssid);
-  html += F("'><br>Wi-Fi password (empty = keep)<br><input name=pass type=password maxlength=64>"
+  html += F("'><datalist id=nets>");
+  int8_t found = WiFi.scanNetworks();  // blocking, about 2 s
+  for (int8_t i = 0; i < found && i < 20; ++i) {
+    html += F("<option value='");
+    AppendEscaped(html, WiFi.SSID(static_cast<uint8_t>(i)).c_str());
+    html += F("'>");
+  }
+  html += F("</datalist><br>Wi-Fi password (empty = keep)<br><input name=pass type=password maxlength=64>"
             "<br>eventrelay host<br><input name=host maxlength=63 value='");
   AppendEscaped(html, settings_.host);
   html += F("'><br>eventrelay port<br><input name=port type=number min=1 max=65535 value='");
@@ -97,7 +114,10 @@ void SetupPortal::SendPage(int status, const char* note) {
 }
 
 void SetupPortal::HandleSave() {
-  if (!FromAp()) return;
+  if (!FromAp()) {
+    server_.send(403, "text/plain", "setup is only served on the relay's own access point, opened with the button");
+    return;
+  }
   last_request_ms_ = millis();
   isobox::Settings next = settings_;  // secrets left empty keep their value
   char pass[sizeof next.pass] = {};

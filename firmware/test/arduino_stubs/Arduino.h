@@ -51,8 +51,19 @@ struct HardwareSerial {
 };
 extern HardwareSerial Serial;
 
+// cores/esp8266/Esp.h and the SDK's user_interface.h.
+enum rst_reason { REASON_DEFAULT_RST = 0, REASON_WDT_RST, REASON_EXCEPTION_RST, REASON_SOFT_WDT_RST,
+                  REASON_SOFT_RESTART, REASON_DEEP_SLEEP_AWAKE, REASON_EXT_SYS_RST };
+struct rst_info {
+  uint32_t reason;
+};
 struct EspClass {
   uint32_t getChipId();
   void restart();
+  uint32_t getFreeHeap();
+  String getResetReason();
+  rst_info* getResetInfoPtr();
+  bool rtcUserMemoryRead(uint32_t offset, uint32_t* data, size_t size);
+  bool rtcUserMemoryWrite(uint32_t offset, uint32_t* data, size_t size);
 };
 extern EspClass ESP;

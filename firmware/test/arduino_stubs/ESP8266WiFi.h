@@ -14,5 +14,7 @@ struct ESP8266WiFiClass {
   bool softAP(const char*, const char*);
   bool softAPdisconnect(bool);
   IPAddress softAPIP();
+  int8_t scanNetworks();
+  String SSID(uint8_t);
 };
 extern ESP8266WiFiClass WiFi;

@@ -1,0 +1,197 @@
+#include "device.h"
+
+#include <string.h>
+
+#include "settings.h"
+
+namespace isobox {
+namespace {
+
+constexpr uint32_t kSecretMagic = 0x31455349;  // "ISE1"
+constexpr uint32_t kGuardMagic = 0x31475349;   // "ISG1"
+
+void Put32(uint8_t* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+uint32_t Get32(const uint8_t* p) {
+  return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 |
+         static_cast<uint32_t>(p[2]) << 16 | static_cast<uint32_t>(p[3]) << 24;
+}
+
+// A bounded writer of HTML.
+struct Html {
+  char* out;
+  size_t cap;
+  size_t n = 0;
+  bool ok = true;
+  void Raw(const char* s) {
+    for (; *s; ++s) Char(*s);
+  }
+  void Char(char c) {
+    if (n + 1 >= cap) {
+      ok = false;
+      return;
+    }
+    out[n++] = c;
+  }
+  void Text(const char* s) {
+    if (s == nullptr) return;
+    for (; *s; ++s) {
+      switch (*s) {
+        case '&': Raw("&amp;"); break;
+        case '<': Raw("&lt;"); break;
+        case '>': Raw("&gt;"); break;
+        case '"': Raw("&quot;"); break;
+        case '\'': Raw("&#39;"); break;
+        default: Char(*s);
+      }
+    }
+  }
+  void Num(uint32_t v) {
+    char d[11];
+    int i = 0;
+    do {
+      d[i++] = static_cast<char>('0' + v % 10);
+      v /= 10;
+    } while (v != 0);
+    while (i > 0) Char(d[--i]);
+  }
+  void Row(const char* name, const char* value) {
+    Raw("<tr><th>");
+    Raw(name);
+    Raw("<td>");
+    Text(value);
+    Raw("\n");
+  }
+  void Row(const char* name, uint32_t value) {
+    Raw("<tr><th>");
+    Raw(name);
+    Raw("<td>");
+    Num(value);
+    Raw("\n");
+  }
+};
+
+}  // namespace
+
+bool LoadOrCreateSecret(Storage& st, size_t off, Random& rnd, uint8_t out[kSecretLen], bool* created) {
+  uint8_t img[kSecretImageSize];
+  *created = false;
+  bool fits = st.Size() >= off + sizeof img;
+  if (fits) {
+    st.Read(off, img, sizeof img);
+    if (Get32(img) == kSecretMagic && Get32(img + 4 + kSecretLen) == Crc32(img, 4 + kSecretLen)) {
+      memcpy(out, img + 4, kSecretLen);
+      return true;
+    }
+  }
+  for (size_t i = 0; i < kSecretLen; i += 4) {
+    uint32_t r = rnd.Next();
+    for (size_t k = 0; k < 4 && i + k < kSecretLen; ++k) out[i + k] = static_cast<uint8_t>(r >> (8 * k));
+  }
+  *created = true;
+  if (!fits) return false;
+  Put32(img, kSecretMagic);
+  memcpy(img + 4, out, kSecretLen);
+  Put32(img + 4 + kSecretLen, Crc32(img, 4 + kSecretLen));
+  return st.Write(off, img, sizeof img);
+}
+
+void ApPassword(uint32_t chipId, const uint8_t secret[kSecretLen], char out[13]) {
+  static const char kAlphabet[] = "23456789abcdefghijkmnpqrstuvwxyz";  // 32, no 0 o 1 l
+  uint8_t b[kSecretLen];
+  for (size_t i = 0; i < kSecretLen; ++i) b[i] = static_cast<uint8_t>(secret[i] ^ (chipId >> (8 * (i % 4))));
+  // 12 groups of 5 bits from the first 60 bits.
+  for (int i = 0; i < 12; ++i) {
+    int bit = i * 5;
+    uint32_t w = static_cast<uint32_t>(b[bit / 8]) | static_cast<uint32_t>(b[bit / 8 + 1]) << 8;
+    out[i] = kAlphabet[(w >> (bit % 8)) & 31u];
+  }
+  out[12] = '\0';
+}
+
+bool ButtonHold::Update(bool pressed, uint32_t now) {
+  if (!pressed) {
+    down_ = fired_ = false;
+    return false;
+  }
+  if (!down_) {
+    down_ = true;
+    since_ = now;
+  }
+  if (fired_ || now - since_ < ISOBOX_FW_BUTTON_HOLD_MS) return false;
+  fired_ = true;
+  return true;
+}
+
+bool BootGuard::Boot(bool powerOn) {
+  count_ = 0;
+  uint8_t img[12];
+  if (!powerOn && scratch_.Read(img, sizeof img) && Get32(img) == kGuardMagic &&
+      Get32(img + 8) == Crc32(img, 8)) {
+    count_ = Get32(img + 4);
+  }
+  if (count_ < 0xFFFFu) ++count_;
+  Store();
+  return count_ > ISOBOX_FW_BOOT_LOOP_MAX;
+}
+
+void BootGuard::Tick(uint32_t now) {
+  if (cleared_ || now < ISOBOX_FW_STABLE_BOOT_MS) return;  // now: millis() since this boot
+  cleared_ = true;
+  count_ = 0;
+  Store();
+}
+
+void BootGuard::Store() {
+  uint8_t img[12];
+  Put32(img, kGuardMagic);
+  Put32(img + 4, count_);
+  Put32(img + 8, Crc32(img, 8));
+  scratch_.Write(img, sizeof img);
+}
+
+size_t RenderStatus(const StatusView& v, char* out, size_t cap) {
+  if (out == nullptr || cap == 0) return 0;
+  Html h{out, cap};
+  h.Raw("<!doctype html><meta charset=utf-8><meta name=viewport content='width=device-width'>"
+        "<title>isobox relay</title><h1>isobox relay</h1><table>\n");
+  h.Row("state", v.state);
+  h.Row("firmware", v.firmware);
+  h.Row("uptime, s", v.uptime_s);
+  h.Row("last reset", v.reset_reason);
+  h.Row("free heap, bytes", v.free_heap);
+  h.Row("last mid", v.mid != nullptr && v.mid[0] != '\0' ? v.mid : "-");
+  h.Raw("<tr><th>last command<td>");
+  if (v.last_device != nullptr && v.last_device[0] != '\0') {
+    h.Text(v.last_device);
+    h.Raw(v.last_on ? " on" : " off");
+  } else if (v.last_device != nullptr) {
+    h.Raw("(unnamed) ");
+    h.Raw(v.last_on ? "on" : "off");
+  } else {
+    h.Raw("-");
+  }
+  h.Raw("\n");
+  for (uint8_t i = 0; i < v.relay_count && i < ISOBOX_FW_RELAYS_MAX; ++i) {
+    h.Raw("<tr><th>relay ");
+    h.Text(v.relay_names[i] != nullptr && v.relay_names[i][0] != '\0' ? v.relay_names[i] : "(unnamed)");
+    h.Raw("<td>");
+    h.Raw(v.relay_on[i] ? "on" : "off");
+    h.Raw("\n");
+  }
+  h.Row("connections", v.connects);
+  h.Row("channel renewals", v.renewals);
+  h.Row("history gaps", v.gaps);
+  h.Row("rejected messages", v.rejected);
+  h.Row("silent connections dropped", v.silences);
+  h.Raw("</table>\n");
+  if (!h.ok) {
+    out[0] = '\0';
+    return 0;
+  }
+  out[h.n] = '\0';
+  return h.n;
+}
+
+}  // namespace isobox
