@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin
 
-.PHONY: run build test bench fuzz generate lint clean dist dist-bin
+.PHONY: run build test bench fuzz generate lint clean dist dist-bin faults
 
 ## run: build and start both services on embedded defaults (Ctrl-C stops them)
 run:
@@ -20,6 +20,14 @@ test:
 ## bench: run the Go benchmarks (see docs/benchmarks.md for the load tools)
 bench:
 	ISOBOX_TEST_MARIADB="$$(scripts/mariadb.sh start)" $(GO) test -run '^$$' -bench . -benchtime 2s ./...
+
+## faults: fault harness, about 10 minutes: 3 NATS nodes + 2 authprovider + 2 eventrelay on
+## loopback with its own MariaDB (port FAULTS_MARIADB_PORT); ends with the "faults: ..." line
+FAULTS_MARIADB_PORT ?= 33406
+faults:
+	ISOBOX_MARIADB_PORT=$(FAULTS_MARIADB_PORT) ISOBOX_MARIADB_DIR=/tmp/isobox-faults-mariadb-$(FAULTS_MARIADB_PORT) scripts/mariadb.sh start >/dev/null
+	ISOBOX_FAULTS_MARIADB="root@tcp(127.0.0.1:$(FAULTS_MARIADB_PORT))/" nice -n 10 $(GO) run ./cmd/faults $(FAULTS_ARGS); \
+	  rc=$$?; ISOBOX_MARIADB_PORT=$(FAULTS_MARIADB_PORT) ISOBOX_MARIADB_DIR=/tmp/isobox-faults-mariadb-$(FAULTS_MARIADB_PORT) scripts/mariadb.sh stop; exit $$rc
 
 ## fuzz: run each fuzz target for FUZZTIME (default 20s)
 FUZZTIME ?= 20s

@@ -1,0 +1,177 @@
+// Package faults is the fault harness: it builds isobox's production shape
+// from real processes on loopback (Topology: a 3-node NATS JetStream
+// cluster, two authprovider instances on MariaDB, two eventrelay
+// instances), runs a load of events through it, injects one failure per
+// scenario (a SIGKILLed NATS node, a SIGKILLed relay mid-delivery, ...)
+// and checks the invariants afterwards: every acknowledged event delivered
+// at least once, duplicates counted by webhook-id, no process exiting by
+// itself. cmd/faults runs it (`make faults`); a short subset runs in the
+// test command.
+package faults
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Scenario is one injected failure, run while the load flows.
+type Scenario struct {
+	Name string
+	// Inject does the damage and repairs it (restarts what it killed),
+	// returning once the topology is whole again.
+	Inject func(ctx context.Context, t *Topology, o Options) error
+}
+
+// Options bound a run.
+type Options struct {
+	// Before and After are how long the load runs before the failure and
+	// after the repair. Down is how long a killed process stays down.
+	Before, After, Down time.Duration
+	// Drain bounds the wait for the acknowledged events to be delivered.
+	Drain time.Duration
+	// Workers sending events concurrently.
+	Workers int
+	// Progress receives a line per scenario; nil discards.
+	Progress io.Writer
+}
+
+func (o *Options) defaults() {
+	if o.Before <= 0 {
+		o.Before = 3 * time.Second
+	}
+	if o.After <= 0 {
+		o.After = 3 * time.Second
+	}
+	if o.Down <= 0 {
+		o.Down = 3 * time.Second
+	}
+	if o.Drain <= 0 {
+		o.Drain = 90 * time.Second
+	}
+	if o.Workers <= 0 {
+		o.Workers = 4
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+}
+
+// Outcome is what one scenario cost.
+type Outcome struct {
+	Scenario   string
+	Acked      int
+	Lost       int           // acknowledged, never delivered
+	Duplicated int           // deliveries beyond the first of an id
+	Longest    time.Duration // longest time no ingest call succeeded
+	Crashes    []string      // processes that exited by themselves
+	Err        error         // the scenario could not be run or repaired
+}
+
+// OK reports whether the invariants held.
+func (o Outcome) OK() bool { return o.Err == nil && o.Lost == 0 && len(o.Crashes) == 0 }
+
+// Summary is the sum over scenarios.
+type Summary struct {
+	Scenarios, Acked, Lost, Duplicated int
+	Longest                            time.Duration
+	Outcomes                           []Outcome
+}
+
+// Line is the summary line `make faults` ends with.
+func (s Summary) Line() string {
+	return fmt.Sprintf("faults: %d scenarios, %d acked, %d lost, %d duplicated, %d ms longest unavailability",
+		s.Scenarios, s.Acked, s.Lost, s.Duplicated, s.Longest.Milliseconds())
+}
+
+// OK reports whether every scenario kept the invariants.
+func (s Summary) OK() bool {
+	for _, o := range s.Outcomes {
+		if !o.OK() {
+			return false
+		}
+	}
+	return true
+}
+
+// Run runs the scenarios one after another on t.
+func Run(ctx context.Context, t *Topology, scenarios []Scenario, o Options) (Summary, error) {
+	o.defaults()
+	h, err := startHandler()
+	if err != nil {
+		return Summary{}, err
+	}
+	defer h.close()
+	var sum Summary
+	for _, sc := range scenarios {
+		out := runOne(ctx, t, h, sc, o)
+		fmt.Fprintf(o.Progress, "faults: %-28s acked %6d  lost %d  duplicated %d  longest unavailability %d ms%s\n",
+			sc.Name, out.Acked, out.Lost, out.Duplicated, out.Longest.Milliseconds(), problems(out))
+		sum.Outcomes = append(sum.Outcomes, out)
+		sum.Scenarios++
+		sum.Acked += out.Acked
+		sum.Lost += out.Lost
+		sum.Duplicated += out.Duplicated
+		sum.Longest = max(sum.Longest, out.Longest)
+		if ctx.Err() != nil {
+			return sum, ctx.Err()
+		}
+	}
+	return sum, nil
+}
+
+func problems(o Outcome) string {
+	s := ""
+	if o.Err != nil {
+		s += "  ERROR " + o.Err.Error()
+	}
+	for _, c := range o.Crashes {
+		s += "  CRASH " + c
+	}
+	return s
+}
+
+func runOne(ctx context.Context, t *Topology, h *handler, sc Scenario, o Options) Outcome {
+	out := Outcome{Scenario: sc.Name}
+	l := newLoad(t, h.URL)
+	lctx, stopLoad := context.WithCancel(ctx)
+	loadDone := make(chan struct{})
+	go func() { l.run(lctx, o.Workers); close(loadDone) }()
+	pause(ctx, o.Before)
+	out.Err = sc.Inject(ctx, t, o)
+	pause(ctx, o.After)
+	stopLoad()
+	<-loadDone
+	ids, longest := l.take()
+	out.Acked, out.Longest = len(ids), longest
+	// Every acknowledged item must arrive; wait (bounded) for the last.
+	deadline := time.Now().Add(o.Drain)
+	for {
+		missing := 0
+		for _, id := range ids {
+			if h.count(id) == 0 {
+				missing++
+			}
+		}
+		out.Lost = missing
+		if missing == 0 || time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		pause(ctx, 200*time.Millisecond) // polling black-box processes, bounded by Drain
+	}
+	for _, id := range ids {
+		if n := h.count(id); n > 1 {
+			out.Duplicated += n - 1
+		}
+	}
+	out.Crashes = t.Crashes()
+	return out
+}
+
+func pause(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}

@@ -1,0 +1,204 @@
+package faults
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Topology is the production shape on loopback: three nats-server
+// processes in one JetStream cluster, two authprovider instances on one
+// MariaDB database, two eventrelay instances on the cluster (R3 by
+// default), every one a real process that a scenario may kill.
+type Topology struct {
+	dir  string
+	NATS []*proc
+	Auth []*proc
+	// Relays and RelayURLs (ingest base URLs) are in the same order.
+	Relays    []*proc
+	RelayURLs []string
+	// The portal the load generator sends events as.
+	PortalID, PortalSecret string
+}
+
+// Binaries are the programs the topology runs.
+type Binaries struct{ NATSServer, Authprovider, Eventrelay string }
+
+// Build compiles nats-server (the github.com/nats-io/nats-server/v2 version
+// in go.mod), authprovider and eventrelay into dir.
+func Build(ctx context.Context, dir string) (Binaries, error) {
+	b := Binaries{
+		NATSServer:   filepath.Join(dir, "nats-server"),
+		Authprovider: filepath.Join(dir, "authprovider"),
+		Eventrelay:   filepath.Join(dir, "eventrelay"),
+	}
+	for bin, pkg := range map[string]string{
+		b.NATSServer:   "github.com/nats-io/nats-server/v2",
+		b.Authprovider: "github.com/isobox/isobox/cmd/authprovider",
+		b.Eventrelay:   "github.com/isobox/isobox/cmd/eventrelay",
+	} {
+		out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg).CombinedOutput()
+		if err != nil {
+			return b, fmt.Errorf("faults: go build %s: %v\n%s", pkg, err, out)
+		}
+	}
+	return b, nil
+}
+
+// StartTopology starts every process under dir (logs in dir/logs) and
+// returns once all are ready. mariaDB is the DSN (mysql://...) of an empty
+// database for authprovider.
+func StartTopology(ctx context.Context, bins Binaries, dir, mariaDB string) (*Topology, error) {
+	t := &Topology{dir: dir}
+	logs := filepath.Join(dir, "logs")
+	if err := os.MkdirAll(logs, 0o700); err != nil {
+		return nil, err
+	}
+	ports, err := freePorts(3*3 + 2*3 + 2*4)
+	if err != nil {
+		return nil, err
+	}
+	next := func() int { p := ports[0]; ports = ports[1:]; return p }
+	var client, route, mon [3]int
+	for i := range 3 {
+		client[i], route[i], mon[i] = next(), next(), next()
+	}
+	var natsURLs []string
+	for i := range 3 {
+		natsURLs = append(natsURLs, fmt.Sprintf("nats://127.0.0.1:%d", client[i]))
+	}
+	for i := range 3 {
+		var routes []string
+		for j := range 3 {
+			if j != i {
+				routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", route[j]))
+			}
+		}
+		conf := fmt.Sprintf(`server_name: n%d
+listen: 127.0.0.1:%d
+http: 127.0.0.1:%d
+jetstream { store_dir: %q, sync_interval: always }
+cluster { name: isobox-faults, listen: 127.0.0.1:%d, routes: [%s] }
+`, i+1, client[i], mon[i], filepath.Join(dir, fmt.Sprintf("nats%d", i+1)), route[i], strings.Join(routes, ", "))
+		cf := filepath.Join(dir, fmt.Sprintf("nats%d.conf", i+1))
+		if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
+			return nil, err
+		}
+		t.NATS = append(t.NATS, &proc{name: fmt.Sprintf("nats-%d", i+1), bin: bins.NATSServer, args: []string{"-c", cf},
+			log: filepath.Join(logs, fmt.Sprintf("nats-%d.log", i+1)), ready: fmt.Sprintf("http://127.0.0.1:%d/healthz", mon[i])})
+	}
+	for _, p := range t.NATS {
+		if err := p.start(); err != nil {
+			return t, err
+		}
+	}
+	for _, p := range t.NATS {
+		if err := p.waitReady(ctx, 60*time.Second); err != nil {
+			return t, err
+		}
+	}
+
+	apData := filepath.Join(dir, "authprovider")
+	out, err := exec.CommandContext(ctx, bins.Authprovider, "portal", "add", "--host", "portal.lan", "--json", "--db", mariaDB, "--data-dir", apData).Output()
+	if err != nil {
+		return t, fmt.Errorf("faults: authprovider portal add: %w", err)
+	}
+	var portal struct {
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+	}
+	if err := json.Unmarshal(out, &portal); err != nil || portal.ClientSecret == "" {
+		return t, fmt.Errorf("faults: portal add printed %q: %v", out, err)
+	}
+	t.PortalID, t.PortalSecret = portal.ClientID, portal.ClientSecret
+
+	var apGRPC, erHTTP [2]int
+	erAll := [2][4]int{}
+	for i := range 2 {
+		erAll[i] = [4]int{next(), next(), next(), next()}
+		erHTTP[i] = erAll[i][0]
+	}
+	for i := range 2 {
+		h, g, a := next(), next(), next()
+		apGRPC[i] = g
+		t.Auth = append(t.Auth, &proc{name: fmt.Sprintf("authprovider-%d", i+1), bin: bins.Authprovider,
+			args: []string{"--http-addr", addr(h), "--grpc-addr", addr(g), "--admin-addr", addr(a), "--data-dir", apData,
+				"--db", mariaDB, "--relay-url", fmt.Sprintf("http://127.0.0.1:%d", erHTTP[i])},
+			log: filepath.Join(logs, fmt.Sprintf("authprovider-%d.log", i+1)), ready: fmt.Sprintf("http://127.0.0.1:%d/readyz", a)})
+	}
+	// The second instance starts once the first has made the shared keys.
+	for _, p := range t.Auth {
+		if err := p.start(); err != nil {
+			return t, err
+		}
+		if err := p.waitReady(ctx, 60*time.Second); err != nil {
+			return t, err
+		}
+	}
+	// The relays share their keys through one data directory (several
+	// hosts: the same files copied).
+	erData := filepath.Join(dir, "eventrelay")
+	if err := os.MkdirAll(erData, 0o700); err != nil {
+		return t, err
+	}
+	if err := copyFile(filepath.Join(apData, "service.key"), filepath.Join(erData, "service.key")); err != nil {
+		return t, err
+	}
+	for i := range 2 {
+		p := erAll[i]
+		t.Relays = append(t.Relays, &proc{name: fmt.Sprintf("eventrelay-%d", i+1), bin: bins.Eventrelay,
+			args: []string{"--http-addr", addr(p[0]), "--publish-addr", addr(p[1]), "--grpc-addr", addr(p[2]), "--admin-addr", addr(p[3]),
+				"--data-dir", erData, "--nats-url", strings.Join(natsURLs, ","), "--auth-grpc-addr", addr(apGRPC[i]),
+				"--retry-schedule", "500ms,1s,2s,5s,10s,20s,30s,60s", "--breaker-cooldown", "2s"},
+			log: filepath.Join(logs, fmt.Sprintf("eventrelay-%d.log", i+1)), ready: fmt.Sprintf("http://127.0.0.1:%d/readyz", p[3])})
+		t.RelayURLs = append(t.RelayURLs, fmt.Sprintf("http://127.0.0.1:%d", p[0]))
+	}
+	for _, p := range t.Relays {
+		if err := p.start(); err != nil {
+			return t, err
+		}
+		if err := p.waitReady(ctx, 90*time.Second); err != nil {
+			return t, err
+		}
+	}
+	return t, nil
+}
+
+func addr(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }
+
+func copyFile(from, to string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, b, 0o600)
+}
+
+func (t *Topology) all() []*proc {
+	return append(append(append([]*proc(nil), t.NATS...), t.Auth...), t.Relays...)
+}
+
+// Crashes returns (and forgets) the processes that exited without being
+// told to.
+func (t *Topology) Crashes() []string {
+	var out []string
+	for _, p := range t.all() {
+		out = append(out, p.takeCrashes()...)
+	}
+	return out
+}
+
+// Close stops every process: the services first, then the cluster.
+func (t *Topology) Close() {
+	for _, p := range append(append([]*proc(nil), t.Relays...), t.Auth...) {
+		p.stop(30 * time.Second)
+	}
+	for _, p := range t.NATS {
+		p.stop(30 * time.Second)
+	}
+}
