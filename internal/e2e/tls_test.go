@@ -180,6 +180,12 @@ func TestTLSOnEveryListenerAndLink(t *testing.T) {
 		t.Errorf("authprovider client list over TLS: %v\n%s", err, out)
 	}
 
+	// eventrelay's CLI reaches its TLS gRPC listener with --tls-ca-file.
+	ercli := exec.Command(erBin, "stats", "--json", "--data-dir", data, "--grpc-addr", er.Addr("grpc"), "--tls-ca-file", ca)
+	if out, err := ercli.CombinedOutput(); err != nil || !strings.Contains(string(out), "{") {
+		t.Errorf("eventrelay stats over TLS: %v\n%s", err, out)
+	}
+
 	// gRPC without a client certificate is refused, even with the admin key.
 	conn, err := grpc.NewClient(ap.Addr("grpc"), grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: roots})))
 	if err != nil {
@@ -261,5 +267,30 @@ func TestPlainListenerBeyondLoopbackIsWarnedAbout(t *testing.T) {
 	}
 	if strings.Join(warned, ",") != "http" {
 		t.Errorf("warned about listeners %v, want only http (0.0.0.0)", warned)
+	}
+}
+
+// TestTLSMisconfigurationFailsAtStart: half a pair, a missing file, or
+// mutual TLS without a CA stop the service with a message that says what
+// to set, before it listens anywhere.
+func TestTLSMisconfigurationFailsAtStart(t *testing.T) {
+	bin := testkit.Build(t, "github.com/isobox/isobox/cmd/authprovider")
+	dir := t.TempDir()
+	tdir := tlsInit(t, bin, dir, "authprovider", "isobox.lan")
+	crt, key := filepath.Join(tdir, "authprovider.crt"), filepath.Join(tdir, "authprovider.key")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--tls-cert-file", crt}, "--tls-cert-file and --tls-key-file go together"},
+		{[]string{"--tls-cert-file", crt, "--tls-key-file", filepath.Join(tdir, "missing.key")}, "missing.key"},
+		{[]string{"--tls-cert-file", crt, "--tls-key-file", key, "--tls-require-client-cert"}, "--tls-require-client-cert needs"},
+		{[]string{"--tls-ca-file", crt + ".nope"}, "TLS CA file"},
+	} {
+		cmd := exec.Command(bin, append(freeArgs("http-addr", "grpc-addr", "admin-addr"), append([]string{"--data-dir", filepath.Join(dir, "data")}, c.args...)...)...)
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), c.want) || strings.Contains(string(out), `"msg":"listening"`) {
+			t.Errorf("authprovider %v: %v, want a failure saying %q:\n%s", c.args, err, c.want, out)
+		}
 	}
 }
