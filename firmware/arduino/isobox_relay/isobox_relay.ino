@@ -62,12 +62,16 @@ class Persist : public isobox::LinkListener {
     Serial.printf("relay '%s' -> %s (%u switched)\n", device, on ? "on" : "off", static_cast<unsigned>(changed));
   }
 };
-// The RTC user memory (survives a reset, not a power cut) for the boot-loop guard.
+// The RTC user memory (survives a reset, not a power cut) for the boot-loop
+// guard. Its first 128 bytes hold the core's eboot command (OTA, see
+// cores/esp8266/eboot_command.h, which maps to user block 0): ours start
+// after it.
 class RtcScratch : public isobox::Scratch {
  public:
+  static constexpr uint32_t kBlock = 32;  // 4-byte blocks: byte 128 of user memory
   bool Read(uint8_t* out, size_t n) override {
     uint32_t w[4];
-    if (n > sizeof w || !ESP.rtcUserMemoryRead(0, w, sizeof w)) return false;
+    if (n > sizeof w || !ESP.rtcUserMemoryRead(kBlock, w, sizeof w)) return false;
     memcpy(out, w, n);
     return true;
   }
@@ -75,7 +79,7 @@ class RtcScratch : public isobox::Scratch {
     uint32_t w[4] = {};
     if (n > sizeof w) return false;
     memcpy(w, data, n);
-    return ESP.rtcUserMemoryWrite(0, w, sizeof w);
+    return ESP.rtcUserMemoryWrite(kBlock, w, sizeof w);
   }
 };
 
