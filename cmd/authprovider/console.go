@@ -23,6 +23,7 @@ import (
 	"github.com/isobox/isobox/internal/certs"
 	"github.com/isobox/isobox/internal/console"
 	"github.com/isobox/isobox/internal/oauth/adminapi"
+	"github.com/isobox/isobox/internal/portal"
 	"github.com/isobox/isobox/internal/secret"
 )
 
@@ -75,6 +76,7 @@ func mountConsole(ctx context.Context, a *app) error {
 	}
 	con, err := console.New(console.Config{
 		Users: users, Audit: a.audit, OAuth: a.oauth, Relay: dial, Log: a.log,
+		Portals:  portal.NewRegistry(a.db, a.oauth, nil),
 		Ready:    func(ctx context.Context) map[string]error { return map[string]error{"database": a.db.PingContext(ctx)} },
 		Settings: func() [][2]string { return effectiveSettings(a.cfg) },
 	})

@@ -130,10 +130,28 @@ async function ingest(clientID, event, id) {
   assert.match(await page.textContent('main'), /paused/);
   await Promise.all([page.waitForNavigation(), page.click('form[action$="/resume"] button')]);
 
+  log('portals: the registered portal; approve a host');
+  await page.goto(BASE + '/console/portals');
+  assert.match(await page.textContent('main'), /portal\.lan/);
+  await page.fill('form[action="/console/portals/allow"] input[name=host]', 'crm.example.local');
+  await page.fill('form[action="/console/portals/allow"] input[name=note]', 'second office');
+  await page.fill('form[action="/console/portals/allow"] input[name=ttl]', '72h');
+  await Promise.all([page.waitForNavigation(), page.click('form[action="/console/portals/allow"] button[type=submit]')]);
+  assert.match(await page.textContent('main'), /crm\.example\.local/);
+  await shot(page, 'portals');
+
+  log('tokens: the delivery minted a token for the app; revoke them');
+  await page.goto(BASE + '/console/tokens?app=' + encodeURIComponent(clientID));
+  assert.ok((await page.locator('tbody tr:has(span.badge:text-is("access"))').count()) >= 1, 'no live access token of the app');
+  await shot(page, 'tokens');
+  await Promise.all([page.waitForNavigation(), page.click('form[action="/console/tokens/revoke"].bar button')]);
+  await page.goto(BASE + '/console/tokens?app=' + encodeURIComponent(clientID));
+  assert.equal(await page.locator('tbody tr:has(span.badge:text-is("access"))').count(), 0, 'tokens left after revoking');
+
   log('audit log and settings');
   await page.goto(BASE + '/console/audit');
   const audit = await page.textContent('main');
-  for (const a of ['app.create', 'dlq.replay', 'handler.pause', 'handler.resume', 'login']) assert.ok(audit.includes(a), 'audit lacks ' + a);
+  for (const a of ['app.create', 'dlq.replay', 'handler.pause', 'handler.resume', 'login', 'portal.allow', 'token.revoke-all']) assert.ok(audit.includes(a), 'audit lacks ' + a);
   await shot(page, 'audit');
   await page.goto(BASE + '/console/settings');
   assert.match(await page.textContent('main'), /--access-ttl/);
@@ -165,6 +183,8 @@ async function ingest(clientID, event, id) {
   assert.equal(await page.locator('text=Rotate secret').count(), 0);
   await page.goto(BASE + '/console/handlers');
   assert.equal(await page.locator('form[action$="/pause"]').count(), 0, 'viewer sees pause');
+  await page.goto(BASE + '/console/portals');
+  assert.equal(await page.locator('form[action="/console/portals/allow"]').count(), 0, 'viewer sees approve');
   // Forging the form with the viewer's own session and token: refused.
   const status = await page.evaluate(async () => {
     const csrf = document.querySelector('input[name=csrf]').value;

@@ -130,7 +130,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if delivered.Load() != 1 {
 		t.Errorf("the replayed event reached the healed handler %d times, want 1", delivered.Load())
 	}
-	for _, name := range []string{"login", "overview", "overview-ru", "apps", "deliveries", "delivery", "dlq", "handlers", "audit", "settings"} {
+	for _, name := range []string{"login", "overview", "overview-ru", "apps", "deliveries", "delivery", "dlq", "handlers", "audit", "settings", "portals", "tokens"} {
 		if st, err := os.Stat(filepath.Join(shots, "console-"+name+".png")); err != nil || st.Size() < 5000 {
 			t.Errorf("screenshot %s: %v", name, err)
 		}

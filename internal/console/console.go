@@ -29,6 +29,7 @@ import (
 
 	relayv1 "github.com/isobox/isobox/api/isobox/relay/v1"
 	"github.com/isobox/isobox/internal/oauth"
+	"github.com/isobox/isobox/internal/portal"
 )
 
 //go:embed web/templates/*.html
@@ -52,6 +53,8 @@ type Config struct {
 	Audit *Audit
 	// OAuth is authprovider's client and token service (the apps pages).
 	OAuth *oauth.Service
+	// Portals is the portal registry (the portals page); nil hides it.
+	Portals *portal.Registry
 	// Relay reaches eventrelay's admin API; nil shows the relay as not
 	// configured.
 	Relay RelayDialer
