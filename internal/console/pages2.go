@@ -175,4 +175,3 @@ func (c *Console) revoke(w http.ResponseWriter, r *http.Request, p *page) error 
 	redirect(w, r, "tokens", "ok.revoked")
 	return nil
 }
-
