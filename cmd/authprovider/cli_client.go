@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,11 +10,9 @@ import (
 	"time"
 
 	adminv1 "github.com/isobox/isobox/api/isobox/admin/v1"
-	"github.com/isobox/isobox/internal/flagenv"
+	"github.com/isobox/isobox/internal/cmdline"
 	"github.com/isobox/isobox/internal/oauth"
 )
-
-func flagenvName(flagName string) string { return flagenv.Name(envPrefix, flagName) }
 
 // addClientCommands adds `client ...` and `token ...`. They talk to the
 // running server's admin API over gRPC (--grpc-addr) with the admin key
@@ -101,43 +98,10 @@ func (f *clientFlags) register(fs *flag.FlagSet, update bool) {
 	if update {
 		fs.BoolVar(&f.active, "active", true, "whether the client may authenticate and its tokens are valid")
 	}
-	// --token-prefix, --access-ttl, --refresh-ttl and --code-ttl are the
-	// server's own flags (config.register); given on a client command's
-	// command line they set the client's own values (see clientEnv).
-}
-
-// clientFlagNames are the server flags a client command reads as the
-// client's own settings when they are given on its command line.
-var clientFlagNames = map[string]bool{"token-prefix": true, "access-ttl": true, "refresh-ttl": true, "code-ttl": true}
-
-// clientEnv hides the environment variables of clientFlagNames, so that a
-// server's AUTHPROVIDER_ACCESS_TTL does not become a client's lifetime:
-// only the command line sets them for a client.
-func clientEnv(getenv func(string) string) func(string) string {
-	return func(name string) string {
-		for f := range clientFlagNames {
-			if name == flagenvName(f) {
-				return ""
-			}
-		}
-		return getenv(name)
-	}
-}
-
-// fromConfig copies the client settings given on the command line.
-func (f *clientFlags) fromConfig(c *config, fs *flag.FlagSet) {
-	fs.Visit(func(fl *flag.Flag) {
-		switch fl.Name {
-		case "token-prefix":
-			f.prefix = c.TokenPrefix
-		case "access-ttl":
-			f.accessTTL = c.AccessTTL
-		case "refresh-ttl":
-			f.refreshTTL = c.RefreshTTL
-		case "code-ttl":
-			f.codeTTL = c.CodeTTL
-		}
-	})
+	fs.StringVar(&f.prefix, "token-prefix", "", "prefix of this client's tokens (empty = the server's --token-prefix)")
+	fs.DurationVar(&f.accessTTL, "access-ttl", 0, "this client's access token lifetime (0 = the server's --access-ttl)")
+	fs.DurationVar(&f.refreshTTL, "refresh-ttl", 0, "this client's refresh token lifetime (0 = the server's --refresh-ttl)")
+	fs.DurationVar(&f.codeTTL, "code-ttl", 0, "this client's authorization code lifetime (0 = the server's --code-ttl)")
 }
 
 func secondsOf(d time.Duration) int64 { return int64(d / time.Second) }
@@ -155,18 +119,16 @@ func admin(ctx context.Context, c *config) (adminv1.AdminClient, context.Context
 
 func oneID(name string, pos []string) (string, error) {
 	if len(pos) != 1 || pos[0] == "" {
-		return "", fmt.Errorf("%s: want exactly one client id", name)
+		return "", cmdline.Usagef("%s: want exactly one client id", name)
 	}
 	return pos[0], nil
 }
 
-func clientAdd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+func clientAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f clientFlags
 	var id, kind string
 	var asJSON bool
-	var fset *flag.FlagSet
-	c, pos, err := parseCLI("client add", args, stderr, clientEnv(getenv), func(fs *flag.FlagSet) {
-		fset = fs
+	c, pos, err := parseCLI("client add", args, stdout, stderr, viaAPI, func(fs *flag.FlagSet) {
 		f.register(fs, false)
 		fs.StringVar(&id, "id", "", "client id (empty = generated, local.<uniqid>)")
 		fs.StringVar(&kind, "kind", "", "app (default) or portal")
@@ -175,10 +137,9 @@ func clientAdd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	if err != nil {
 		return err
 	}
-	if len(pos) > 0 {
-		return fmt.Errorf("client add: unexpected argument %q", pos[0])
+	if err := noArgs("client add", pos); err != nil {
+		return err
 	}
-	f.fromConfig(c, fset)
 	cl, actx, done, err := admin(ctx, c)
 	if err != nil {
 		return err
@@ -200,15 +161,18 @@ func printSecret(w io.Writer, asJSON bool, resp *adminv1.CreateClientResponse) e
 	return err
 }
 
-func clientList(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+func clientList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var kind, portalID string
 	var asJSON bool
-	c, _, err := parseCLI("client list", args, stderr, getenv, func(fs *flag.FlagSet) {
+	c, pos, err := parseCLI("client list", args, stdout, stderr, viaAPI, func(fs *flag.FlagSet) {
 		fs.StringVar(&kind, "kind", "", "only this kind: app or portal")
 		fs.StringVar(&portalID, "portal", "", "only apps of this portal (its client_id)")
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
 	})
 	if err != nil {
+		return err
+	}
+	if err := noArgs("client list", pos); err != nil {
 		return err
 	}
 	cl, actx, done, err := admin(ctx, c)
@@ -235,9 +199,9 @@ func clientList(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	return tw.Flush()
 }
 
-func clientShow(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+func clientShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var asJSON bool
-	c, pos, err := parseCLI("client show", args, stderr, getenv, func(fs *flag.FlagSet) {
+	c, pos, err := parseCLI("client show", args, stdout, stderr, viaAPI, func(fs *flag.FlagSet) {
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
 	})
 	if err != nil {
@@ -263,11 +227,11 @@ func clientShow(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	return nil
 }
 
-func clientUpdate(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+func clientUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f clientFlags
 	var asJSON bool
 	var fset *flag.FlagSet
-	c, pos, err := parseCLI("client update", args, stderr, clientEnv(getenv), func(fs *flag.FlagSet) {
+	c, p, err := parseCLIFlags("client update", args, stdout, stderr, viaAPI, func(fs *flag.FlagSet) {
 		fset = fs
 		f.register(fs, true)
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
@@ -275,14 +239,16 @@ func clientUpdate(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	if err != nil {
 		return err
 	}
-	id, err := oneID("client update", pos)
+	id, err := oneID("client update", p.Args)
 	if err != nil {
 		return err
 	}
-	f.fromConfig(c, fset)
 	req := &adminv1.UpdateClientRequest{ClientId: id}
 	n := 0
-	fset.Visit(func(fl *flag.Flag) {
+	fset.VisitAll(func(fl *flag.Flag) {
+		if !p.Given(fl.Name) {
+			return
+		}
 		n++
 		switch fl.Name {
 		case "name":
@@ -311,7 +277,7 @@ func clientUpdate(ctx context.Context, args []string, stdout, stderr io.Writer, 
 		}
 	})
 	if n == 0 {
-		return errors.New("client update: nothing to change (give --name, --scope, --active=false, ...)")
+		return cmdline.Usagef("client update: nothing to change (give --name, --scope, --active=false, ...)")
 	}
 	cl, actx, done, err := admin(ctx, c)
 	if err != nil {
@@ -329,9 +295,9 @@ func clientUpdate(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	return nil
 }
 
-func clientDelete(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+func clientDelete(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var asJSON bool
-	c, pos, err := parseCLI("client delete", args, stderr, getenv, func(fs *flag.FlagSet) {
+	c, pos, err := parseCLI("client delete", args, stdout, stderr, viaAPI, func(fs *flag.FlagSet) {
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
 	})
 	if err != nil {
@@ -356,9 +322,9 @@ func clientDelete(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	return err
 }
 
-func clientRotate(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+func clientRotate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var asJSON bool
-	c, pos, err := parseCLI("client rotate-secret", args, stderr, getenv, func(fs *flag.FlagSet) {
+	c, pos, err := parseCLI("client rotate-secret", args, stdout, stderr, viaAPI, func(fs *flag.FlagSet) {
 		fs.BoolVar(&asJSON, "json", false, `print {"client_id": ..., "client_secret": ...}`)
 	})
 	if err != nil {
@@ -393,12 +359,12 @@ func (p paramFlag) Set(s string) error {
 	return nil
 }
 
-func tokenIssue(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+func tokenIssue(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var clientID, scope, portalID string
 	var user int64
 	var noRefresh, asJSON bool
 	params := paramFlag{}
-	c, pos, err := parseCLI("token issue", args, stderr, getenv, func(fs *flag.FlagSet) {
+	c, pos, err := parseCLI("token issue", args, stdout, stderr, viaAPI, func(fs *flag.FlagSet) {
 		fs.StringVar(&clientID, "client", "", "client_id (required)")
 		fs.Int64Var(&user, "user", 0, "portal user id the token acts as")
 		fs.StringVar(&scope, "scope", "", "comma-separated scope; empty = the client's whole scope")
@@ -414,7 +380,7 @@ func tokenIssue(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 		clientID = pos[0]
 	}
 	if clientID == "" {
-		return errors.New("token issue: --client is required")
+		return cmdline.Usagef("token issue: --client is required")
 	}
 	if _, ok := params["LOCAL_USER"]; !ok && user > 0 {
 		params["LOCAL_USER"] = fmt.Sprint(user) // what the portal puts in every token
@@ -443,16 +409,19 @@ func tokenIssue(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	return tw.Flush()
 }
 
-func tokenList(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+func tokenList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var clientID string
 	var user int64
 	var asJSON bool
-	c, _, err := parseCLI("token list", args, stderr, getenv, func(fs *flag.FlagSet) {
+	c, pos, err := parseCLI("token list", args, stdout, stderr, viaAPI, func(fs *flag.FlagSet) {
 		fs.StringVar(&clientID, "client", "", "client_id")
 		fs.Int64Var(&user, "user", 0, "portal user id")
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
 	})
 	if err != nil {
+		return err
+	}
+	if err := noArgs("token list", pos); err != nil {
 		return err
 	}
 	cl, actx, done, err := admin(ctx, c)
@@ -488,16 +457,16 @@ func tokenList(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	return tw.Flush()
 }
 
-func tokenIntrospect(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+func tokenIntrospect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var asJSON bool
-	c, pos, err := parseCLI("token introspect", args, stderr, getenv, func(fs *flag.FlagSet) {
+	c, pos, err := parseCLI("token introspect", args, stdout, stderr, viaAPI, func(fs *flag.FlagSet) {
 		fs.BoolVar(&asJSON, "json", false, "print the RFC 7662 JSON")
 	})
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		return errors.New("token introspect: want exactly one token")
+		return cmdline.Usagef("token introspect: want exactly one token")
 	}
 	cl, actx, done, err := admin(ctx, c)
 	if err != nil {
@@ -526,11 +495,11 @@ func tokenIntrospect(ctx context.Context, args []string, stdout, stderr io.Write
 	return tw.Flush()
 }
 
-func tokenRevoke(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+func tokenRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var clientID string
 	var user int64
 	var asJSON bool
-	c, pos, err := parseCLI("token revoke", args, stderr, getenv, func(fs *flag.FlagSet) {
+	c, pos, err := parseCLI("token revoke", args, stdout, stderr, viaAPI, func(fs *flag.FlagSet) {
 		fs.StringVar(&clientID, "client", "", "revoke every token of this client_id (instead of one TOKEN)")
 		fs.Int64Var(&user, "user", 0, "with --client: only this user's tokens")
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
@@ -539,7 +508,7 @@ func tokenRevoke(ctx context.Context, args []string, stdout, stderr io.Writer, g
 		return err
 	}
 	if (clientID == "") == (len(pos) == 0) || len(pos) > 1 {
-		return errors.New("token revoke: give one TOKEN, or --client [--user]")
+		return cmdline.Usagef("token revoke: give one TOKEN, or --client [--user]")
 	}
 	cl, actx, done, err := admin(ctx, c)
 	if err != nil {

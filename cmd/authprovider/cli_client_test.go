@@ -26,7 +26,7 @@ func (c cli) run(args ...string) (string, error) {
 	c.t.Helper()
 	var out, errb bytes.Buffer
 	args = append(args, "--data-dir", c.dataDir, "--grpc-addr", c.grpc)
-	err := run(context.Background(), args, &out, &errb, func(string) string { return "" })
+	err := run(context.Background(), args, &out, &errb)
 	return out.String(), err
 }
 

@@ -35,10 +35,8 @@ func addConsoleCommands(cmds map[string]command) {
 }
 
 func openDB(ctx context.Context, c *config) (*store.DB, error) {
-	if c.DB == "" {
-		if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
-			return nil, fmt.Errorf("create data dir: %w", err)
-		}
+	if err := checkCLIDatabase(c); err != nil {
+		return nil, err
 	}
 	db, err := store.Open(ctx, c.dsn())
 	if err != nil {
@@ -87,9 +85,9 @@ func readPassword(stderr io.Writer) (string, error) {
 	return strings.TrimRight(line, "\r\n"), nil
 }
 
-func consoleUserAdd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+func consoleUserAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var name, role string
-	c, _, err := parseCLI("console user add", args, stderr, getenv, func(fs *flag.FlagSet) {
+	c, _, err := parseCLI("console user add", args, stdout, stderr, viaDB, func(fs *flag.FlagSet) {
 		fs.StringVar(&name, "name", "", "user name (letters, digits, . _ @ -)")
 		fs.StringVar(&role, "role", console.RoleViewer, "admin (may change things) or viewer (may only look)")
 	})
@@ -119,16 +117,16 @@ func consoleUserAdd(ctx context.Context, args []string, stdout, stderr io.Writer
 	if created {
 		action, verb = "user.create", "created"
 	}
-	if err := console.NewAudit(db).Record(ctx, console.Entry{Source: console.SourceCLI, Actor: cliActor(getenv), Action: action, Target: name, Detail: "role=" + role}); err != nil {
+	if err := console.NewAudit(db).Record(ctx, console.Entry{Source: console.SourceCLI, Actor: cliActor(os.Getenv), Action: action, Target: name, Detail: "role=" + role}); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "console user %s %s, role %s\n", name, verb, role)
 	return nil
 }
 
-func consoleUserList(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+func consoleUserList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var asJSON bool
-	c, _, err := parseCLI("console user list", args, stderr, getenv, func(fs *flag.FlagSet) {
+	c, _, err := parseCLI("console user list", args, stdout, stderr, viaDB, func(fs *flag.FlagSet) {
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
 	})
 	if err != nil {
@@ -157,9 +155,9 @@ func consoleUserList(ctx context.Context, args []string, stdout, stderr io.Write
 	return tw.Flush()
 }
 
-func consoleUserRemove(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+func consoleUserRemove(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var name string
-	c, _, err := parseCLI("console user remove", args, stderr, getenv, func(fs *flag.FlagSet) {
+	c, _, err := parseCLI("console user remove", args, stdout, stderr, viaDB, func(fs *flag.FlagSet) {
 		fs.StringVar(&name, "name", "", "user name")
 	})
 	if err != nil {
@@ -176,16 +174,16 @@ func consoleUserRemove(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err := console.NewUsers(db).Delete(ctx, name); err != nil {
 		return err
 	}
-	if err := console.NewAudit(db).Record(ctx, console.Entry{Source: console.SourceCLI, Actor: cliActor(getenv), Action: "user.delete", Target: name}); err != nil {
+	if err := console.NewAudit(db).Record(ctx, console.Entry{Source: console.SourceCLI, Actor: cliActor(os.Getenv), Action: "user.delete", Target: name}); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "console user %s removed\n", name)
 	return nil
 }
 
-func auditExport(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+func auditExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var since string
-	c, _, err := parseCLI("audit export", args, stderr, getenv, func(fs *flag.FlagSet) {
+	c, _, err := parseCLI("audit export", args, stdout, stderr, viaDB, func(fs *flag.FlagSet) {
 		fs.StringVar(&since, "since", "", "only entries since: a duration ago (24h) or an RFC 3339 time; default all")
 	})
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/isobox/isobox/internal/cmdline"
 	"github.com/isobox/isobox/internal/oauth"
 	"github.com/isobox/isobox/internal/portal"
 	"github.com/isobox/isobox/internal/store"
@@ -38,10 +39,8 @@ func addPortalCommands(cmds map[string]command) {
 
 // openRegistry opens the configured database and the portal registry on it.
 func openRegistry(ctx context.Context, c *config) (*portal.Registry, *oauth.Service, func(), error) {
-	if c.DB == "" {
-		if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
-			return nil, nil, nil, fmt.Errorf("create data dir: %w", err)
-		}
+	if err := checkCLIDatabase(c); err != nil {
+		return nil, nil, nil, err
 	}
 	db, err := store.Open(ctx, c.dsn())
 	if err != nil {
@@ -55,22 +54,22 @@ func openRegistry(ctx context.Context, c *config) (*portal.Registry, *oauth.Serv
 	return portal.NewRegistry(db, svc, nil), svc, func() { db.Close() }, nil
 }
 
-func portalAllow(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	return approve(ctx, "portal allow", false, args, stdout, stderr, getenv)
+func portalAllow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return approve(ctx, "portal allow", false, args, stdout, stderr)
 }
 
-func portalRebind(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	return approve(ctx, "portal rebind", true, args, stdout, stderr, getenv)
+func portalRebind(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return approve(ctx, "portal rebind", true, args, stdout, stderr)
 }
 
 // approve is `portal allow` and `portal rebind`: both record an approval
 // for the next registration from a host; rebind's also lets it take over
 // the portal registered there.
-func approve(ctx context.Context, name string, rebind bool, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+func approve(ctx context.Context, name string, rebind bool, args []string, stdout, stderr io.Writer) error {
 	var host, note, key, keyFile string
 	once, permanent, asJSON := true, false, false
 	var expires time.Duration
-	c, pos, err := parseCLI(name, args, stderr, getenv, func(fs *flag.FlagSet) {
+	c, pos, err := parseCLI(name, args, stdout, stderr, viaDB, func(fs *flag.FlagSet) {
 		fs.StringVar(&key, "licence-key", "", "also require the portal's licence key (LICENSE_KEY): the registration must be signed with it")
 		fs.StringVar(&keyFile, "licence-key-file", "", "read --licence-key from this file (the portal's bitrix/license_key.php works: the key is taken from it)")
 		fs.StringVar(&host, "host", "", "portal host as in its address bar (portal.example.local[:port])")
@@ -89,10 +88,10 @@ func approve(ctx context.Context, name string, rebind bool, args []string, stdou
 		host = pos[0]
 	}
 	if host == "" {
-		return fmt.Errorf("%s: --host is required", name)
+		return cmdline.Usagef("%s: --host is required", name)
 	}
 	if !once && !permanent {
-		return fmt.Errorf("%s: --once=false: say --permanent for an approval that outlives a registration", name)
+		return cmdline.Usagef("%s: --once=false: say --permanent for an approval that outlives a registration", name)
 	}
 	if keyFile != "" {
 		if key, err = readLicenceKey(keyFile); err != nil {
@@ -124,9 +123,9 @@ func approve(ctx context.Context, name string, rebind bool, args []string, stdou
 	return nil
 }
 
-func portalUpdate(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+func portalUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var id, host, scheme string
-	c, pos, err := parseCLI("portal update", args, stderr, getenv, func(fs *flag.FlagSet) {
+	c, pos, err := parseCLI("portal update", args, stdout, stderr, viaDB, func(fs *flag.FlagSet) {
 		fs.StringVar(&id, "id", "", "the portal's client_id (bx.…)")
 		fs.StringVar(&host, "host", "", "the portal's new host as in its address bar (portal.example.local[:port])")
 		fs.StringVar(&scheme, "scheme", "", "http or https (empty = keep the current one), for client_endpoint")
@@ -138,7 +137,7 @@ func portalUpdate(ctx context.Context, args []string, stdout, stderr io.Writer, 
 		id = pos[0]
 	}
 	if id == "" || host == "" {
-		return errors.New("portal update: --id and --host are required")
+		return cmdline.Usagef("portal update: --id and --host are required")
 	}
 	reg, _, closeDB, err := openRegistry(ctx, c)
 	if err != nil {
@@ -200,9 +199,9 @@ func allowedJSON(a portal.Allowed) allowedOut {
 	return o
 }
 
-func portalDisallow(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+func portalDisallow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var host string
-	c, pos, err := parseCLI("portal disallow", args, stderr, getenv, func(fs *flag.FlagSet) {
+	c, pos, err := parseCLI("portal disallow", args, stdout, stderr, viaDB, func(fs *flag.FlagSet) {
 		fs.StringVar(&host, "host", "", "portal host")
 	})
 	if err != nil {
@@ -212,7 +211,7 @@ func portalDisallow(ctx context.Context, args []string, stdout, stderr io.Writer
 		host = pos[0]
 	}
 	if host == "" {
-		return errors.New("portal disallow: --host is required")
+		return cmdline.Usagef("portal disallow: --host is required")
 	}
 	reg, _, closeDB, err := openRegistry(ctx, c)
 	if err != nil {
@@ -229,12 +228,15 @@ func portalDisallow(ctx context.Context, args []string, stdout, stderr io.Writer
 	return nil
 }
 
-func portalAllowlist(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+func portalAllowlist(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var asJSON bool
-	c, _, err := parseCLI("portal allowlist", args, stderr, getenv, func(fs *flag.FlagSet) {
+	c, pos, err := parseCLI("portal allowlist", args, stdout, stderr, viaDB, func(fs *flag.FlagSet) {
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
 	})
 	if err != nil {
+		return err
+	}
+	if err := noArgs("portal allowlist", pos); err != nil {
 		return err
 	}
 	reg, _, closeDB, err := openRegistry(ctx, c)
@@ -272,10 +274,10 @@ type portalOut struct {
 	CreatedAt    string `json:"created_at"`
 }
 
-func portalAdd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+func portalAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var host, scheme string
 	var asJSON bool
-	c, pos, err := parseCLI("portal add", args, stderr, getenv, func(fs *flag.FlagSet) {
+	c, pos, err := parseCLI("portal add", args, stdout, stderr, viaDB, func(fs *flag.FlagSet) {
 		fs.StringVar(&host, "host", "", "portal host as in its address bar (portal.example.local[:port])")
 		fs.StringVar(&scheme, "scheme", "https", "scheme the portal is opened with (http or https), for client_endpoint")
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
@@ -287,7 +289,7 @@ func portalAdd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		host = pos[0]
 	}
 	if host == "" {
-		return errors.New("portal add: --host is required")
+		return cmdline.Usagef("portal add: --host is required")
 	}
 	if scheme != "http" && scheme != "https" {
 		return fmt.Errorf("portal add: --scheme: want http or https, got %q", scheme)
@@ -311,12 +313,15 @@ func portalAdd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	return nil
 }
 
-func portalList(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+func portalList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var asJSON bool
-	c, _, err := parseCLI("portal list", args, stderr, getenv, func(fs *flag.FlagSet) {
+	c, pos, err := parseCLI("portal list", args, stdout, stderr, viaDB, func(fs *flag.FlagSet) {
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
 	})
 	if err != nil {
+		return err
+	}
+	if err := noArgs("portal list", pos); err != nil {
 		return err
 	}
 	reg, svc, closeDB, err := openRegistry(ctx, c)
@@ -348,9 +353,9 @@ func portalList(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	return tw.Flush()
 }
 
-func portalRemove(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+func portalRemove(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var id string
-	c, pos, err := parseCLI("portal remove", args, stderr, getenv, func(fs *flag.FlagSet) {
+	c, pos, err := parseCLI("portal remove", args, stdout, stderr, viaDB, func(fs *flag.FlagSet) {
 		fs.StringVar(&id, "id", "", "the portal's client_id (bx.…)")
 	})
 	if err != nil {
@@ -360,7 +365,7 @@ func portalRemove(ctx context.Context, args []string, stdout, stderr io.Writer, 
 		id = pos[0]
 	}
 	if id == "" {
-		return errors.New("portal remove: --id is required")
+		return cmdline.Usagef("portal remove: --id is required")
 	}
 	reg, _, closeDB, err := openRegistry(ctx, c)
 	if err != nil {

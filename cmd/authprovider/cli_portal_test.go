@@ -15,7 +15,7 @@ import (
 func portalCLI(t *testing.T, common []string, args ...string) (string, error) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	err := run(context.Background(), append(append([]string{"portal"}, args...), common...), &out, &errb, func(string) string { return "" })
+	err := run(context.Background(), append(append([]string{"portal"}, args...), common...), &out, &errb)
 	return out.String(), err
 }
 

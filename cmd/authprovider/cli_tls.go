@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/isobox/isobox/internal/certs"
+	"github.com/isobox/isobox/internal/cmdline"
 )
 
 // addTLSCommands adds `tls init`: a local CA and leaf certificates for a
@@ -20,9 +21,9 @@ func addTLSCommands(cmds map[string]command) {
 	})}
 }
 
-func tlsInit(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+func tlsInit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var hosts, dir, name string
-	c, pos, err := parseCLI("tls init", args, stderr, getenv, func(fs *flag.FlagSet) {
+	c, pos, err := parseCLI("tls init", args, stdout, stderr, viaDataDir, func(fs *flag.FlagSet) {
 		fs.StringVar(&hosts, "hosts", "", "comma-separated DNS names and IP addresses the certificate is for, e.g. isobox.lan,oauth.bitrix.info,10.0.0.5 (localhost and the loopback addresses are always added)")
 		fs.StringVar(&dir, "dir", "", "directory for the CA and the certificates; empty = <data-dir>/tls")
 		fs.StringVar(&name, "name", "isobox", "file name of the certificate: NAME.crt and NAME.key (run again with another --name and --hosts for another service; the CA is reused)")
@@ -31,7 +32,7 @@ func tlsInit(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		return err
 	}
 	if len(pos) > 0 {
-		return fmt.Errorf("tls init: unexpected argument %q", pos[0])
+		return cmdline.Usagef("tls init: unexpected argument %q", pos[0])
 	}
 	if dir == "" {
 		dir = filepath.Join(c.DataDir, "tls")
@@ -43,7 +44,7 @@ func tlsInit(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		}
 	}
 	if len(list) == 0 {
-		return fmt.Errorf("tls init: --hosts is required, e.g. --hosts isobox.lan,oauth.bitrix.info")
+		return cmdline.Usagef("tls init: --hosts is required, e.g. --hosts isobox.lan,oauth.bitrix.info")
 	}
 	f, err := certs.Init(dir, name, list, time.Now())
 	if err != nil {

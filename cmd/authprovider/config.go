@@ -3,19 +3,18 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"time"
 
-	"github.com/isobox/isobox/internal/flagenv"
+	"github.com/isobox/isobox/internal/cmdline"
+	"github.com/isobox/isobox/internal/store"
 )
 
-// envPrefix prefixes every flag's environment variable: --http-addr is
-// AUTHPROVIDER_HTTP_ADDR.
-const envPrefix = "authprovider"
-
-// config is everything the server and the CLI read from flags and the
-// environment. Each field's default is safe: the zero-argument start works.
+// config is everything the server reads from flags, the environment and
+// the configuration file (cmdline.Parse); the CLI subcommands read the few
+// fields that find the server (cli.go). Each field's default is safe: the zero-argument start works.
 type config struct {
 	HTTPAddr  string // Bitrix-facing HTTP: /oauth/token/, /oauth/register/, /rest/...
 	GRPCAddr  string // gRPC: admin and validation APIs
@@ -35,6 +34,10 @@ type config struct {
 	RelayURL           string // eventrelay ingest, where rest.event.call items go
 	ServiceKeyFile     string // shared secret between authprovider and eventrelay
 
+	// dataDirStated says a CLI subcommand was given --data-dir (by flag,
+	// environment or file) rather than left on the default.
+	dataDirStated bool
+
 	OAuth   oauthConfig   // further OAuth settings, oauth.go
 	Portal  portalConfig  // further portal-protocol settings, portal.go
 	Listen  listenConfig  // limits and TLS of every listener, listen.go
@@ -47,7 +50,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", "127.0.0.1:9090", "gRPC address of the admin and validation APIs")
 	fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:8081", "admin HTTP address: REST gateway (/v1/...), /healthz, /readyz, /metrics")
 	fs.StringVar(&c.DataDir, "data-dir", "data", "directory for the admin key and the embedded database")
-	fs.StringVar(&c.DB, "db", "", "database: empty for the embedded one (<data-dir>/authprovider.db), or mysql://user:pass@tcp(host:port)/dbname")
+	fs.StringVar(&c.DB, "db", "", "database: empty for the embedded one (<data-dir>/authprovider.db), sqlite:PATH for another SQLite file, or mysql://user:pass@tcp(host:port)/dbname")
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
 
 	fs.StringVar(&c.TokenPrefix, "token-prefix", "isobox.", "prefix of every issued token (a client's own prefix overrides it)")
@@ -56,7 +59,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.CodeTTL, "code-ttl", 30*time.Second, "authorization code lifetime (a client's own lifetime overrides it)")
 	fs.DurationVar(&c.RefreshGrace, "refresh-grace", 5*time.Second, "window in which a just-used refresh token may be presented again (lost response) without revoking its chain")
 
-	fs.StringVar(&c.PortalRegistration, "portal-registration", "allowlist", "who may register a portal at /oauth/register/: allowlist (hosts approved with `portal allow`) or open")
+	fs.StringVar(&c.PortalRegistration, "portal-registration", "allowlist", "who may register a portal at /oauth/register/: allowlist (only hosts approved with authprovider portal allow) or open (any portal)")
 	fs.StringVar(&c.PublicURL, "public-url", "", "URL portals and apps use to reach --http-addr (for server_endpoint); empty derives it from each request")
 	fs.StringVar(&c.RelayURL, "relay-url", "http://127.0.0.1:8090", "eventrelay ingest base URL, where rest.event.call items are handed")
 	fs.StringVar(&c.ServiceKeyFile, "service-key-file", "", "file holding the key authprovider and eventrelay authenticate each other with; empty = <data-dir>/service.key, created if absent")
@@ -71,8 +74,11 @@ func (c *config) dsn() string {
 	if c.DB != "" {
 		return c.DB
 	}
-	return "sqlite://" + filepath.Join(c.DataDir, "authprovider.db")
+	return "sqlite:" + c.embeddedDB()
 }
+
+// embeddedDB is the path of the embedded database under --data-dir.
+func (c *config) embeddedDB() string { return filepath.Join(c.DataDir, "authprovider.db") }
 
 func (c *config) serviceKeyPath() string {
 	if c.ServiceKeyFile != "" {
@@ -82,6 +88,9 @@ func (c *config) serviceKeyPath() string {
 }
 
 func (c *config) validate() error {
+	if err := store.CheckDSN(c.DB); err != nil {
+		return fmt.Errorf("--db: %w", err)
+	}
 	switch c.PortalRegistration {
 	case "allowlist", "open":
 	default:
@@ -98,19 +107,29 @@ func (c *config) validate() error {
 	return nil
 }
 
-// parseConfig parses the server's flags (and their environment variables).
-func parseConfig(name string, args []string, getenv func(string) string, extra func(fs *flag.FlagSet)) (*config, *flag.FlagSet, error) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+// parseConfig parses the server's flags, their environment variables and
+// the --config file.
+func parseConfig(args []string, stdout, stderr io.Writer) (*config, error) {
+	fs := flag.NewFlagSet("authprovider", flag.ContinueOnError)
 	c := &config{}
 	c.register(fs)
-	if extra != nil {
-		extra(fs)
+	p, err := cmdline.Parse(fs, args, cmdline.Options{Prog: "authprovider", Server: true, Redact: redact, Stdout: stdout, Stderr: stderr})
+	if err != nil {
+		return nil, err
 	}
-	if err := flagenv.Parse(fs, envPrefix, args, getenv); err != nil {
-		return nil, nil, err
+	if len(p.Args) > 0 {
+		return nil, cmdline.Usagef("unexpected argument %q: the server takes flags only (commands: authprovider help)", p.Args[0])
 	}
 	if err := c.validate(); err != nil {
-		return nil, nil, err
+		return nil, &cmdline.UsageError{Err: err}
 	}
-	return c, fs, nil
+	return c, nil
+}
+
+// redact hides the password of a --db DSN in --print-config.
+func redact(name, value string) string {
+	if name == "db" {
+		return store.RedactDSN(value)
+	}
+	return value
 }

@@ -3,8 +3,9 @@
 // OAuth-server protocol in place of oauth.bitrix.info, and serves the admin
 // and validation APIs over gRPC with a REST face.
 //
-// With no arguments it serves on embedded defaults (data under ./data).
-// Subcommands (client, token, portal, ...) talk to a running server's admin API.
+// With no arguments or with flags only it serves on embedded defaults (data
+// under ./data). Subcommands (client, token, portal, ...) talk to a running
+// server's admin API or its database; `authprovider help` lists them.
 package main
 
 import (
@@ -20,14 +21,12 @@ type command = cmdline.Command
 func main() { cmdline.Main("authprovider", run) }
 
 // run runs the command named by args[0], or the server.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	return cmdline.Dispatch(serve, commands())(ctx, args, stdout, stderr, getenv)
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return cmdline.Program("authprovider", "isobox's OAuth 2.0 server for a boxed Bitrix24 portal", serve, commands())(ctx, args, stdout, stderr)
 }
 
 func commands() map[string]command {
-	cmds := map[string]command{
-		"serve": {Summary: "run the server (the default)", Run: serve},
-	}
+	cmds := map[string]command{}
 	addCLICommands(cmds)
 	cmds["health"] = command{Summary: "exit 0 if the running service is ready (GET --url, default its admin /readyz): the container healthcheck", Run: healthCmd}
 	return cmds

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
@@ -23,7 +24,6 @@ import (
 	relayv1 "github.com/isobox/isobox/api/isobox/relay/v1"
 	"github.com/isobox/isobox/internal/certs"
 	"github.com/isobox/isobox/internal/cmdline"
-	"github.com/isobox/isobox/internal/flagenv"
 	"github.com/isobox/isobox/internal/secret"
 )
 
@@ -66,29 +66,44 @@ type cli struct {
 	stdout                     io.Writer
 }
 
-func parseCLI(name string, args []string, stdout, stderr io.Writer, getenv func(string) string, extra func(fs *flag.FlagSet)) (*cli, error) {
+// cliShared are the server settings a CLI command reads, like the server,
+// from its command line, the environment and the relay's --config file:
+// those that find the relay. A command's own flags come from its command
+// line only.
+var cliShared = []string{"grpc-addr", "data-dir", "admin-key-file"}
+
+func parseCLI(name string, args []string, stdout, stderr io.Writer, extra func(fs *flag.FlagSet)) (*cli, error) {
 	c := &cli{stdout: stdout}
+	// The server's declarations give --grpc-addr and --data-dir their
+	// defaults and help text.
+	var cfg config
+	server := flag.NewFlagSet("eventrelay", flag.ContinueOnError)
+	cfg.register(server)
 	fs := flag.NewFlagSet("eventrelay "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&c.grpcAddr, "grpc-addr", "127.0.0.1:9091", "the relay's gRPC address")
-	fs.StringVar(&c.dataDir, "data-dir", "data", "the relay's data directory (for relay-admin.key)")
+	for _, n := range []string{"grpc-addr", "data-dir"} {
+		f := server.Lookup(n)
+		fs.Var(f.Value, f.Name, f.Usage)
+	}
 	fs.StringVar(&c.keyFile, "admin-key-file", "", "relay admin key file; empty = <data-dir>/relay-admin.key")
 	fs.StringVar(&c.caFile, "tls-ca-file", "", "PEM CA certificates that verify the relay's certificate; set when the relay serves TLS (--tls-cert-file)")
 	fs.BoolVar(&c.json, "json", false, "print JSON")
 	if extra != nil {
 		extra(fs)
 	}
-	if err := flagenv.Parse(fs, envPrefix, args, getenv); err != nil {
+	p, err := cmdline.Parse(fs, args, cmdline.Options{Prog: "eventrelay", Shared: cliShared, Stdout: stdout, Stderr: stderr})
+	if err != nil {
 		return nil, err
 	}
-	// Flags may follow positional arguments.
-	for rest := fs.Args(); len(rest) > 0; rest = fs.Args() {
-		c.args = append(c.args, rest[0])
-		if err := fs.Parse(rest[1:]); err != nil {
-			return nil, err
-		}
-	}
+	c.grpcAddr, c.dataDir, c.args = cfg.GRPCAddr, cfg.DataDir, p.Args
 	return c, nil
+}
+
+// noArgs refuses positional arguments of a command that takes none.
+func (c *cli) noArgs(name string) error {
+	if len(c.args) > 0 {
+		return cmdline.Usagef("%s: unexpected argument %q", name, c.args[0])
+	}
+	return nil
 }
 
 // dial connects to the relay's admin API; the returned context carries the
@@ -100,7 +115,7 @@ func (c *cli) dial(ctx context.Context) (relayv1.RelayClient, context.Context, f
 	}
 	key, err := secret.Read(path)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("relay admin key (run with the relay's --data-dir): %w", err)
+		return nil, nil, nil, fmt.Errorf("read the relay admin key: %w (give the relay's --data-dir or --admin-key-file, or its --config, e.g. --config /etc/isobox/eventrelay.conf)", err)
 	}
 	creds := insecure.NewCredentials()
 	if c.caFile != "" {
@@ -110,13 +125,32 @@ func (c *cli) dial(ctx context.Context) (relayv1.RelayClient, context.Context, f
 		}
 		creds = credentials.NewTLS(certs.ClientConfig(roots, nil))
 	}
-	conn, err := grpc.NewClient(c.grpcAddr, grpc.WithTransportCredentials(creds))
+	conn, err := grpc.NewClient(c.grpcAddr, grpc.WithTransportCredentials(creds),
+		grpc.WithChainUnaryInterceptor(explainUnreachable(c.grpcAddr, path)))
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("connect to %s: %w", c.grpcAddr, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+key)
 	return relayv1.NewRelayClient(conn), ctx, func() { cancel(); conn.Close() }, nil
+}
+
+// explainUnreachable turns the errors an administrator meets first — the
+// relay not running, a wrong address, a key from another installation —
+// into sentences that name the address or file and say what to do.
+func explainUnreachable(addr, keyFile string) grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		err := invoker(ctx, method, req, reply, cc, opts...)
+		switch status.Code(err) {
+		case codes.Unavailable:
+			return fmt.Errorf("eventrelay's gRPC API at %s is not reachable: is the relay running? (give its --grpc-addr, or its --config; detail: %s)", addr, status.Convert(err).Message())
+		case codes.Unauthenticated:
+			return fmt.Errorf("eventrelay at %s refused the admin key in %s: it belongs to another installation; give the relay's --data-dir, --admin-key-file or --config", addr, keyFile)
+		case codes.DeadlineExceeded:
+			return fmt.Errorf("eventrelay at %s did not answer in time: %w", addr, err)
+		}
+		return err
+	}
 }
 
 func cliError(err error) error {
@@ -143,7 +177,7 @@ func (c *cli) printJSON(m proto.Message) error {
 
 func (c *cli) one(name string) (string, error) {
 	if len(c.args) != 1 {
-		return "", fmt.Errorf("%s: exactly one argument expected", name)
+		return "", cmdline.Usagef("%s: exactly one argument expected", name)
 	}
 	return c.args[0], nil
 }
@@ -155,10 +189,10 @@ func msTime(ms int64) string {
 	return time.UnixMilli(ms).UTC().Format(time.RFC3339)
 }
 
-func deliveriesList(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+func deliveriesList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	req := &relayv1.ListDeliveriesRequest{}
 	var limit int
-	c, err := parseCLI("deliveries list", args, stdout, stderr, getenv, func(fs *flag.FlagSet) {
+	c, err := parseCLI("deliveries list", args, stdout, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&req.App, "app", "", "app client_id")
 		fs.StringVar(&req.Handler, "handler", "", "handler key")
 		fs.StringVar(&req.Event, "event", "", "event name")
@@ -166,6 +200,9 @@ func deliveriesList(ctx context.Context, args []string, stdout, stderr io.Writer
 		fs.IntVar(&limit, "limit", 100, "at most this many")
 	})
 	if err != nil {
+		return err
+	}
+	if err := c.noArgs("deliveries list"); err != nil {
 		return err
 	}
 	req.Limit = int32(limit)
@@ -189,8 +226,8 @@ func deliveriesList(ctx context.Context, args []string, stdout, stderr io.Writer
 	return tw.Flush()
 }
 
-func deliveriesShow(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	c, err := parseCLI("deliveries show", args, stdout, stderr, getenv, nil)
+func deliveriesShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c, err := parseCLI("deliveries show", args, stdout, stderr, nil)
 	if err != nil {
 		return err
 	}
@@ -247,8 +284,8 @@ func printReplay(c *cli, r *relayv1.ReplayResponse) error {
 	return nil
 }
 
-func deliveriesReplay(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	c, err := parseCLI("deliveries replay", args, stdout, stderr, getenv, nil)
+func deliveriesReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c, err := parseCLI("deliveries replay", args, stdout, stderr, nil)
 	if err != nil {
 		return err
 	}
@@ -268,16 +305,19 @@ func deliveriesReplay(ctx context.Context, args []string, stdout, stderr io.Writ
 	return printReplay(c, r)
 }
 
-func dlqList(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+func dlqList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	req := &relayv1.ListDeliveriesRequest{Status: "dead"}
 	var limit int
-	c, err := parseCLI("dlq list", args, stdout, stderr, getenv, func(fs *flag.FlagSet) {
+	c, err := parseCLI("dlq list", args, stdout, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&req.App, "app", "", "app client_id")
 		fs.StringVar(&req.Handler, "handler", "", "handler key")
 		fs.StringVar(&req.Event, "event", "", "event name")
 		fs.IntVar(&limit, "limit", 100, "at most this many")
 	})
 	if err != nil {
+		return err
+	}
+	if err := c.noArgs("dlq list"); err != nil {
 		return err
 	}
 	req.Limit = int32(limit)
@@ -305,15 +345,18 @@ func dlqList(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 // confirmed with --yes.
 var errReplayAll = errors.New("dlq replay")
 
-func dlqReplay(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+func dlqReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var handler, since string
 	var yes bool
-	c, err := parseCLI("dlq replay", args, stdout, stderr, getenv, func(fs *flag.FlagSet) {
+	c, err := parseCLI("dlq replay", args, stdout, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&handler, "handler", "", "only this handler's dead letters")
 		fs.StringVar(&since, "since", "", "only those dead-lettered since: a duration ago (2h) or an RFC 3339 time")
 		fs.BoolVar(&yes, "yes", false, "replay every dead letter of every handler (needed when neither --handler nor --since is given)")
 	})
 	if err != nil {
+		return err
+	}
+	if err := c.noArgs("dlq replay"); err != nil {
 		return err
 	}
 	req := &relayv1.ReplayDeadLettersRequest{Handler: handler}
@@ -323,7 +366,7 @@ func dlqReplay(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		} else if t, err := time.Parse(time.RFC3339, since); err == nil {
 			req.Since = t.Unix()
 		} else {
-			return fmt.Errorf("dlq replay: --since %q: want a duration or an RFC 3339 time", since)
+			return cmdline.Usagef("dlq replay: --since %q: want a duration or an RFC 3339 time", since)
 		}
 	}
 	rc, ctx, done, err := c.dial(ctx)
@@ -364,9 +407,12 @@ func printHandlers(c *cli, hs []*relayv1.Handler) error {
 	return tw.Flush()
 }
 
-func handlersList(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	c, err := parseCLI("handlers list", args, stdout, stderr, getenv, nil)
+func handlersList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c, err := parseCLI("handlers list", args, stdout, stderr, nil)
 	if err != nil {
+		return err
+	}
+	if err := c.noArgs("handlers list"); err != nil {
 		return err
 	}
 	rc, ctx, done, err := c.dial(ctx)
@@ -384,16 +430,16 @@ func handlersList(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	return printHandlers(c, r.Handlers)
 }
 
-func handlersPause(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	return setPaused(ctx, "handlers pause", true, args, stdout, stderr, getenv)
+func handlersPause(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return setPaused(ctx, "handlers pause", true, args, stdout, stderr)
 }
 
-func handlersResume(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	return setPaused(ctx, "handlers resume", false, args, stdout, stderr, getenv)
+func handlersResume(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return setPaused(ctx, "handlers resume", false, args, stdout, stderr)
 }
 
-func setPaused(ctx context.Context, name string, pause bool, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	c, err := parseCLI(name, args, stdout, stderr, getenv, nil)
+func setPaused(ctx context.Context, name string, pause bool, args []string, stdout, stderr io.Writer) error {
+	c, err := parseCLI(name, args, stdout, stderr, nil)
 	if err != nil {
 		return err
 	}
@@ -420,9 +466,12 @@ func setPaused(ctx context.Context, name string, pause bool, args []string, stdo
 	return printHandlers(c, []*relayv1.Handler{h})
 }
 
-func statsCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	c, err := parseCLI("stats", args, stdout, stderr, getenv, nil)
+func statsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c, err := parseCLI("stats", args, stdout, stderr, nil)
 	if err != nil {
+		return err
+	}
+	if err := c.noArgs("stats"); err != nil {
 		return err
 	}
 	rc, ctx, done, err := c.dial(ctx)
@@ -448,17 +497,20 @@ func statsCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	return tw.Flush()
 }
 
-func secretsCmd(ctx context.Context, name string, rotate bool, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+func secretsCmd(ctx context.Context, name string, rotate bool, args []string, stdout, stderr io.Writer) error {
 	req := &relayv1.SigningSecretRequest{}
-	c, err := parseCLI(name, args, stdout, stderr, getenv, func(fs *flag.FlagSet) {
+	c, err := parseCLI(name, args, stdout, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&req.ClientId, "client-id", "", "app client_id")
 		fs.StringVar(&req.ApplicationToken, "application-token", "", "outgoing webhook's application token")
 	})
 	if err != nil {
 		return err
 	}
+	if err := c.noArgs(name); err != nil {
+		return err
+	}
 	if (req.ClientId == "") == (req.ApplicationToken == "") {
-		return errors.New(name + ": give --client-id or --application-token")
+		return cmdline.Usagef("%s: give --client-id or --application-token", name)
 	}
 	rc, ctx, done, err := c.dial(ctx)
 	if err != nil {
@@ -483,10 +535,10 @@ func secretsCmd(ctx context.Context, name string, rotate bool, args []string, st
 	return nil
 }
 
-func secretsGet(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	return secretsCmd(ctx, "secrets get", false, args, stdout, stderr, getenv)
+func secretsGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return secretsCmd(ctx, "secrets get", false, args, stdout, stderr)
 }
 
-func secretsRotate(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	return secretsCmd(ctx, "secrets rotate", true, args, stdout, stderr, getenv)
+func secretsRotate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return secretsCmd(ctx, "secrets rotate", true, args, stdout, stderr)
 }

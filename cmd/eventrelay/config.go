@@ -4,19 +4,17 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"path/filepath"
 
 	"github.com/isobox/isobox/internal/broker"
-	"github.com/isobox/isobox/internal/flagenv"
+	"github.com/isobox/isobox/internal/cmdline"
 	"github.com/isobox/isobox/internal/secret"
 )
 
-// envPrefix prefixes every flag's environment variable: --nats-url is
-// EVENTRELAY_NATS_URL.
-const envPrefix = "eventrelay"
-
-// config is everything eventrelay reads from flags and the environment.
+// config is everything eventrelay reads from flags, the environment and the
+// configuration file (cmdline.Parse).
 // Every default is safe: the zero-argument start works.
 type config struct {
 	HTTPAddr    string // event ingest and the push channel's subscriber endpoints
@@ -75,12 +73,18 @@ func (c *config) serviceKeyPath() string {
 	return filepath.Join(c.DataDir, "service.key")
 }
 
-func parseConfig(name string, args []string, getenv func(string) string) (*config, error) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+// parseConfig parses the server's flags, their environment variables and
+// the --config file.
+func parseConfig(args []string, stdout, stderr io.Writer) (*config, error) {
+	fs := flag.NewFlagSet("eventrelay", flag.ContinueOnError)
 	c := &config{}
 	c.register(fs)
-	if err := flagenv.Parse(fs, envPrefix, args, getenv); err != nil {
+	p, err := cmdline.Parse(fs, args, cmdline.Options{Prog: "eventrelay", Server: true, Stdout: stdout, Stderr: stderr})
+	if err != nil {
 		return nil, err
+	}
+	if len(p.Args) > 0 {
+		return nil, cmdline.Usagef("unexpected argument %q: the server takes flags only (commands: eventrelay help)", p.Args[0])
 	}
 	if c.NATSPasswordFile != "" {
 		if c.NATSAuth.Password != "" {

@@ -4,7 +4,9 @@
 // handlers exactly as Bitrix does, with retries, dead letters and replay, and
 // serves the local Push & Pull channel.
 //
-// With no arguments it starts an embedded NATS server (data under ./data).
+// With no arguments or with flags only it starts the relay on an embedded
+// NATS server (data under ./data). Subcommands (deliveries, handlers, dlq,
+// ...) talk to a running relay's admin API; `eventrelay help` lists them.
 package main
 
 import (
@@ -20,14 +22,12 @@ type command = cmdline.Command
 func main() { cmdline.Main("eventrelay", run) }
 
 // run runs the command named by args[0], or the server.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	return cmdline.Dispatch(serve, commands())(ctx, args, stdout, stderr, getenv)
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return cmdline.Program("eventrelay", "isobox's durable event relay and Push & Pull server for a boxed Bitrix24 portal", serve, commands())(ctx, args, stdout, stderr)
 }
 
 func commands() map[string]command {
-	cmds := map[string]command{
-		"serve": {Summary: "run the server (the default)", Run: serve},
-	}
+	cmds := map[string]command{}
 	addCLICommands(cmds)
 	cmds["health"] = command{Summary: "exit 0 if the running service is ready (GET --url, default its admin /readyz): the container healthcheck", Run: healthCmd}
 	return cmds

@@ -42,8 +42,8 @@ type app struct {
 	tls *tlsSetup
 }
 
-func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	cfg, err := parseConfig("eventrelay", args, getenv)
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig(args, stdout, stderr)
 	if err != nil {
 		return err
 	}

@@ -3,11 +3,14 @@ package store
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/isobox/isobox/internal/version"
 )
 
 // migrations holds the schema, one file per version, named NNNN_what.sql.
@@ -32,6 +35,10 @@ func Migrate(ctx context.Context, db *DB) error {
 		return fmt.Errorf("store: list migrations: %w", err)
 	}
 	sort.Strings(names)
+	if err := checkNotNewer(ctx, db, names); err != nil {
+		return err
+	}
+	applied := false
 	for _, name := range names {
 		version := strings.TrimSuffix(strings.TrimPrefix(name, "migrations/"), ".sql")
 		var n int
@@ -48,8 +55,65 @@ func Migrate(ctx context.Context, db *DB) error {
 		if err := apply(ctx, db, version, string(body)); err != nil {
 			return err
 		}
+		applied = true
+	}
+	if applied {
+		// Remembered so that an older binary can name the release it needs.
+		if err := db.SetMeta(ctx, schemaWriterMeta, version.Version); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// schemaWriterMeta is the meta row naming the release that last migrated
+// the schema.
+const schemaWriterMeta = "schema_migrated_by"
+
+// ErrSchemaTooNew is returned by Open when the database has migrations this
+// binary does not know: a newer release upgraded it. Starting would run old
+// code on a new schema, so the binary refuses.
+var ErrSchemaTooNew = errors.New("store: the database schema is newer than this binary")
+
+// checkNotNewer refuses a database that records a migration not among
+// names (this binary's migrations).
+func checkNotNewer(ctx context.Context, db *DB, names []string) error {
+	known := map[string]bool{}
+	for _, n := range names {
+		known[strings.TrimSuffix(strings.TrimPrefix(n, "migrations/"), ".sql")] = true
+	}
+	rows, err := db.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		return fmt.Errorf("store: read schema_migrations: %w", err)
+	}
+	defer rows.Close()
+	var unknown []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return fmt.Errorf("store: read schema_migrations: %w", err)
+		}
+		if !known[v] {
+			unknown = append(unknown, v)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("store: read schema_migrations: %w", err)
+	}
+	rows.Close()
+	if len(unknown) == 0 {
+		return nil
+	}
+	sort.Strings(unknown)
+	latest := strings.TrimSuffix(strings.TrimPrefix(names[len(names)-1], "migrations/"), ".sql")
+	by, err := db.Meta(ctx, schemaWriterMeta)
+	if err != nil {
+		by = "a newer release"
+	} else {
+		by = "release " + by
+	}
+	return fmt.Errorf("%w: it has schema version %s, this binary (%s) knows up to %s; the schema was written by %s: run that release or a newer one (or restore the backup taken before the upgrade, see docs/install.md)",
+		ErrSchemaTooNew, unknown[len(unknown)-1], version.Version, latest, by)
 }
 
 func apply(ctx context.Context, db *DB, version, body string) error {

@@ -51,8 +51,8 @@ type DB struct {
 // Open connects to the database named by dsn and applies pending migrations.
 //
 // dsn is either "mysql://user:pass@tcp(host:port)/dbname?params" (the
-// go-sql-driver DSN behind a "mysql://" scheme) or "sqlite://path/to/file.db".
-// A bare path is taken as an SQLite file.
+// go-sql-driver DSN behind a "mysql://" scheme) or "sqlite:path/to/file.db"
+// ("sqlite://path" works too); anything else is refused (CheckDSN).
 func Open(ctx context.Context, dsn string) (*DB, error) {
 	db, err := connect(dsn)
 	if err != nil {
@@ -70,6 +70,12 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 }
 
 func connect(dsn string) (*DB, error) {
+	if dsn == "" {
+		return nil, errors.New("store: empty DSN")
+	}
+	if err := CheckDSN(dsn); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
 	switch {
 	case strings.HasPrefix(dsn, "mysql://"):
 		cfg, err := mysql.ParseDSN(strings.TrimPrefix(dsn, "mysql://"))
@@ -94,10 +100,7 @@ func connect(dsn string) (*DB, error) {
 		sqldb.SetConnMaxLifetime(time.Hour)
 		return &DB{DB: sqldb, Dialect: MySQL}, nil
 	default:
-		path := strings.TrimPrefix(dsn, "sqlite://")
-		if path == "" {
-			return nil, errors.New("store: empty sqlite path")
-		}
+		path := sqlitePath(dsn)
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, fmt.Errorf("store: create data dir: %w", err)
 		}
