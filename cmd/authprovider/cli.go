@@ -67,9 +67,9 @@ func explainUnreachable(addr, keyFile string) grpc.UnaryClientInterceptor {
 		err := invoker(ctx, method, req, reply, cc, opts...)
 		switch status.Code(err) {
 		case codes.Unavailable:
-			return fmt.Errorf("authprovider's gRPC API at %s is not reachable: is the server running? (give its --grpc-addr, or its --config; detail: %s)", addr, status.Convert(err).Message())
+			return fmt.Errorf("unavailable: authprovider's gRPC API at %s is not reachable: is the server running? (give its --grpc-addr, or its --config; detail: %s)", addr, status.Convert(err).Message())
 		case codes.Unauthenticated:
-			return fmt.Errorf("authprovider at %s refused the admin key in %s: it belongs to another installation; give the server's --data-dir or --config", addr, keyFile)
+			return fmt.Errorf("unauthenticated: authprovider at %s refused the admin key in %s: it belongs to another installation; give the server's --data-dir or --config", addr, keyFile)
 		case codes.DeadlineExceeded:
 			return fmt.Errorf("authprovider at %s did not answer in time: %w", addr, err)
 		}

@@ -143,9 +143,9 @@ func explainUnreachable(addr, keyFile string) grpc.UnaryClientInterceptor {
 		err := invoker(ctx, method, req, reply, cc, opts...)
 		switch status.Code(err) {
 		case codes.Unavailable:
-			return fmt.Errorf("eventrelay's gRPC API at %s is not reachable: is the relay running? (give its --grpc-addr, or its --config; detail: %s)", addr, status.Convert(err).Message())
+			return fmt.Errorf("unavailable: eventrelay's gRPC API at %s is not reachable: is the relay running? (give its --grpc-addr, or its --config; detail: %s)", addr, status.Convert(err).Message())
 		case codes.Unauthenticated:
-			return fmt.Errorf("eventrelay at %s refused the admin key in %s: it belongs to another installation; give the relay's --data-dir, --admin-key-file or --config", addr, keyFile)
+			return fmt.Errorf("unauthenticated: eventrelay at %s refused the admin key in %s: it belongs to another installation; give the relay's --data-dir, --admin-key-file or --config", addr, keyFile)
 		case codes.DeadlineExceeded:
 			return fmt.Errorf("eventrelay at %s did not answer in time: %w", addr, err)
 		}
