@@ -130,6 +130,10 @@ async function ingest(clientID, event, id) {
   assert.match(await page.textContent('main'), /paused/);
   await Promise.all([page.waitForNavigation(), page.click('form[action$="/resume"] button')]);
 
+  log('rotate the app\'s signing secret');
+  await Promise.all([page.waitForNavigation(), page.click('form[action$="/rotate-secret"] button')]);
+  assert.match((await page.textContent('.secret dd.select')).trim(), /^whsec_/);
+
   log('portals: the registered portal; approve a host');
   await page.goto(BASE + '/console/portals');
   assert.match(await page.textContent('main'), /portal\.lan/);
@@ -151,7 +155,7 @@ async function ingest(clientID, event, id) {
   log('audit log and settings');
   await page.goto(BASE + '/console/audit');
   const audit = await page.textContent('main');
-  for (const a of ['app.create', 'dlq.replay', 'handler.pause', 'handler.resume', 'login', 'portal.allow', 'token.revoke-all']) assert.ok(audit.includes(a), 'audit lacks ' + a);
+  for (const a of ['app.create', 'dlq.replay', 'handler.pause', 'handler.resume', 'login', 'portal.allow', 'token.revoke-all', 'signing-secret.rotate']) assert.ok(audit.includes(a), 'audit lacks ' + a);
   await shot(page, 'audit');
   await page.goto(BASE + '/console/settings');
   assert.match(await page.textContent('main'), /--access-ttl/);

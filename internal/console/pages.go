@@ -563,6 +563,13 @@ func (c *Console) dlqReplay(w http.ResponseWriter, r *http.Request, p *page) err
 
 // ---- handlers ----
 
+type handlersData struct {
+	Handlers      []*relayv1.Handler
+	SecretApp     string
+	Secret        string
+	PreviousUntil int64
+}
+
 func (c *Console) handlers(w http.ResponseWriter, r *http.Request, p *page) error {
 	p.Title = p.T("nav.handlers")
 	p.flashFrom(r)
@@ -575,7 +582,7 @@ func (c *Console) handlers(w http.ResponseWriter, r *http.Request, p *page) erro
 	if err != nil {
 		return err
 	}
-	p.Data = hs.Handlers
+	p.Data = handlersData{Handlers: hs.Handlers}
 	c.render(w, http.StatusOK, "handlers", p)
 	return nil
 }
@@ -588,6 +595,8 @@ func (c *Console) handlerOp(w http.ResponseWriter, r *http.Request, p *page) err
 	}
 	defer cancel()
 	switch op {
+	case "rotate-secret":
+		return c.rotateSigning(w, r, p, rc, ctx, key)
 	case "pause":
 		_, err = rc.PauseHandler(ctx, &relayv1.HandlerRequest{Key: key})
 	case "resume":
@@ -601,6 +610,34 @@ func (c *Console) handlerOp(w http.ResponseWriter, r *http.Request, p *page) err
 	}
 	c.record(r, p, "handler."+op, key, "")
 	redirect(w, r, "handlers", "ok."+op)
+	return nil
+}
+
+// rotateSigning makes a new signing secret for the app behind handler key
+// and shows it once; the previous one keeps signing during the overlap.
+func (c *Console) rotateSigning(w http.ResponseWriter, r *http.Request, p *page, rc relayv1.RelayClient, ctx context.Context, key string) error {
+	p.Title = p.T("nav.handlers")
+	hs, err := rc.ListHandlers(ctx, &relayv1.ListHandlersRequest{})
+	if err != nil {
+		return err
+	}
+	var clientID string
+	for _, h := range hs.Handlers {
+		if h.Key == key {
+			clientID = h.ClientId
+		}
+	}
+	if clientID == "" {
+		return fmt.Errorf("handler %q is not an app's (a webhook's secret is rotated with its application token: eventrelay secrets rotate)", key)
+	}
+	sec, err := rc.RotateSigningSecret(ctx, &relayv1.SigningSecretRequest{ClientId: clientID})
+	if err != nil {
+		return err
+	}
+	c.record(r, p, "signing-secret.rotate", clientID, "previous signs until "+time.Unix(sec.PreviousUntil, 0).UTC().Format(time.RFC3339))
+	p.Flash = p.T("ok.rotated")
+	p.Data = handlersData{Handlers: hs.Handlers, SecretApp: clientID, Secret: sec.Secret, PreviousUntil: sec.PreviousUntil}
+	c.render(w, http.StatusOK, "handlers", p)
 	return nil
 }
 
