@@ -4,7 +4,7 @@
 
 namespace isobox {
 
-bool RelayBank::Add(const char* name, uint8_t pin, bool activeLow) {
+bool RelayBank::Add(const char* name, uint8_t pin, bool activeLow, bool onAtBoot) {
   if (count_ >= ISOBOX_FW_RELAYS_MAX || name == nullptr) return false;
   if (strlen(name) > ISOBOX_FW_NAME_MAX) return false;
   for (uint8_t i = 0; i < count_; ++i)
@@ -13,7 +13,8 @@ bool RelayBank::Add(const char* name, uint8_t pin, bool activeLow) {
   strcpy(s.name, name);
   s.pin = pin;
   s.activeLow = activeLow;
-  state_[count_] = false;
+  s.onAtBoot = onAtBoot;
+  state_[count_] = onAtBoot;
   ++count_;
   return true;
 }

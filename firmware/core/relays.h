@@ -16,6 +16,7 @@ struct RelaySpec {
   char name[ISOBOX_FW_NAME_MAX + 1];  // "" = unnamed: takes every relay command
   uint8_t pin;
   bool activeLow;  // relay boards with an optocoupler switch on LOW
+  bool onAtBoot;   // power-on state: on (a pump that must run unless told otherwise); else off
 };
 
 struct ApplyResult {
@@ -27,9 +28,9 @@ class RelayBank {
  public:
   explicit RelayBank(Pins& pins) : pins_(pins) {}
 
-  // Adds a relay, initially off; false when full, the name is too long or
-  // already taken.
-  bool Add(const char* name, uint8_t pin, bool activeLow);
+  // Adds a relay, initially off (or on, onAtBoot); false when full, the
+  // name is too long or already taken.
+  bool Add(const char* name, uint8_t pin, bool activeLow, bool onAtBoot = false);
   // Drives every output to its current state (call once at boot).
   void Begin();
   // Applies a relay command. A relay matches when its name equals device,

@@ -17,7 +17,18 @@ uint32_t Crc32(const uint8_t* p, size_t n) {
 namespace {
 
 constexpr uint32_t kMagic = 0x31425349;  // "ISB1"
-constexpr uint16_t kVersion = 1;
+constexpr uint16_t kVersion = 2;  // 2: RelaySpec.onAtBoot
+
+// Version 1 (no onAtBoot): read, so that an update keeps a board's settings.
+struct RelaySpecV1 {
+  char name[ISOBOX_FW_NAME_MAX + 1];
+  uint8_t pin;
+  uint8_t activeLow;
+};
+constexpr size_t kRelaysAt = offsetof(Settings, relays);
+// sizeof(Settings) as version 1 had it, tail padding included.
+constexpr size_t kSizeV1 = (kRelaysAt + ISOBOX_FW_RELAYS_MAX * sizeof(RelaySpecV1) + alignof(Settings) - 1) /
+                           alignof(Settings) * alignof(Settings);
 
 void Put32(uint8_t* p, uint32_t v) {
   for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
@@ -49,6 +60,7 @@ void Normalize(const Settings& s, Settings* t) {
     strncpy(t->relays[i].name, s.relays[i].name, sizeof t->relays[i].name - 1);
     t->relays[i].pin = s.relays[i].pin;
     t->relays[i].activeLow = s.relays[i].activeLow;
+    t->relays[i].onAtBoot = s.relays[i].onAtBoot;
   }
 }
 
@@ -69,19 +81,33 @@ void EncodeSettings(const Settings& s, uint8_t* out) {
 
 bool DecodeSettings(const uint8_t* in, Settings* s) {
   memset(s, 0, sizeof *s);
-  if (Get32(in) != kMagic || (in[4] | in[5] << 8) != kVersion ||
-      static_cast<size_t>(in[6] | in[7] << 8) != sizeof(Settings)) {
-    return false;
-  }
-  if (Get32(in + 8 + sizeof(Settings)) != Crc32(in, 8 + sizeof(Settings))) return false;
-  // A bool holding anything but 0 or 1 is undefined behaviour: check the
-  // raw bytes before copying them into the struct.
-  for (size_t i = 0; i < ISOBOX_FW_RELAYS_MAX; ++i) {
-    size_t at = 8 + offsetof(Settings, relays) + i * sizeof(RelaySpec) + offsetof(RelaySpec, activeLow);
-    if (in[at] > 1) return false;
-  }
+  if (Get32(in) != kMagic) return false;
+  unsigned version = in[4] | in[5] << 8;
+  size_t size = static_cast<size_t>(in[6] | in[7] << 8);
+  bool v1 = version == 1 && size == kSizeV1;
+  if (!v1 && (version != kVersion || size != sizeof(Settings))) return false;
+  if (8 + size + 4 > kSettingsImageSize || Get32(in + 8 + size) != Crc32(in, 8 + size)) return false;
   Settings t;
-  memcpy(&t, in + 8, sizeof t);
+  memset(&t, 0, sizeof t);
+  if (v1) {
+    memcpy(&t, in + 8, kRelaysAt);
+    for (size_t i = 0; i < ISOBOX_FW_RELAYS_MAX; ++i) {
+      RelaySpecV1 r;
+      memcpy(&r, in + 8 + kRelaysAt + i * sizeof r, sizeof r);
+      if (r.activeLow > 1) return false;
+      memcpy(t.relays[i].name, r.name, sizeof r.name);
+      t.relays[i].pin = r.pin;
+      t.relays[i].activeLow = r.activeLow != 0;
+    }
+  } else {
+    // A bool holding anything but 0 or 1 is undefined behaviour: check the
+    // raw bytes before copying them into the struct.
+    for (size_t i = 0; i < ISOBOX_FW_RELAYS_MAX; ++i) {
+      size_t at = 8 + kRelaysAt + i * sizeof(RelaySpec);
+      if (in[at + offsetof(RelaySpec, activeLow)] > 1 || in[at + offsetof(RelaySpec, onAtBoot)] > 1) return false;
+    }
+    memcpy(&t, in + 8, sizeof t);
+  }
   bool ok = Terminated(t.ssid, sizeof t.ssid) && Terminated(t.pass, sizeof t.pass) &&
             Terminated(t.host, sizeof t.host) && Terminated(t.channel, sizeof t.channel) &&
             t.relay_count <= ISOBOX_FW_RELAYS_MAX;
@@ -140,6 +166,10 @@ bool ParseRelayList(const char* text, Settings* s) {
     if (strncmp(p, ":low", 4) == 0) {
       r.activeLow = true;
       p += 4;
+    }
+    if (strncmp(p, ":on", 3) == 0) {
+      r.onAtBoot = true;
+      p += 3;
     }
     for (uint8_t i = 0; i < n; ++i)
       if (s->relays[i].pin == r.pin || strcmp(s->relays[i].name, r.name) == 0) goto fail;

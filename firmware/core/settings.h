@@ -44,8 +44,9 @@ bool LoadSettings(Storage& st, Settings* s);
 // wrote, 0 if nothing changed, -1 on a write error or a too small storage.
 int SaveIfChanged(Storage& st, const Settings& s);
 
-// Parses the setup page's relay list, "name:gpio[:low]" separated by
-// commas (e.g. "pump:12,fan:13:low", or ":12" for one unnamed relay), into
+// Parses the setup page's relay list, "name:gpio[:low][:on]" separated by
+// commas (e.g. "pump:12:on,fan:13:low", or ":12" for one unnamed relay;
+// ":on" = on at power-up, otherwise off), into
 // s->relays. Names: letters, digits, '_', '-', '.'; GPIO 0..16. False (and
 // s->relay_count 0) on any error, a duplicate name or GPIO, or too many.
 bool ParseRelayList(const char* text, Settings* s);

@@ -68,3 +68,17 @@ TEST(relays_add_limits) {
   CHECK(!bank.Add("last", 99, false));
   CHECK_EQ(bank.count(), ISOBOX_FW_RELAYS_MAX);
 }
+
+TEST(relays_power_on_state) {
+  fake::Pins p;
+  isobox::RelayBank b(p);
+  CHECK(b.Add("pump", 12, false, true));
+  CHECK(b.Add("fan", 13, true, true));
+  CHECK(b.Add("light", 14, false));
+  b.Begin();
+  CHECK(b.state(0) && b.state(1) && !b.state(2));
+  CHECK_EQ(p.writes.size(), 3);
+  CHECK(p.writes[0].pin == 12 && p.writes[0].high);
+  CHECK(p.writes[1].pin == 13 && !p.writes[1].high);  // active low: on = LOW
+  CHECK(p.writes[2].pin == 14 && !p.writes[2].high);
+}

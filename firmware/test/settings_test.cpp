@@ -103,6 +103,58 @@ TEST(settings_equal_values_give_equal_images) {
   strcpy(b.relays[0].name, "pump");
   b.relays[0].pin = 12;
   b.relays[0].activeLow = true;
+  b.relays[0].onAtBoot = false;
   CHECK_EQ(isobox::SaveIfChanged(st, b), 0);
   CHECK_EQ(st.writes, 1);
+}
+
+TEST(settings_power_on_state_and_version_1_images) {
+  isobox::Settings s = Sample();
+  CHECK(isobox::ParseRelayList("pump:12:on,fan:13:low:on,light:14", &s));
+  CHECK(s.relays[0].onAtBoot && !s.relays[0].activeLow);
+  CHECK(s.relays[1].onAtBoot && s.relays[1].activeLow);
+  CHECK(!s.relays[2].onAtBoot);
+  CHECK(!isobox::ParseRelayList("pump:12:on:low", &s));  // order is fixed: low, then on
+  CHECK(isobox::ParseRelayList("pump:12:on,fan:13:low:on,light:14", &s));
+  fake::Storage st;
+  CHECK_EQ(isobox::SaveIfChanged(st, s), 1);
+  isobox::Settings back;
+  CHECK(isobox::LoadSettings(st, &back));
+  CHECK(back.relays[0].onAtBoot && back.relays[1].onAtBoot && !back.relays[2].onAtBoot);
+
+  // A board updated from version 1 (no power-on state) keeps its settings.
+  struct V1 {
+    char name[ISOBOX_FW_NAME_MAX + 1];
+    uint8_t pin;
+    uint8_t low;
+  };
+  isobox::Settings old = Sample();
+  uint8_t img[isobox::kSettingsImageSize] = {};
+  size_t at = offsetof(isobox::Settings, relays);
+  size_t size = (at + ISOBOX_FW_RELAYS_MAX * sizeof(V1) + alignof(isobox::Settings) - 1) /
+                alignof(isobox::Settings) * alignof(isobox::Settings);
+  memcpy(img, "ISB1", 4);
+  img[4] = 1;
+  img[6] = static_cast<uint8_t>(size & 0xFF);
+  img[7] = static_cast<uint8_t>(size >> 8);
+  memcpy(img + 8, &old, at);
+  V1 r{};
+  strcpy(r.name, "pump");
+  r.pin = 12;
+  r.low = 1;
+  memcpy(img + 8 + at, &r, sizeof r);
+  uint32_t crc = isobox::Crc32(img, 8 + size);
+  for (int i = 0; i < 4; ++i) img[8 + size + i] = static_cast<uint8_t>(crc >> (8 * i));
+  isobox::Settings got;
+  CHECK(isobox::DecodeSettings(img, &got));
+  CHECK_STR(got.ssid, "lan");
+  CHECK_STR(got.channel, old.channel);
+  CHECK_EQ(got.relay_count, 1);
+  CHECK_STR(got.relays[0].name, "pump");
+  CHECK_EQ(got.relays[0].pin, 12);
+  CHECK(got.relays[0].activeLow && !got.relays[0].onAtBoot);
+  img[8 + at + offsetof(V1, low)] = 2;  // not a bool: refused even with a matching CRC
+  crc = isobox::Crc32(img, 8 + size);
+  for (int i = 0; i < 4; ++i) img[8 + size + i] = static_cast<uint8_t>(crc >> (8 * i));
+  CHECK(!isobox::DecodeSettings(img, &got));
 }

@@ -169,7 +169,7 @@ void setup() {
   bool loaded = isobox::LoadSettings(storage_, &settings_);
   for (uint8_t i = 0; loaded && !safe_mode_ && i < settings_.relay_count; ++i) {
     const isobox::RelaySpec& r = settings_.relays[i];
-    relays_.Add(r.name, r.pin, r.activeLow);
+    relays_.Add(r.name, r.pin, r.activeLow, r.onAtBoot);
   }
   relays_.Begin();  // every relay off until a command says otherwise
   configured_ = !safe_mode_ && loaded && settings_.ssid[0] != '\0' && relays_.count() > 0 &&

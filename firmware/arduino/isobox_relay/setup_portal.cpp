@@ -98,13 +98,14 @@ void SetupPortal::SendPage(int status, const char* note) {
   html += F("'><br>eventrelay port<br><input name=port type=number min=1 max=65535 value='");
   html += settings_.port != 0 ? settings_.port : 8090;
   html += F("'><br>signed channel id (empty = keep)<br><input name=channel maxlength=194 size=60>"
-            "<br>relays: name:gpio[:low], comma-separated (e.g. pump:12)<br><input name=relays value='");
+            "<br>relays: name:gpio[:low][:on], comma-separated (e.g. pump:12:on = on at power-up)<br><input name=relays value='");
   for (uint8_t i = 0; i < settings_.relay_count; ++i) {
     if (i > 0) html += ',';
     AppendEscaped(html, settings_.relays[i].name);
     html += ':';
     html += settings_.relays[i].pin;
     if (settings_.relays[i].activeLow) html += F(":low");
+    if (settings_.relays[i].onAtBoot) html += F(":on");
   }
   html += F("'><br><label><input type=checkbox name=replay value=1");
   if (settings_.replay_from_start) html += F(" checked");

@@ -85,7 +85,8 @@ int main(int argc, char** argv) {
   Listener listener;
   isobox::RelayBank relays(pins);
   for (uint8_t i = 0; i < settings.relay_count; ++i) {
-    relays.Add(settings.relays[i].name, settings.relays[i].pin, settings.relays[i].activeLow);
+    relays.Add(settings.relays[i].name, settings.relays[i].pin, settings.relays[i].activeLow,
+               settings.relays[i].onAtBoot);
   }
   relays.Begin();
   isobox::WsTransport<WebSocketsClient> transport;
