@@ -104,8 +104,9 @@ func Run(ctx context.Context, t *Topology, scenarios []Scenario, o Options) (Sum
 	}
 	defer h.close()
 	var sum Summary
+	seen := map[string]bool{} // every acknowledged id so far
 	for _, sc := range scenarios {
-		out := runOne(ctx, t, h, sc, o)
+		out := runOne(ctx, t, h, sc, o, seen)
 		fmt.Fprintf(o.Progress, "faults: %-28s acked %6d  lost %d  duplicated %d  longest unavailability %d ms%s\n",
 			sc.Name, out.Acked, out.Lost, out.Duplicated, out.Longest.Milliseconds(), problems(out))
 		sum.Outcomes = append(sum.Outcomes, out)
@@ -132,7 +133,7 @@ func problems(o Outcome) string {
 	return s
 }
 
-func runOne(ctx context.Context, t *Topology, h *handler, sc Scenario, o Options) Outcome {
+func runOne(ctx context.Context, t *Topology, h *handler, sc Scenario, o Options, seen map[string]bool) Outcome {
 	out := Outcome{Scenario: sc.Name}
 	l := newLoad(t, h.URL)
 	lctx, stopLoad := context.WithCancel(ctx)
@@ -145,6 +146,14 @@ func runOne(ctx context.Context, t *Topology, h *handler, sc Scenario, o Options
 	<-loadDone
 	ids, longest := l.take()
 	out.Acked, out.Longest = len(ids), longest
+	// A scenario's items must be new, or an earlier delivery of the same
+	// id would hide a loss.
+	for _, id := range ids {
+		if seen[id] && out.Err == nil {
+			out.Err = fmt.Errorf("harness: id %s acknowledged in an earlier scenario too", id)
+		}
+		seen[id] = true
+	}
 	// Every acknowledged item must arrive; wait (bounded) for the last.
 	deadline := time.Now().Add(o.Drain)
 	for {

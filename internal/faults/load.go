@@ -3,6 +3,7 @@ package faults
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -52,6 +53,9 @@ func (h *handler) close() { h.srv.Close() }
 // a few new items and goes to the relays in turn, to the other relay when
 // one fails. An item is acknowledged when a relay answered 200 with its id.
 type load struct {
+	// nonce makes this load's items unlike every other load's: the same
+	// content would be the same delivery id, deduplicated by the relay.
+	nonce   string
 	t       *Topology
 	hookURL string
 	client  *http.Client
@@ -65,7 +69,7 @@ type load struct {
 }
 
 func newLoad(t *Topology, hookURL string) *load {
-	return &load{t: t, hookURL: hookURL, client: &http.Client{Timeout: 5 * time.Second}}
+	return &load{t: t, hookURL: hookURL, client: &http.Client{Timeout: 5 * time.Second}, nonce: rand.Text()}
 }
 
 // run sends until ctx ends with workers goroutines.
@@ -93,7 +97,7 @@ func (l *load) item() map[string]any {
 		"auth":       map[string]any{"EVENT_SESSION": 7, "LOCAL_USER": 1, "application_token": "apptoken-faults"},
 		"additional": map[string]any{"sendAuth": true, "sendRefreshToken": false, "category": "default"},
 		"query": map[string]any{"DOMAIN": "portal.lan", "QUERY_URL": l.hookURL, "QUERY_DATA": map[string]any{
-			"event": "ONTASKADD", "event_handler_id": 3, "data": map[string]any{"FIELDS": map[string]any{"ID": n}}, "ts": 1700000000 + n,
+			"event": "ONTASKADD", "event_handler_id": 3, "data": map[string]any{"FIELDS": map[string]any{"ID": n, "RUN": l.nonce}}, "ts": 1700000000 + n,
 		}},
 	}
 }

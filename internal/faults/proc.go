@@ -88,6 +88,32 @@ func (p *proc) waitReady(ctx context.Context, within time.Duration) error {
 	}
 }
 
+// waitUnready polls the ready URL until it stops answering 200.
+func (p *proc) waitUnready(ctx context.Context, within time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	client := &http.Client{Timeout: time.Second}
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.ready, nil)
+		resp, err := client.Do(req)
+		if err != nil && ctx.Err() != nil {
+			return fmt.Errorf("faults: %s still ready after %v", p.name, within)
+		}
+		if err != nil {
+			return nil
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("faults: %s still ready after %v", p.name, within)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 // kill sends SIGKILL and waits for the exit.
 func (p *proc) kill() { p.signal(syscall.SIGKILL, 0) }
 

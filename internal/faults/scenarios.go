@@ -40,6 +40,24 @@ func AuthKill(i int) Scenario {
 	}}
 }
 
+// NATSPartition cuts NATS node i off from the other two (its routes are
+// dropped; its clients stay connected to it) for o.Down, heals, and waits
+// until the node is current again.
+func NATSPartition(i int) Scenario {
+	return Scenario{Name: fmt.Sprintf("partition nats-%d", i+1), Inject: func(ctx context.Context, t *Topology, o Options) error {
+		t.partition(i, true)
+		// The cut node must notice it lost the cluster (its /healthz
+		// fails), else the partition did not take.
+		err := t.NATS[i].waitUnready(ctx, 30*time.Second)
+		pause(ctx, o.Down)
+		t.partition(i, false)
+		if err != nil {
+			return err
+		}
+		return t.NATS[i].waitReady(ctx, 90*time.Second)
+	}}
+}
+
 // RollingUpgrade stops (SIGTERM) and starts every service instance in
 // turn, then every NATS node, waiting for each to be ready before the
 // next: the procedure of docs/reliability.md, with traffic flowing.
@@ -62,6 +80,7 @@ func RollingUpgrade() Scenario {
 func All() []Scenario {
 	return []Scenario{
 		NATSNodeKill(0), NATSNodeKill(1), NATSNodeKill(2),
+		NATSPartition(2),
 		RelayKill(0), RelayKill(1),
 		AuthKill(0), AuthKill(1),
 		RollingUpgrade(),
@@ -70,5 +89,5 @@ func All() []Scenario {
 
 // Short is the subset the test command runs.
 func Short() []Scenario {
-	return []Scenario{NATSNodeKill(0), RelayKill(0)}
+	return []Scenario{NATSNodeKill(0), RelayKill(0), NATSPartition(1)}
 }

@@ -16,9 +16,10 @@ import (
 // MariaDB database, two eventrelay instances on the cluster (R3 by
 // default), every one a real process that a scenario may kill.
 type Topology struct {
-	dir  string
-	NATS []*proc
-	Auth []*proc
+	dir        string
+	routeProxy map[[2]int]*proxy // route from node [0] to node [1]
+	NATS       []*proc
+	Auth       []*proc
 	// Relays and RelayURLs (ingest base URLs) are in the same order.
 	Relays    []*proc
 	RelayURLs []string
@@ -72,18 +73,33 @@ func StartTopology(ctx context.Context, bins Binaries, dir, mariaDB string) (*To
 	for i := range 3 {
 		natsURLs = append(natsURLs, fmt.Sprintf("nats://127.0.0.1:%d", client[i]))
 	}
+	// Every route goes through a proxy per ordered pair of nodes, so that a
+	// scenario can cut one node off (a partition). The nodes advertise no
+	// usable route address, so none connects to another directly.
+	t.routeProxy = map[[2]int]*proxy{}
+	for i := range 3 {
+		for j := range 3 {
+			if i != j {
+				px, err := startProxy(addr(route[j]))
+				if err != nil {
+					return t, err
+				}
+				t.routeProxy[[2]int{i, j}] = px
+			}
+		}
+	}
 	for i := range 3 {
 		var routes []string
 		for j := range 3 {
 			if j != i {
-				routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", route[j]))
+				routes = append(routes, "nats://"+t.routeProxy[[2]int{i, j}].addr())
 			}
 		}
 		conf := fmt.Sprintf(`server_name: n%d
 listen: 127.0.0.1:%d
 http: 127.0.0.1:%d
 jetstream { store_dir: %q, sync_interval: always }
-cluster { name: isobox-faults, listen: 127.0.0.1:%d, routes: [%s] }
+cluster { name: isobox-faults, listen: 127.0.0.1:%d, advertise: "127.0.0.1:1", routes: [%s] }
 `, i+1, client[i], mon[i], filepath.Join(dir, fmt.Sprintf("nats%d", i+1)), route[i], strings.Join(routes, ", "))
 		cf := filepath.Join(dir, fmt.Sprintf("nats%d.conf", i+1))
 		if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
@@ -200,5 +216,17 @@ func (t *Topology) Close() {
 	}
 	for _, p := range t.NATS {
 		p.stop(30 * time.Second)
+	}
+	for _, px := range t.routeProxy {
+		px.close()
+	}
+}
+
+// partition cuts (or heals) every route between node i and the others.
+func (t *Topology) partition(i int, cut bool) {
+	for pair, px := range t.routeProxy {
+		if pair[0] == i || pair[1] == i {
+			px.setCut(cut)
+		}
 	}
 }
