@@ -25,6 +25,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +48,11 @@ const serviceKey = "benchservicekey0123456789abcdefghijklmnopqrstuvw"
 // authCacheTTL is delivery.Config.AuthCacheTTL for the runs (0: default).
 var authCacheTTL time.Duration
 
+// clusterNodes > 1 runs the relay on a JetStream cluster of that many
+// in-process servers (routes on loopback) with streams of that many
+// replicas (the production shape) instead of one embedded server.
+var clusterNodes int
+
 func main() {
 	var (
 		calls       = flag.Int("handoff-calls", 2000, "ingest calls per hand-off latency run (max 20000)")
@@ -59,9 +65,11 @@ func main() {
 		only        = flag.String("only", "", "run only: handoff, e2e, isolation")
 		cpuprofile  = flag.String("cpuprofile", "", "write a CPU profile to this file")
 		noAuthCache = flag.Bool("no-auth-cache", false, "ask the EventAuth stand-in on every delivery (as for events with tokens)")
+		cluster     = flag.Int("cluster", 1, "NATS servers: 1 = one embedded server (R1); 3 = a 3-node JetStream cluster in this process with R3 streams")
 		runs        = flag.Int("runs", 3, "repetitions of the e2e run and of each isolation pair (medians are printed; max 10)")
 	)
 	flag.Parse()
+	clusterNodes = *cluster
 	if *noAuthCache {
 		authCacheTTL = -1
 	}
@@ -73,7 +81,7 @@ func main() {
 	}
 	*calls = min(*calls, 20000)
 	*events_ = min(*events_, 200000)
-	fmt.Printf("eventbench: GOMAXPROCS=%d, %s\n", runtime.GOMAXPROCS(0), time.Now().UTC().Format(time.RFC3339))
+	fmt.Printf("eventbench: GOMAXPROCS=%d, NATS servers %d, %s\n", runtime.GOMAXPROCS(0), clusterNodes, time.Now().UTC().Format(time.RFC3339))
 	if *only == "" || *only == "handoff" {
 		for _, syncAlways := range []bool{true, false} {
 			for _, items := range []int{1, 10} {
@@ -153,20 +161,27 @@ func startRelay(syncAlways, deliver bool, concurrency int, timeout time.Duration
 	var err error
 	r.dir, err = os.MkdirTemp("", "eventbench")
 	check(err)
-	r.srv, err = server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: r.dir, NoSigs: true, NoLog: true, SyncAlways: syncAlways})
-	check(err)
-	r.srv.Start()
-	if !r.srv.ReadyForConnections(30 * time.Second) {
-		log.Fatal("nats not ready")
+	replicas := 1
+	if clusterNodes > 1 {
+		replicas = clusterNodes
+		url := startCluster(r, clusterNodes, syncAlways)
+		r.nc, err = nats.Connect(url)
+	} else {
+		r.srv, err = server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: r.dir, NoSigs: true, NoLog: true, SyncAlways: syncAlways})
+		check(err)
+		r.srv.Start()
+		if !r.srv.ReadyForConnections(30 * time.Second) {
+			log.Fatal("nats not ready")
+		}
+		r.close = append(r.close, func() { r.srv.Shutdown(); r.srv.WaitForShutdown() })
+		r.nc, err = nats.Connect("", nats.InProcessServer(r.srv))
 	}
-	r.close = append(r.close, func() { r.srv.Shutdown(); r.srv.WaitForShutdown() })
-	r.nc, err = nats.Connect("", nats.InProcessServer(r.srv))
 	check(err)
 	r.close = append(r.close, r.nc.Close)
 	r.js, err = jetstream.New(r.nc, jetstream.WithPublishAsyncMaxPending(1024))
 	check(err)
 	ctx := context.Background()
-	check(events.Setup(ctx, r.js, events.StreamsConfig{}))
+	check(events.Setup(ctx, r.js, events.StreamsConfig{Replicas: replicas}))
 
 	checks := grpcauth.Checks{"isobox.token.v1.EventAuth": func(ctx context.Context, _ string) (context.Context, error) { return ctx, nil }}
 	gs := grpc.NewServer(checks.ServerOptions()...)
@@ -197,6 +212,54 @@ func startRelay(syncAlways, deliver bool, concurrency int, timeout time.Duration
 		})
 	}
 	return r
+}
+
+// startCluster starts n JetStream servers routed on loopback, storing under
+// r.dir, waits for a meta leader that sees all of them, and returns their
+// client URLs.
+func startCluster(r *relay, n int, syncAlways bool) string {
+	var routeLn []net.Listener
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		check(err)
+		routeLn = append(routeLn, l)
+	}
+	var routes []string
+	for _, l := range routeLn {
+		routes = append(routes, "nats://"+l.Addr().String())
+		l.Close()
+	}
+	var urls []string
+	var srvs []*server.Server
+	for i := range n {
+		srv, err := server.NewServer(&server.Options{ServerName: fmt.Sprintf("n%d", i+1), Host: "127.0.0.1", Port: server.RANDOM_PORT,
+			JetStream: true, StoreDir: fmt.Sprintf("%s/n%d", r.dir, i+1), NoSigs: true, NoLog: true, SyncAlways: syncAlways,
+			Cluster: server.ClusterOpts{Name: "eventbench", Host: "127.0.0.1", Port: routeLn[i].Addr().(*net.TCPAddr).Port},
+			Routes:  server.RoutesFromStr(strings.Join(routes, ","))})
+		check(err)
+		srv.Start()
+		if !srv.ReadyForConnections(30 * time.Second) {
+			log.Fatal("nats not ready")
+		}
+		r.close = append(r.close, func() { srv.Shutdown(); srv.WaitForShutdown() })
+		srvs = append(srvs, srv)
+		urls = append(urls, srv.ClientURL())
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		ready := false
+		for _, s := range srvs {
+			if s.JetStreamIsLeader() && len(s.JetStreamClusterPeers()) >= n {
+				ready = true
+			}
+		}
+		if ready {
+			return strings.Join(urls, ",")
+		}
+		if time.Now().After(deadline) {
+			log.Fatal("JetStream cluster not ready after 60s")
+		}
+		time.Sleep(50 * time.Millisecond) // waiting on the cluster's election
+	}
 }
 
 func check(err error) {
