@@ -13,10 +13,12 @@ import (
 
 	"github.com/isobox/isobox/internal/console"
 	"github.com/isobox/isobox/internal/daemon"
+	"github.com/isobox/isobox/internal/datadir"
 	"github.com/isobox/isobox/internal/gateway"
 	"github.com/isobox/isobox/internal/grpcauth"
 	"github.com/isobox/isobox/internal/oauth"
 	"github.com/isobox/isobox/internal/store"
+	"github.com/isobox/isobox/internal/version"
 )
 
 // app is the running server's parts, built by serve and handed to each
@@ -67,8 +69,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel)
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("create data dir: %w", err)
+	dataDir, created, err := datadir.Prepare(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	log.Info("starting", "service", "authprovider", "version", version.Version, "commit", version.Commit, "data_dir", dataDir, "database", store.Describe(cfg.dsn()), "pid", os.Getpid())
+	if created {
+		// Not an error: the zero-argument first start must work. But a
+		// mistyped --data-dir would silently come with new keys, so say it.
+		log.Warn("created a new, empty data dir: new keys will be generated; if this is not the first start, --data-dir is wrong", "data_dir", dataDir)
 	}
 	db, err := store.Open(ctx, cfg.dsn())
 	if err != nil {

@@ -7,14 +7,17 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 
 	"github.com/isobox/isobox/internal/broker"
 	"github.com/isobox/isobox/internal/daemon"
+	"github.com/isobox/isobox/internal/datadir"
 	"github.com/isobox/isobox/internal/gateway"
 	"github.com/isobox/isobox/internal/grpcauth"
+	"github.com/isobox/isobox/internal/version"
 )
 
 // app is the running relay's parts, handed to each feature's mount
@@ -48,8 +51,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("create data dir: %w", err)
+	dataDir, created, err := datadir.Prepare(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	log.Info("starting", "service", "eventrelay", "version", version.Version, "commit", version.Commit, "data_dir", dataDir, "nats", natsDescribe(cfg.NATSURL), "pid", os.Getpid())
+	if created {
+		// Not an error: the zero-argument first start must work. But a
+		// mistyped --data-dir would silently come with new keys, so say it.
+		log.Warn("created a new, empty data dir: new keys will be generated; if this is not the first start, --data-dir is wrong", "data_dir", dataDir)
 	}
 	tlsSet, err := cfg.Listen.load(log)
 	if err != nil {
@@ -114,4 +124,22 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "eventrelay: ingest and subscribers on %s://%s, publish on %s://%s, gRPC on %s, admin on %s://%s, NATS %s\n",
 		s, a.d.Addr("http"), s, a.d.Addr("publish"), a.d.Addr("grpc"), s, a.d.Addr("admin"), natsWhere)
 	return a.d.Run(ctx)
+}
+
+// natsDescribe names the NATS the relay uses, for the start log line.
+func natsDescribe(url string) string {
+	if url == "" {
+		return "embedded"
+	}
+	// nats://user:password@host: the credentials stay out of the log.
+	var out []string
+	for _, u := range strings.Split(url, ",") {
+		if scheme, rest, ok := strings.Cut(u, "://"); ok {
+			if at := strings.LastIndex(rest, "@"); at >= 0 {
+				u = scheme + "://REDACTED@" + rest[at+1:]
+			}
+		}
+		out = append(out, u)
+	}
+	return strings.Join(out, ",")
 }
