@@ -112,4 +112,3 @@ func TestOlderBinaryRefusesNewerSchema(t *testing.T) {
 		t.Errorf("old binary on a newer schema: exit %d, %q", r.code, r.stderr)
 	}
 }
-
