@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 
@@ -143,6 +144,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		db.Close()
 		return err
 	}
+	if cfg.PublicURL == "" && !isLoopback(a.d.Addr("http")) {
+		a.log.Warn("--public-url is empty on a non-loopback listener: server_endpoint is derived from each request's Host header (with this listener's port when it has none); set --public-url to how portals and apps reach this address", "http_addr", a.d.Addr("http"))
+	}
 	gateways := []struct {
 		mux  *runtime.ServeMux
 		regs []gateway.Registrar
@@ -172,4 +176,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "authprovider: Bitrix OAuth on %s://%s, gRPC on %s, admin on %s://%s, validation API %s (data in %s)\n",
 		scheme, a.d.Addr("http"), a.d.Addr("grpc"), scheme, a.d.Addr("admin"), validation, cfg.DataDir)
 	return a.d.Run(ctx)
+}
+
+// isLoopback says whether a listener's host:port is on a loopback address.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

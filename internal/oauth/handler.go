@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -128,7 +129,32 @@ func (s *Service) serveToken(w http.ResponseWriter, r *http.Request) {
 		bitrix.WriteError(w, be)
 		return
 	}
-	bitrix.WriteJSON(w, http.StatusOK, s.Response(pair, r.Host, r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")))
+	https := r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
+	bitrix.WriteJSON(w, http.StatusOK, s.Response(pair, RequestHost(r, https), https))
+}
+
+// RequestHost is the host[:port] a client reached: the Host header, with
+// the port of the connection's own local address added when the header has
+// none and the port is not the scheme's default. A portal's HTTP client
+// sends Host without the port; without this, server_endpoint would send
+// apps to port 80.
+func RequestHost(r *http.Request, https bool) string {
+	host := r.Host
+	if host == "" {
+		return ""
+	}
+	if _, _, err := net.SplitHostPort(host); err == nil {
+		return host
+	}
+	local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok {
+		return host
+	}
+	_, port, err := net.SplitHostPort(local.String())
+	if err != nil || (port == "80" && !https) || (port == "443" && https) {
+		return host
+	}
+	return net.JoinHostPort(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"), port)
 }
 
 // ParseTokenRequest reads the token endpoint's parameters from the query
