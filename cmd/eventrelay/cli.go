@@ -396,13 +396,14 @@ func dlqReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 func printHandlers(c *cli, hs []*relayv1.Handler) error {
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KEY\tURL\tAPP\tPAUSED\tBREAKER\tPENDING\tDEAD\tDELIVERED\tFAILED")
+	fmt.Fprintln(tw, "KEY\tURL\tAPP\tPAUSED\tBREAKER\tPENDING\tDEAD\tDELIVERED\tFAILED\tP50\tP99")
 	for _, h := range hs {
 		app := h.ClientId
 		if app == "" {
 			app = "(webhook)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%d\t%d\t%d\t%d\n", h.Key, h.Url, app, h.Paused, h.Breaker, h.Pending, h.Dead, h.Delivered, h.FailedAttempts)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%d\t%d\t%d\t%d\t%.1fms\t%.1fms\n", h.Key, h.Url, app, h.Paused, h.Breaker, h.Pending, h.Dead,
+			h.Delivered, h.FailedAttempts, h.P50Ms, h.P99Ms)
 	}
 	return tw.Flush()
 }

@@ -123,6 +123,7 @@ async function ingest(clientID, event, id) {
   assert.match(await page.textContent('.flash.ok'), /Queued/);
   await reloadUntil(page, BASE + '/console/deliveries/' + id, 'h2 span.badge.ok');
   await page.goto(BASE + '/console/handlers');
+  assert.match(await page.textContent('main'), /\d ms \/ \d+(\.\d)? ms/, 'no p50 / p99');
   await shot(page, 'handlers');
 
   log('pause and resume the handler');

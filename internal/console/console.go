@@ -116,6 +116,7 @@ func (c *Console) parse() error {
 		"ms":      fmtMs,
 		"time":    fmtTime,
 		"pct":     pct,
+		"msf":     fmtMsFloat,
 		"chart":   chartSVG,
 		"spark":   sparkSVG,
 		"query":   func(v url.Values) string { return v.Encode() },

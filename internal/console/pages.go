@@ -799,6 +799,18 @@ func fmtTime(t time.Time) string {
 	return t.UTC().Format("2006-01-02 15:04:05")
 }
 
+// fmtMsFloat shows a response time in milliseconds.
+func fmtMsFloat(ms float64) string {
+	switch {
+	case ms <= 0:
+		return "—"
+	case ms < 10:
+		return fmt.Sprintf("%.1f ms", ms)
+	default:
+		return fmt.Sprintf("%.0f ms", ms)
+	}
+}
+
 func pct(ok, failed int64) string {
 	if ok+failed == 0 {
 		return "—"

@@ -133,6 +133,8 @@ func (a *Admin) handlerProto(ctx context.Context, w *worker, dead map[string]uin
 	if ci, err := w.cons.Info(ctx); err == nil {
 		p.Pending = int64(ci.NumPending) + int64(ci.NumAckPending)
 	}
+	q := a.s.m.quantiles(h.Key, 0.5, 0.99)
+	p.P50Ms, p.P99Ms = q[0]*1000, q[1]*1000
 	return p
 }
 

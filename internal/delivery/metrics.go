@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 type metrics struct {
@@ -38,4 +39,43 @@ func (m *metrics) attempt(handler string, r result) {
 	if r.took > 0 {
 		m.latency.WithLabelValues(handler).Observe(r.took.Seconds())
 	}
+}
+
+// quantiles estimates the q-quantiles of handler's attempt times in
+// seconds from the histogram's buckets (linear within a bucket, as
+// Prometheus' histogram_quantile); zeros before the first observation.
+func (m *metrics) quantiles(handler string, qs ...float64) []float64 {
+	out := make([]float64, len(qs))
+	h, err := m.latency.GetMetricWithLabelValues(handler)
+	if err != nil {
+		return out
+	}
+	var d dto.Metric
+	if h.(prometheus.Histogram).Write(&d) != nil {
+		return out
+	}
+	total := float64(d.GetHistogram().GetSampleCount())
+	if total == 0 {
+		return out
+	}
+	buckets := d.GetHistogram().GetBucket()
+	for i, q := range qs {
+		rank := q * total
+		lower, below := 0.0, 0.0
+		out[i] = buckets[len(buckets)-1].GetUpperBound() // past the last bucket: its bound
+		for _, b := range buckets {
+			n := float64(b.GetCumulativeCount())
+			if n >= rank {
+				upper := b.GetUpperBound()
+				if n > below {
+					out[i] = lower + (upper-lower)*(rank-below)/(n-below)
+				} else {
+					out[i] = upper
+				}
+				break
+			}
+			lower, below = b.GetUpperBound(), n
+		}
+	}
+	return out
 }

@@ -89,6 +89,10 @@ func TestSignalsOfAHandlerThatIsDown(t *testing.T) {
 	if len(d.History) != 3 || d.History[2].Status != 500 || !strings.Contains(d.History[2].Error, "HTTP 500") || d.History[0].AtMs == 0 {
 		t.Errorf("history = %v", d.History)
 	}
+	hs, err := e.svc.Admin().ListHandlers(context.Background(), &relayv1.ListHandlersRequest{})
+	if err != nil || len(hs.Handlers) != 1 || hs.Handlers[0].P50Ms <= 0 || hs.Handlers[0].P99Ms < hs.Handlers[0].P50Ms || hs.Handlers[0].P99Ms > 10000 {
+		t.Errorf("handler quantiles = %v, %v", hs, err)
+	}
 	payload := map[string]string{}
 	for _, f := range d.Payload {
 		payload[f.Key] = f.Value

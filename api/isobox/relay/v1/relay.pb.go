@@ -668,8 +668,13 @@ type Handler struct {
 	Dead           int64 `protobuf:"varint,8,opt,name=dead,proto3" json:"dead,omitempty"`
 	Delivered      int64 `protobuf:"varint,9,opt,name=delivered,proto3" json:"delivered,omitempty"`
 	FailedAttempts int64 `protobuf:"varint,10,opt,name=failed_attempts,json=failedAttempts,proto3" json:"failed_attempts,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Handler response time quantiles since this relay started, in
+	// milliseconds (estimated from the attempt-time histogram's buckets, as
+	// Prometheus' histogram_quantile does); 0 before the first answer.
+	P50Ms         float64 `protobuf:"fixed64,11,opt,name=p50_ms,json=p50Ms,proto3" json:"p50_ms,omitempty"`
+	P99Ms         float64 `protobuf:"fixed64,12,opt,name=p99_ms,json=p99Ms,proto3" json:"p99_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Handler) Reset() {
@@ -768,6 +773,20 @@ func (x *Handler) GetDelivered() int64 {
 func (x *Handler) GetFailedAttempts() int64 {
 	if x != nil {
 		return x.FailedAttempts
+	}
+	return 0
+}
+
+func (x *Handler) GetP50Ms() float64 {
+	if x != nil {
+		return x.P50Ms
+	}
+	return 0
+}
+
+func (x *Handler) GetP99Ms() float64 {
+	if x != nil {
+		return x.P99Ms
 	}
 	return 0
 }
@@ -1204,7 +1223,7 @@ const file_isobox_relay_v1_relay_proto_rawDesc = "" +
 	"\x05since\x18\x02 \x01(\x03R\x05since\">\n" +
 	"\x0eReplayResponse\x12\x1a\n" +
 	"\breplayed\x18\x01 \x01(\x05R\breplayed\x12\x10\n" +
-	"\x03ids\x18\x02 \x03(\tR\x03ids\"\x89\x02\n" +
+	"\x03ids\x18\x02 \x03(\tR\x03ids\"\xb7\x02\n" +
 	"\aHandler\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x12\x1b\n" +
@@ -1216,7 +1235,9 @@ const file_isobox_relay_v1_relay_proto_rawDesc = "" +
 	"\x04dead\x18\b \x01(\x03R\x04dead\x12\x1c\n" +
 	"\tdelivered\x18\t \x01(\x03R\tdelivered\x12'\n" +
 	"\x0ffailed_attempts\x18\n" +
-	" \x01(\x03R\x0efailedAttempts\"\x15\n" +
+	" \x01(\x03R\x0efailedAttempts\x12\x15\n" +
+	"\x06p50_ms\x18\v \x01(\x01R\x05p50Ms\x12\x15\n" +
+	"\x06p99_ms\x18\f \x01(\x01R\x05p99Ms\"\x15\n" +
 	"\x13ListHandlersRequest\"L\n" +
 	"\x14ListHandlersResponse\x124\n" +
 	"\bhandlers\x18\x01 \x03(\v2\x18.isobox.relay.v1.HandlerR\bhandlers\"\"\n" +
