@@ -26,7 +26,8 @@ bench:
 FAULTS_MARIADB_PORT ?= 33406
 faults:
 	ISOBOX_MARIADB_PORT=$(FAULTS_MARIADB_PORT) ISOBOX_MARIADB_DIR=/tmp/isobox-faults-mariadb-$(FAULTS_MARIADB_PORT) scripts/mariadb.sh start >/dev/null
-	ISOBOX_FAULTS_MARIADB="root@tcp(127.0.0.1:$(FAULTS_MARIADB_PORT))/" nice -n 10 $(GO) run ./cmd/faults $(FAULTS_ARGS); \
+	ISOBOX_MARIADB_PORT=$(FAULTS_MARIADB_PORT) ISOBOX_MARIADB_DIR=/tmp/isobox-faults-mariadb-$(FAULTS_MARIADB_PORT) \
+	  ISOBOX_FAULTS_MARIADB="root@tcp(127.0.0.1:$(FAULTS_MARIADB_PORT))/" nice -n 10 $(GO) run ./cmd/faults $(FAULTS_ARGS); \
 	  rc=$$?; ISOBOX_MARIADB_PORT=$(FAULTS_MARIADB_PORT) ISOBOX_MARIADB_DIR=/tmp/isobox-faults-mariadb-$(FAULTS_MARIADB_PORT) scripts/mariadb.sh stop; exit $$rc
 
 ## fuzz: run each fuzz target for FUZZTIME (default 20s)

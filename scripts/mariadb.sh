@@ -4,6 +4,7 @@
 # over TCP from 127.0.0.1 (it is never reachable from elsewhere).
 #   scripts/mariadb.sh start   -> prints the DSN to export as ISOBOX_TEST_MARIADB
 #   scripts/mariadb.sh stop
+#   scripts/mariadb.sh restart -> stops it and starts it again on the same data
 set -euo pipefail
 PORT="${ISOBOX_MARIADB_PORT:-33306}"
 DIR="${ISOBOX_MARIADB_DIR:-/tmp/isobox-mariadb-$PORT}"
@@ -22,6 +23,11 @@ start() {
   mariadb-install-db --no-defaults --user="$RUN_AS" --datadir="$DIR/data" \
     --auth-root-authentication-method=normal --skip-test-db >"$DIR/install.log" 2>&1 \
     || { cat "$DIR/install.log" >&2; exit 1; }
+  launch
+}
+
+# launch runs mariadbd on the existing data dir and waits until it answers.
+launch() {
   # Durable commits (innodb_flush_log_at_trx_commit=1, sync_binlog unused):
   # the benchmarks measure what production would run.
   mariadbd --no-defaults --user="$RUN_AS" --datadir="$DIR/data" --socket="$SOCK" \
@@ -56,8 +62,24 @@ stop() {
   fi
 }
 
+# restart stops the server, waits until it has exited and starts it again
+# on the same data (the fault harness's "restart MariaDB").
+restart() {
+  local pid=""
+  [ -f "$DIR/mysqld.pid" ] && pid="$(cat "$DIR/mysqld.pid")"
+  stop
+  if [ -n "$pid" ]; then
+    for _ in $(seq 1 240); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.25
+    done
+  fi
+  launch
+}
+
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
-  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+  restart) restart ;;
+  *) echo "usage: $0 start|stop|restart" >&2; exit 2 ;;
 esac

@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -67,6 +68,16 @@ func run() error {
 	scenarios := faults.All()
 	if *short {
 		scenarios = faults.Short()
+	} else if port := os.Getenv("ISOBOX_MARIADB_PORT"); port != "" && port != "33306" {
+		// The harness's own server (make faults): it may be restarted;
+		// never the test command's shared one (33306).
+		scenarios = append(scenarios, faults.MariaDBRestart(func(ctx context.Context) error {
+			out, err := exec.CommandContext(ctx, "scripts/mariadb.sh", "restart").CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("scripts/mariadb.sh restart: %v\n%s", err, out)
+			}
+			return nil
+		}))
 	}
 	if *only != "" {
 		var pick []faults.Scenario

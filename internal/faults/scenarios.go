@@ -58,6 +58,23 @@ func NATSPartition(i int) Scenario {
 	}}
 }
 
+// MariaDBRestart restarts the database server under load with restart
+// (which returns once it answers again), then waits until both
+// authprovider instances are ready.
+func MariaDBRestart(restart func(context.Context) error) Scenario {
+	return Scenario{Name: "restart mariadb", Inject: func(ctx context.Context, t *Topology, o Options) error {
+		if err := restart(ctx); err != nil {
+			return err
+		}
+		for _, p := range t.Auth {
+			if err := p.waitReady(ctx, 90*time.Second); err != nil {
+				return err
+			}
+		}
+		return nil
+	}}
+}
+
 // RollingUpgrade stops (SIGTERM) and starts every service instance in
 // turn, then every NATS node, waiting for each to be ready before the
 // next: the procedure of docs/reliability.md, with traffic flowing.
