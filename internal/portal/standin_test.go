@@ -154,6 +154,26 @@ func TestPortalStandInAgainstAuthprovider(t *testing.T) {
 			if res["error"] != "invalid_client" {
 				t.Fatalf("wrong portal secret: %v", res)
 			}
+
+			// A portal that lost its options registers again: refused while
+			// its host is registered, accepted once after the administrator's
+			// rebind, and its app follows it to the new identity.
+			var rr struct {
+				Registered     bool   `json:"registered"`
+				Error          any    `json:"error"`
+				PortalClientID string `json:"portal_client_id"`
+				AccessToken    string `json:"access_token"`
+			}
+			json.Unmarshal(php(t, "reregister", base, "http://portal.box.local", "TEST-LICENSE-KEY", st.AppClientID), &rr)
+			if rr.Registered || rr.Error != "ACCESS_DENIED" || !strings.Contains(ap.Logs(), "already registered") {
+				t.Fatalf("re-registration without proof: %+v", rr)
+			}
+			runCLI(t, dir, bin, append([]string{"portal", "rebind", "--host", "portal.box.local", "--licence-key-file", keyFile}, common...)...)
+			rr.Error = nil
+			json.Unmarshal(php(t, "reregister", base, "http://portal.box.local", "TEST-LICENSE-KEY", st.AppClientID), &rr)
+			if !rr.Registered || rr.PortalClientID == st.PortalClientID || rr.AccessToken == "" || rr.Error != nil {
+				t.Fatalf("re-registration after portal rebind: %+v", rr)
+			}
 		})
 	}
 }

@@ -15,6 +15,10 @@
  *       https://app.box.local); prints a JSON state on stdout.
  *   php portal.php expect-revoked OAUTH_URL PORTAL_URL CLIENT_ID CLIENT_SECRET TOKEN
  *       rest.check until the token is refused (up to 5 s); prints the error.
+ *   php portal.php reregister OAUTH_URL PORTAL_URL LICENSE_KEY APP_CLIENT_ID
+ *       a portal that lost its options (rest/service_client_id empty)
+ *       registers again, then opens the app (rest.authorize); prints
+ *       {"registered": bool, "error": …, "portal_client_id": …, "access_token": …}.
  *
  * Exit status 0 on success; on failure a message on stderr and status 1.
  */
@@ -324,6 +328,27 @@ function expect_revoked(string $oauthUrl, string $portalUrl, string $id, string 
 	fail('token still accepted 5 s after revocation');
 }
 
+function reregister(string $oauthUrl, string $portalUrl, string $licenseKey, string $appId): void
+{
+	$engine = new Engine($oauthUrl, $portalUrl, $licenseKey);
+	try
+	{
+		$engine->register();
+	}
+	catch (RuntimeException $e)
+	{
+		echo json_encode(['registered' => false, 'error' => $e->getMessage()]), "\n";
+		return;
+	}
+	$auth = (new Client($engine))->getAuth($appId, 'crm,user', token_params([], 5));
+	echo json_encode([
+		'registered' => true,
+		'portal_client_id' => $engine->clientId,
+		'access_token' => $auth['result']['access_token'] ?? null,
+		'error' => $auth['error'] ?? null,
+	]), "\n";
+}
+
 $args = array_slice($argv, 1);
 try
 {
@@ -335,8 +360,11 @@ try
 		case 'expect-revoked':
 			expect_revoked($args[1], $args[2], $args[3], $args[4], $args[5]);
 			break;
+		case 'reregister':
+			reregister($args[1], $args[2], $args[3], $args[4]);
+			break;
 		default:
-			fail('usage: portal.php flow|expect-revoked ...');
+			fail('usage: portal.php flow|expect-revoked|reregister ...');
 	}
 }
 catch (Throwable $e)
