@@ -29,5 +29,8 @@ if [ -x bitrix-module/tests/run.sh ]; then
   bitrix-module/tests/run.sh
 fi
 
+echo "== install (release packages)"
+scripts/install-test.sh
+
 echo "== firmware"
 make --no-print-directory -C firmware test
