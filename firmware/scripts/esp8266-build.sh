@@ -5,13 +5,13 @@
 # ESP8266 Arduino core's platform.txt does, without arduino-cli. Run by
 # `make -C firmware esp8266`, which checks the inputs first; see the Makefile.
 #
-#   esp8266-build.sh FIRMWARE_DIR ESP8266_CORE WEBSOCKETS ESP8266_LIBS OUT
+#   esp8266-build.sh FIRMWARE_DIR ESP8266_CORE WEBSOCKETS ESP8266_LIBS XTENSA_HAL OUT
 #
 # Leaves OUT/isobox_relay.{elf,map,bin} and OUT/size.txt, and fails when a
 # budget (DRAM_MAX, IRAM_MAX, FLASH_MAX, bytes; environment) is exceeded.
 set -eu
 FW=$(cd "$1" && pwd); CORE=$(cd "$2" && pwd); WS=$(cd "$3" && pwd)
-LIBS=$(cd "$4" && pwd); OUT=$(mkdir -p "$5" && cd "$5" && pwd)
+LIBS=$(cd "$4" && pwd); HAL=$(cd "$5" && pwd); OUT=$(mkdir -p "$6" && cd "$6" && pwd)
 DRAM_MAX=${DRAM_MAX:?}; IRAM_MAX=${IRAM_MAX:?}; FLASH_MAX=${FLASH_MAX:?}
 JOBS=${JOBS:-2}
 T=xtensa-lx106-elf
@@ -35,16 +35,31 @@ DEFS="-D__ets__ -DICACHE_FLASH -U__STRICT_ANSI__ -D_GNU_SOURCE -DESP8266 -Os @$O
  -DARDUINO=10607 -DARDUINO_ESP8266_NODEMCU_ESP12E -DARDUINO_ARCH_ESP8266 \
  -DARDUINO_BOARD=\"ESP8266_NODEMCU_ESP12E\" -DARDUINO_BOARD_ID=\"nodemcuv2\" -DLED_BUILTIN=2 -DFLASHMODE_DIO \
  ${ISOBOX_DEFS:-}"
-INC="-isystem $CXXINC -isystem $CXXINC/$T -isystem $LIBS/$T/include \
+INC="-isystem $CXXINC -isystem $CXXINC/$T ${EXTRA_INC:-} -isystem $LIBS/$T/include \
  -I$CORE/tools/sdk/include -I$CORE/tools/sdk/lwip2/include -I$OUT/core \
  -I$CORE/cores/esp8266 -I$CORE/variants/nodemcu \
  -I$CORE/libraries/ESP8266WiFi/src -I$CORE/libraries/ESP8266WebServer/src \
- -I$CORE/libraries/DNSServer/src -I$CORE/libraries/EEPROM -I$WS/src -I$FW/core -I$FW/arduino/isobox_relay"
+ -I$CORE/libraries/DNSServer/src -I$CORE/libraries/EEPROM -I$CORE/libraries/Hash/src -I$WS/src -I$FW/core -I$FW/arduino/isobox_relay"
+# The Xtensa HAL headers (xtensa/coreasm.h, …) of the core's own toolchain, for its
+# exception wrapper (.S) only, after newlib's so they shadow nothing.
+SINC="-idirafter $HAL/include"
 COMMON="-g -free -fipa-pta -Werror=return-type -mlongcalls -mtext-section-literals -falign-functions=4 \
  -MMD -ffunction-sections -fdata-sections -fno-exceptions $MMU"
 CFLAGS="-std=gnu17 $COMMON -Wpointer-arith -Wno-implicit-function-declaration -fno-inline-functions -nostdlib -DFP_IN_IROM"
 CXXFLAGS="-std=gnu++17 $COMMON -fno-rtti"
-export T DEFS INC CFLAGS CXXFLAGS OUT
+# TLS=0 (default): the WebSockets library without its TLS client
+# (arduino/websockets_no_tls.h), so of BearSSL only the SHA-1 of the
+# handshake (the core's Hash library) is linked. TLS=1: the library as the
+# IDE builds it, with its BearSSL client. libbearssl.a is an archive: only
+# the members referenced are linked.
+TLS=${TLS:-0}
+case $TLS in
+  0) WS_EXTRA="-include $FW/arduino/websockets_no_tls.h" ;;
+  1) WS_EXTRA="" ;;
+  *) echo "TLS must be 0 or 1" >&2; exit 2 ;;
+esac
+[ -f "$LIBS/lib/libbearssl.a" ] || { echo "needs $LIBS/lib/libbearssl.a (esp8266-libs.sh with BEARSSL_SRC)" >&2; exit 1; }
+export T DEFS INC SINC CFLAGS CXXFLAGS OUT WS_EXTRA
 
 # One list of "group source" lines; objects go to OUT/obj/group/…; a source
 # is recompiled when it is newer than its object.
@@ -55,25 +70,32 @@ add core "$CORE/cores/esp8266"
 add wifi "$CORE/libraries/ESP8266WiFi/src"
 add web "$CORE/libraries/ESP8266WebServer/src"
 add dns "$CORE/libraries/DNSServer/src"
+add hash "$CORE/libraries/Hash/src"
 DEPTH=1 add eeprom "$CORE/libraries/EEPROM"
 add ws "$WS/src"
 DEPTH=1 add isobox "$FW/core"
 DEPTH=1 add sketch "$FW/arduino/isobox_relay"
 echo "sketch $FW/arduino/isobox_relay/isobox_relay.ino" >>"$LIST"
 
+# The firmware's own objects and the library's (which see its headers and
+# the -include) are always rebuilt: a header change must not leave a stale one.
+rm -rf "$OUT/obj/isobox" "$OUT/obj/sketch" "$OUT/obj/ws"
 compile() {
+  # The sketch's object is named .ino.cpp.o as the IDE names it: the core's
+  # linker script sends *.cpp.o and *.c.o code to flash, the rest to IRAM.
   g=$1; src=$2; o=$OUT/obj/$g/$(basename "$src").o
+  case $src in *.ino) o=$OUT/obj/$g/$(basename "$src").cpp.o ;; esac
   [ -f "$o" ] && [ "$o" -nt "$src" ] && return 0
   mkdir -p "$OUT/obj/$g"
+  x=""; case $g in ws|sketch) x=$WS_EXTRA ;; esac
   case $src in
     *.c) set -- $T-gcc $DEFS $INC $CFLAGS ;;
-    *.S) set -- $T-gcc $DEFS $INC -g -x assembler-with-cpp -MMD -mlongcalls ;;
-    *.ino) set -- $T-g++ $DEFS $INC $CXXFLAGS -x c++ ;;
-    *) set -- $T-g++ $DEFS $INC $CXXFLAGS ;;
+    *.S) set -- $T-gcc $DEFS $INC $SINC -g -x assembler-with-cpp -MMD -mlongcalls ;;
+    *.ino) set -- $T-g++ $DEFS $INC $CXXFLAGS $x -x c++ ;;
+    *) set -- $T-g++ $DEFS $INC $CXXFLAGS $x ;;
   esac
   "$@" -c "$src" -o "$o" 2>"$o.log" || { echo "FAILED: $src" >&2; cat "$o.log" >&2; return 1; }
 }
-export -f compile 2>/dev/null || true
 echo "compiling $(wc -l <"$LIST") sources"
 # shellcheck disable=SC2016
 xargs -P "$JOBS" -L 1 sh -c "$(sed -n '/^compile() {/,/^}/p' "$0")"'; compile "$@"' sh <"$LIST"
@@ -87,14 +109,12 @@ $T-gcc -CC -E -P -DVTABLES_IN_FLASH $MMU "$OUT/local.eagle.flash.ld.h" -o "$OUT/
 $T-gcc -DFP_IN_IROM -CC -E -P -DVTABLES_IN_FLASH $MMU "$CORE/tools/sdk/ld/eagle.app.v6.common.ld.h" \
   -o "$OUT/local.eagle.app.v6.common.ld"
 
-# BearSSL only when it exists (a TLS build); see the Makefile.
-SSL=""; for d in "$LIBS/lib" "$LIBS/$T/lib"; do [ -f "$d/libbearssl.a" ] && SSL=-lbearssl; done
 $T-gcc -fno-exceptions -Wl,-Map "-Wl,$OUT/isobox_relay.map" -g -nostdlib -Wl,--no-check-sections \
   -u app_entry -u _printf_float -u _scanf_float -Wl,-static \
   "-L$CORE/tools/sdk/lib" "-L$CORE/tools/sdk/lib/$SDK" "-L$OUT" $LIBDIRS \
   -Tlocal.eagle.flash.ld -Wl,--gc-sections -Wl,-wrap,system_restart_local -Wl,-wrap,spi_flash_read \
   -o "$OUT/isobox_relay.elf" -Wl,--start-group $OBJS "$OUT/libcore.a" \
-  -lhal -lphy -lpp -lnet80211 -llwip2-536-feat -lwpa -lcrypto -lmain -lwps $SSL -lespnow -lsmartconfig \
+  -lhal -lphy -lpp -lnet80211 -llwip2-536-feat -lwpa -lcrypto -lmain -lwps -lbearssl -lespnow -lsmartconfig \
   -lairkiss -lwpa2 -lstdc++ -lm -lc -lgcc -Wl,--end-group
 
 python3 -I "$CORE/tools/elf2bin.py" --eboot "$CORE/bootloaders/eboot/eboot.elf" \
@@ -108,14 +128,31 @@ sec() { $T-size -A "$OUT/isobox_relay.elf" | awk -v s="$1" '$1==s{print $2} END{
 z() { v=$(sec "$1"); echo "${v:-0}"; }
 DATA=$(z .data); RODATA=$(z .rodata); BSS=$(z .bss); TEXT=$(z .text); TEXT1=$(z .text1); IROM=$(z .irom0.text)
 DRAM=$((DATA + RODATA + BSS)); IRAM=$((TEXT + TEXT1)); FLASH=$(stat -c %s "$OUT/isobox_relay.bin")
-BEARSSL=$(grep -c '^ \.text\.br_\| \.irom0\.text\.br_' "$OUT/isobox_relay.map" || true)
+BR=$(python3 - "$OUT/isobox_relay.map" <<'PY'
+import re, sys
+# Bytes of libbearssl.a members placed in the image's output sections.
+keep = {".irom0.text", ".text", ".text1", ".rodata", ".data", ".bss"}
+total, out, pend = 0, None, False
+for line in open(sys.argv[1]):
+    if re.match(r"^\.\S", line):
+        out = line.split()[0]; pend = False; continue
+    if out not in keep: continue
+    m = re.match(r"^ \.\S+\s+0x[0-9a-f]+\s+0x([0-9a-f]+)\s+\S*libbearssl\.a\(", line)
+    n = re.match(r"^\s+0x[0-9a-f]+\s+0x([0-9a-f]+)\s+\S*libbearssl\.a\(", line)
+    if m: total += int(m.group(1), 16)
+    elif n and pend: total += int(n.group(1), 16)
+    pend = bool(re.match(r"^ \.\S+\s*$", line))
+print(total)
+PY
+)
 {
   echo "isobox_relay for nodemcuv2 ($(xtensa-lx106-elf-gcc -dumpversion), core $(sed -n 's/^version=//p' "$CORE/platform.txt"))"
   printf '%-22s %8d B  budget %8d B  (.data %d + .rodata %d + .bss %d; heap gets the rest of 81920)\n' \
     "DRAM static" "$DRAM" "$DRAM_MAX" "$DATA" "$RODATA" "$BSS"
   printf '%-22s %8d B  budget %8d B  (.text %d + .text1 %d)\n' "IRAM" "$IRAM" "$IRAM_MAX" "$TEXT" "$TEXT1"
   printf '%-22s %8d B  budget %8d B  (.irom0.text %d)\n' "flash (.bin)" "$FLASH" "$FLASH_MAX" "$IROM"
-  if [ -n "$SSL" ]; then echo "BearSSL: linked (libbearssl.a present)"; else echo "BearSSL: not linked"; fi
+  printf '%-22s %8d B  (TLS=%s: %s)\n' "BearSSL in flash" "$BR" "$TLS" \
+    "$([ "$TLS" = 1 ] && echo "the library's TLS client" || echo "plain ws://, the handshake's SHA-1 only")"
 } | tee "$OUT/size.txt"
 fail=0
 [ "$DRAM" -le "$DRAM_MAX" ] || { echo "over budget: DRAM static $DRAM > $DRAM_MAX" >&2; fail=1; }

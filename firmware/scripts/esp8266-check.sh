@@ -1,8 +1,8 @@
 #!/bin/sh
 # Checks the inputs of `make esp8266` and says what is missing and how to
 # provide it. Exit 0 when everything is there, 1 otherwise.
-#   esp8266-check.sh CORE CORE_COMMIT WEBSOCKETS WEBSOCKETS_COMMIT LIBS
-CORE=$1 CORE_COMMIT=$2 WS=$3 WS_COMMIT=$4 LIBS=$5
+#   esp8266-check.sh CORE CORE_COMMIT WEBSOCKETS WEBSOCKETS_COMMIT LIBS HAL HAL_COMMIT
+CORE=$1 CORE_COMMIT=$2 WS=$3 WS_COMMIT=$4 LIBS=$5 HAL=$6 HAL_COMMIT=$7
 T=xtensa-lx106-elf
 missing=0
 say() { echo "make esp8266: $*" >&2; missing=1; }
@@ -22,7 +22,10 @@ if [ -z "$WS" ] || [ ! -f "$WS/src/WebSocketsClient.cpp" ]; then
   say "WEBSOCKETS=${WS:-(unset)} is not a tree of Links2004/arduinoWebSockets: give WEBSOCKETS=/path/to/arduinoWebSockets at $WS_COMMIT"
 else pinned "$WS" "$WS_COMMIT" "WEBSOCKETS"; fi
 if [ -z "$LIBS" ] || [ ! -f "$LIBS/$T/lib/libc.a" ] || [ ! -f "$LIBS/$T/include/sys/pgmspace.h" ] ||
-   ! ls "$LIBS"/lib/libstdc++.a "$LIBS"/$T/lib/libstdc++.a >/dev/null 2>&1; then
-  say "ESP8266_LIBS=${LIBS:-(unset)} lacks newlib/libstdc++ for $T (the core's git repository does not carry them): build them once with make -C firmware esp8266-libs ESP8266_LIBS=/out/dir NEWLIB=/path/newlib-xtensa [BEARSSL=/path/bearssl-esp8266] (apt-get install gcc-12-source first), then pass the same ESP8266_LIBS"
+   { [ ! -f "$LIBS/lib/libstdc++.a" ] && [ ! -f "$LIBS/$T/lib/libstdc++.a" ]; } || [ ! -f "$LIBS/lib/libbearssl.a" ]; then
+  say "ESP8266_LIBS=${LIBS:-(unset)} lacks newlib, libstdc++ or libbearssl.a for $T (the core's git repository does not carry them): build them once with make -C firmware esp8266-libs ESP8266_LIBS=/out/dir NEWLIB=/path/newlib-xtensa BEARSSL=/path/bearssl-esp8266 (apt-get install gcc-12-source first), then pass the same ESP8266_LIBS"
 fi
+if [ -z "$HAL" ] || [ ! -f "$HAL/include/xtensa/coreasm.h" ]; then
+  say "XTENSA_HAL=${HAL:-(unset)} is not a tree of tommie/lx106-hal (the Xtensa HAL headers the core's exception wrapper includes; Debian's toolchain has none): give XTENSA_HAL=/path/to/lx106-hal at $HAL_COMMIT"
+else pinned "$HAL" "$HAL_COMMIT" "XTENSA_HAL"; fi
 [ $missing -eq 0 ] || { echo "make esp8266: inputs missing (see above); firmware/README.md \"Building the .bin\" says how to get them" >&2; exit 1; }

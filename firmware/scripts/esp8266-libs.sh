@@ -4,10 +4,11 @@
 # download), for Debian's gcc-xtensa-lx106 12.2:
 #   newlib  (libc.a, libm.a + headers) from the core's fork, earlephilhower/newlib-xtensa
 #   libstdc++.a + headers, -fno-exceptions, from Debian's gcc-12-source
-#   libbearssl.a from earlephilhower/bearssl-esp8266 (only the TLS build needs it)
+#   libbearssl.a from earlephilhower/bearssl-esp8266 (the TLS client; the plain
+#                build links only its SHA-1)
 # into OUT (outside the repository), niced: the build machine is shared.
 #
-#   firmware/scripts/esp8266-libs.sh OUT NEWLIB_SRC [BEARSSL_SRC]
+#   firmware/scripts/esp8266-libs.sh OUT NEWLIB_SRC BEARSSL_SRC
 #
 # OUT afterwards holds xtensa-lx106-elf/{include,lib} (newlib + libstdc++) and
 # lib/libbearssl.a; `make -C firmware esp8266 ESP8266_LIBS=OUT` uses it. Steps
