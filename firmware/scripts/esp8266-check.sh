@@ -28,4 +28,4 @@ fi
 if [ -z "$HAL" ] || [ ! -f "$HAL/include/xtensa/coreasm.h" ]; then
   say "XTENSA_HAL=${HAL:-(unset)} is not a tree of tommie/lx106-hal (the Xtensa HAL headers the core's exception wrapper includes; Debian's toolchain has none): give XTENSA_HAL=/path/to/lx106-hal at $HAL_COMMIT"
 else pinned "$HAL" "$HAL_COMMIT" "XTENSA_HAL"; fi
-[ $missing -eq 0 ] || { echo "make esp8266: inputs missing (see above); firmware/README.md \"Building the .bin\" says how to get them" >&2; exit 1; }
+[ $missing -eq 0 ] || { echo "make esp8266: inputs missing (see above); firmware/README.md \"Building the .bin offline\" says how to get them" >&2; exit 1; }
