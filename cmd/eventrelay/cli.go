@@ -503,6 +503,7 @@ func secretsCmd(ctx context.Context, name string, rotate bool, args []string, st
 	c, err := parseCLI(name, args, stdout, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&req.ClientId, "client-id", "", "app client_id")
 		fs.StringVar(&req.ApplicationToken, "application-token", "", "outgoing webhook's application token")
+		fs.StringVar(&req.Portal, "portal", "", "the portal's client_id (authprovider portal list): secrets are per portal and app")
 	})
 	if err != nil {
 		return err
@@ -512,6 +513,9 @@ func secretsCmd(ctx context.Context, name string, rotate bool, args []string, st
 	}
 	if (req.ClientId == "") == (req.ApplicationToken == "") {
 		return cmdline.Usagef("%s: give --client-id or --application-token", name)
+	}
+	if req.Portal == "" {
+		return errors.New(name + ": give --portal (the portal's client_id): secrets are per portal and app")
 	}
 	rc, ctx, done, err := c.dial(ctx)
 	if err != nil {

@@ -238,8 +238,10 @@ func secretName(req *relayv1.SigningSecretRequest) (string, error) {
 		return "", status.Error(codes.InvalidArgument, "give client_id or application_token, not both")
 	case req.GetClientId() == "" && req.GetApplicationToken() == "":
 		return "", status.Error(codes.InvalidArgument, "client_id or application_token is required")
+	case req.GetPortal() == "":
+		return "", status.Error(codes.InvalidArgument, "portal (the portal's client_id) is required: secrets are per portal and app")
 	}
-	return SecretName(req.GetClientId(), req.GetApplicationToken()), nil
+	return SecretName(req.GetPortal(), req.GetClientId(), req.GetApplicationToken()), nil
 }
 
 func secretProto(si SecretInfo) *relayv1.SigningSecret {

@@ -314,7 +314,7 @@ func TestSignature(t *testing.T) {
 	e.post(item(h.URL, "ONCRMDEALADD", 1))
 	got := h.next(t)
 	ctx := context.Background()
-	si, err := e.svc.Secrets().Get(ctx, delivery.SecretName("local.5c8bb1b0891cf2.87252039", ""))
+	si, err := e.svc.Secrets().Get(ctx, delivery.SecretName(portalID, "local.5c8bb1b0891cf2.87252039", ""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,12 +335,19 @@ func TestSignature(t *testing.T) {
 	if out := phpVerify(t, si.Secret, id, ts, sig, tampered); out != "bad" {
 		t.Errorf("PHP verify of a tampered body: %q", out)
 	}
-	other, _ := e.svc.Secrets().Get(ctx, delivery.SecretName("", "webhooktoken"))
+	other, _ := e.svc.Secrets().Get(ctx, delivery.SecretName(portalID, "", "webhooktoken"))
 	if delivery.Verify(other.Secret, id, ts, got.body, sig, time.Now(), 5*time.Minute) == nil {
 		t.Error("another app's secret verifies")
 	}
 
-	rot, err := e.svc.Secrets().Rotate(ctx, delivery.SecretName("local.5c8bb1b0891cf2.87252039", ""))
+	// The same app on another portal has a secret of its own: a portal
+	// never obtains a signature under another portal's secret.
+	theirs, _ := e.svc.Secrets().Get(ctx, delivery.SecretName("bx.other.portal", "local.5c8bb1b0891cf2.87252039", ""))
+	if theirs.Secret == si.Secret || delivery.Verify(theirs.Secret, id, ts, got.body, sig, time.Now(), 5*time.Minute) == nil {
+		t.Error("the app's secret on another portal verifies this portal's delivery")
+	}
+
+	rot, err := e.svc.Secrets().Rotate(ctx, delivery.SecretName(portalID, "local.5c8bb1b0891cf2.87252039", ""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -842,7 +849,7 @@ func TestRotationReachesOtherInstance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	name := delivery.SecretName("local.app.1", "")
+	name := delivery.SecretName(portalID, "local.app.1", "")
 	first, err := a.Get(ctx, name)
 	if err != nil {
 		t.Fatal(err)
@@ -1027,5 +1034,33 @@ func TestBreakerUsesInjectedClock(t *testing.T) {
 	waitStatus(t, e, id, delivery.StatusDelivered)
 	if b := breaker(); b != delivery.BreakerClosed {
 		t.Errorf("breaker after a successful probe = %s", b)
+	}
+}
+
+// A secret stored under its pre-issue-11 name (client_id alone) is
+// adopted by the first portal that signs with it, then retired: every
+// other portal gets a secret of its own.
+func TestLegacySecretAdoptedOnce(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	s, err := delivery.NewSecrets(ctx, e.js, bytes.Repeat([]byte{9}, 32), time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacy, err := s.Get(ctx, "app:local.legacy.1") // as an older relay named it
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine, err := s.Get(ctx, delivery.SecretName(portalID, "local.legacy.1", ""))
+	if err != nil || mine.Secret != legacy.Secret {
+		t.Fatalf("first portal after the upgrade: %+v, %v; want the old secret", mine, err)
+	}
+	s2, _ := delivery.NewSecrets(ctx, e.js, bytes.Repeat([]byte{9}, 32), time.Hour, nil) // no cache
+	theirs, err := s2.Get(ctx, delivery.SecretName("bx.other.portal", "local.legacy.1", ""))
+	if err != nil || theirs.Secret == legacy.Secret {
+		t.Fatalf("second portal got the old secret too: %+v, %v", theirs, err)
+	}
+	if again, _ := s2.Get(ctx, delivery.SecretName(portalID, "local.legacy.1", "")); again.Secret != legacy.Secret {
+		t.Errorf("first portal's secret changed: %+v", again)
 	}
 }

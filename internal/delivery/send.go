@@ -259,7 +259,7 @@ func (s *sender) attempt(ctx context.Context, portal string, e entry, v view, pr
 		return result{aborted: true}
 	}
 	body := payloadBody(e.Form, fields)
-	keys, err := s.secrets.Keys(ctx, SecretName(v.clientID, v.appToken))
+	keys, err := s.secrets.Keys(ctx, SecretName(portal, v.clientID, v.appToken))
 	if err != nil {
 		// The signing key store is the broker: transient like authprovider.
 		return result{err: "signing secret: " + err.Error()}

@@ -71,13 +71,30 @@ func Verify(secret, id, timestamp string, body []byte, header string, now time.T
 	return errors.New("delivery: no matching signature")
 }
 
-// SecretName names the signing secret of an app (per client_id) or of an
-// outgoing webhook (per application token).
-func SecretName(clientID, applicationToken string) string {
+// SecretName names the signing secret of an app (per portal and
+// client_id) or of an outgoing webhook (per portal and application
+// token). Keyed by the portal too, so that a portal can never obtain a
+// signature that verifies under another portal's secret (issue 11,
+// finding 4).
+func SecretName(portal, clientID, applicationToken string) string {
 	if clientID != "" {
-		return "app:" + clientID
+		return "app:" + portal + "/" + clientID
 	}
-	return "webhook:" + applicationToken
+	return "webhook:" + portal + "/" + applicationToken
+}
+
+// legacyName is the name relays before issue 11 gave the secret name
+// (keyed by client_id or application token alone).
+func legacyName(name string) (string, bool) {
+	kind, rest, ok := strings.Cut(name, ":")
+	if !ok {
+		return "", false
+	}
+	_, id, ok := strings.Cut(rest, "/")
+	if !ok {
+		return "", false
+	}
+	return kind + ":" + id, true
 }
 
 // Secrets keeps signing secrets in a JetStream KV bucket, encrypted with
@@ -222,6 +239,11 @@ func (s *Secrets) get(ctx context.Context, name string) (*secretSet, error) {
 			return nil, err
 		}
 		if set == nil {
+			if set, err = s.adoptLegacy(ctx, name); err != nil {
+				return nil, err
+			}
+		}
+		if set == nil {
 			set = &secretSet{Current: newKey()}
 			if err := s.store(ctx, name, set, 0, true); err != nil {
 				continue // created concurrently: load it
@@ -233,6 +255,30 @@ func (s *Secrets) get(ctx context.Context, name string) (*secretSet, error) {
 		return set, nil
 	}
 	return nil, fmt.Errorf("delivery: create secret for %s: conflict", name)
+}
+
+// adoptLegacy moves a secret stored under its pre-issue-11 name (without
+// the portal) to name, so that handlers keep verifying after the upgrade,
+// and deletes the old entry: the first portal to use it after the upgrade
+// keeps it, every other portal gets a secret of its own. Only a delivery
+// that authprovider built an auth block for signs, so that first portal
+// is one the app is installed on. It returns nil when there is none.
+func (s *Secrets) adoptLegacy(ctx context.Context, name string) (*secretSet, error) {
+	old, ok := legacyName(name)
+	if !ok {
+		return nil, nil
+	}
+	set, rev, err := s.load(ctx, old)
+	if err != nil || set == nil {
+		return nil, err
+	}
+	if err := s.store(ctx, name, set, 0, true); err != nil {
+		return nil, nil // created concurrently: the caller loads it
+	}
+	if err := s.kv.Delete(ctx, kvKey(old), jetstream.LastRevision(rev)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, fmt.Errorf("delivery: retire the old secret name: %w", err)
+	}
+	return set, nil
 }
 
 // Keys returns the keys to sign with for name: the current one, and the

@@ -251,7 +251,7 @@ func (s *Service) BuildEventAuth(ctx context.Context, r EventAuthRequest) ([]Fie
 		return empty(), nil
 	}
 	if _, err := s.App(ctx, portal, r.ClientID); err != nil {
-		if errors.Is(err, ErrNotInstalled) && strings.EqualFold(r.Event, "ONAPPUNINSTALL") {
+		if errors.Is(err, ErrNotInstalled) && strings.EqualFold(r.Event, "ONAPPUNINSTALL") && s.wasInstalled(ctx, portal, r.ClientID) {
 			return empty(), nil
 		}
 		return nil, err
@@ -282,6 +282,17 @@ func (s *Service) BuildEventAuth(ctx context.Context, r EventAuthRequest) ([]Fie
 		f = append(f, Field{"application_token", r.ApplicationToken})
 	}
 	return f, nil
+}
+
+// wasInstalled reports whether appID is an app of portal (or of every
+// portal) that has been deactivated: its ONAPPUNINSTALL still reaches the
+// handler, with the empty auth. An unknown app, or another portal's, gets
+// nothing, for ONAPPUNINSTALL as for every event: otherwise a portal could
+// have the relay sign its own uninstall notice for a stranger's app
+// (issue 11, finding 4).
+func (s *Service) wasInstalled(ctx context.Context, portal oauth.Client, appID string) bool {
+	app, err := s.oauth.GetClient(ctx, appID)
+	return err == nil && app.Kind == oauth.KindApp && (app.Portal == "" || app.Portal == portal.ID)
 }
 
 // eventPortal finds the portal an event came from: the named one, else

@@ -286,12 +286,25 @@ func TestBuildEventAuth(t *testing.T) {
 			t.Fatalf("refresh token without sendRefreshToken: %s", keys(fs))
 		}
 		empty := "domain,client_endpoint,server_endpoint,member_id,application_token"
+		// An app of this portal that was deactivated still gets its
+		// ONAPPUNINSTALL, with the empty auth.
+		inactive, _, err := f.o.CreateClient(ctx, oauth.Client{Kind: oauth.KindApp, Name: "gone", RedirectURI: "http://gone/", Portal: f.portal.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		inactive.Active = false
+		if err := f.o.UpdateClient(ctx, inactive); err != nil {
+			t.Fatal(err)
+		}
 		for name, r := range map[string]validator.EventAuthRequest{
 			"no user":   {ClientID: f.app.ID, SendAuth: true, ApplicationToken: "apptok", Domain: "portal.box.local"},
 			"send off":  {ClientID: f.app.ID, UserID: 7, ApplicationToken: "apptok", Domain: "portal.box.local"},
 			"webhook":   {UserID: 7, SendAuth: true, ApplicationToken: "hooktok", Domain: "portal.box.local"},
-			"uninstall": {ClientID: "local.gone", UserID: 7, SendAuth: true, ApplicationToken: "apptok", Domain: "portal.box.local", Event: "ONAPPUNINSTALL"},
+			"uninstall": {ClientID: "__inactive__", UserID: 7, SendAuth: true, ApplicationToken: "apptok", Domain: "portal.box.local", Event: "ONAPPUNINSTALL"},
 		} {
+			if r.ClientID == "__inactive__" {
+				r.ClientID = inactive.ID
+			}
 			fs, err := svc.BuildEventAuth(ctx, r)
 			if err != nil {
 				t.Fatalf("%s: %v", name, err)
@@ -317,9 +330,23 @@ func TestBuildEventAuth(t *testing.T) {
 				t.Fatalf("auth[domain] = %q, want the registered host", f.Value)
 			}
 		}
-		_, err = svc.BuildEventAuth(ctx, validator.EventAuthRequest{ClientID: "local.gone", UserID: 7, SendAuth: true, Domain: "portal.box.local", Event: "ONCRMDEALADD"})
-		if !errors.Is(err, validator.ErrNotInstalled) {
-			t.Fatalf("event of an app that is not installed: %v", err)
+		// An unknown app, or another portal's, is refused for every event,
+		// ONAPPUNINSTALL included (issue 11, finding 4).
+		strangers, _, err := f.o.CreateClient(ctx, oauth.Client{Kind: oauth.KindPortal, Host: "stranger.box.local"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		theirs, _, err := f.o.CreateClient(ctx, oauth.Client{Kind: oauth.KindApp, Name: "theirs", RedirectURI: "http://theirs/", Portal: strangers.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, app := range []string{"local.gone", theirs.ID} {
+			for _, ev := range []string{"ONCRMDEALADD", "ONAPPUNINSTALL", "onappuninstall"} {
+				_, err = svc.BuildEventAuth(ctx, validator.EventAuthRequest{ClientID: app, PortalID: f.portal.ID, UserID: 7, SendAuth: true, Domain: "portal.box.local", Event: ev})
+				if !errors.Is(err, validator.ErrNotInstalled) {
+					t.Errorf("%s of app %s not installed on the calling portal: %v", ev, app, err)
+				}
+			}
 		}
 	})
 }

@@ -1057,8 +1057,11 @@ type SigningSecretRequest struct {
 	ClientId string `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
 	// Outgoing webhook's application token.
 	ApplicationToken string `protobuf:"bytes,2,opt,name=application_token,json=applicationToken,proto3" json:"application_token,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The portal's client_id: secrets are kept per portal and app, so that
+	// no portal obtains a signature under another portal's secret.
+	Portal        string `protobuf:"bytes,3,opt,name=portal,proto3" json:"portal,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SigningSecretRequest) Reset() {
@@ -1101,6 +1104,13 @@ func (x *SigningSecretRequest) GetClientId() string {
 func (x *SigningSecretRequest) GetApplicationToken() string {
 	if x != nil {
 		return x.ApplicationToken
+	}
+	return ""
+}
+
+func (x *SigningSecretRequest) GetPortal() string {
+	if x != nil {
+		return x.Portal
 	}
 	return ""
 }
@@ -1254,10 +1264,11 @@ const file_isobox_relay_v1_relay_proto_rawDesc = "" +
 	"duplicates\x12\x1a\n" +
 	"\bhandlers\x18\x06 \x01(\x03R\bhandlers\x12\x18\n" +
 	"\apending\x18\a \x01(\x03R\apending\x12\x12\n" +
-	"\x04dead\x18\b \x01(\x03R\x04dead\"`\n" +
+	"\x04dead\x18\b \x01(\x03R\x04dead\"x\n" +
 	"\x14SigningSecretRequest\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12+\n" +
-	"\x11application_token\x18\x02 \x01(\tR\x10applicationToken\"j\n" +
+	"\x11application_token\x18\x02 \x01(\tR\x10applicationToken\x12\x16\n" +
+	"\x06portal\x18\x03 \x01(\tR\x06portal\"j\n" +
 	"\rSigningSecret\x12\x16\n" +
 	"\x06secret\x18\x01 \x01(\tR\x06secret\x12\x1a\n" +
 	"\bprevious\x18\x02 \x01(\tR\bprevious\x12%\n" +
