@@ -27,9 +27,17 @@ type pushConfig struct {
 	MaxPayload       int64         // publish body limit
 	PublishSignature bool          // require ?signature= on publishes
 	RenewalKeep      time.Duration // how long channel renewals are remembered
+	ReplayMaxMsgs    int           // stored messages one reconnect reads at most
+	ReplayMaxBytes   int           // matching body bytes one reconnect keeps at most
+	MaxSubsPerIP     int           // subscribers held at once per client address
+	MaxSubsPerChan   int           // subscribers per channel
 }
 
 func (c *pushConfig) register(fs *flag.FlagSet) {
+	fs.IntVar(&c.ReplayMaxMsgs, "push-replay-max-messages", 10000, "stored messages one reconnect reads at most; a client further behind gets the newest after a history_gap notice")
+	fs.IntVar(&c.ReplayMaxBytes, "push-replay-max-bytes", 8<<20, "message bytes one reconnect replays at most (the newest; history_gap for the rest)")
+	fs.IntVar(&c.MaxSubsPerIP, "push-max-subs-per-ip", 128, "long polls and WebSockets held at once from one client address, IPv6 per /64 (-1 = no cap; raise it when subscribers come through a proxy); more get 429")
+	fs.IntVar(&c.MaxSubsPerChan, "push-max-subs-per-channel", 64, "subscribers of one channel on this instance (-1 = no cap); more get 429")
 	fs.StringVar(&c.SignatureKey, "push-signature-key", "", "push channel signature key: the portal's pull signature_key option (the environment or --push-signature-key-file keeps it out of the process list)")
 	fs.StringVar(&c.SignatureKeyFile, "push-signature-key-file", "", "file holding the push signature key; empty = <data-dir>/push-signature.key, created (0600) on first start")
 	fs.StringVar(&c.SignatureAlgo, "push-signature-algo", "sha1", "HMAC algorithm of channel signatures, the portal's pull signature_algo: sha1, sha224, sha256, sha384, sha512, md5")
@@ -93,17 +101,21 @@ func mountPush(ctx context.Context, a *app) error {
 		return err
 	}
 	srv, err := push.New(ctx, push.Config{
-		Signer:           signer,
-		PollTimeout:      c.PollTimeout,
-		PingInterval:     c.PingInterval,
-		DefaultExpiry:    c.DefaultExpiry,
-		MaxExpiry:        c.MaxExpiry,
-		HistoryBytes:     c.HistoryBytes,
-		Replicas:         replicas,
-		MaxPayload:       c.MaxPayload,
-		PublishSignature: c.PublishSignature,
-		RenewalKeep:      c.RenewalKeep,
-		Registerer:       a.d.Registry,
+		Signer:            signer,
+		PollTimeout:       c.PollTimeout,
+		PingInterval:      c.PingInterval,
+		DefaultExpiry:     c.DefaultExpiry,
+		MaxExpiry:         c.MaxExpiry,
+		HistoryBytes:      c.HistoryBytes,
+		Replicas:          replicas,
+		MaxPayload:        c.MaxPayload,
+		PublishSignature:  c.PublishSignature,
+		RenewalKeep:       c.RenewalKeep,
+		ReplayMaxMessages: c.ReplayMaxMsgs,
+		ReplayMaxBytes:    c.ReplayMaxBytes,
+		MaxSubsPerIP:      c.MaxSubsPerIP,
+		MaxSubsPerChannel: c.MaxSubsPerChan,
+		Registerer:        a.d.Registry,
 	}, a.nc.Conn, a.log)
 	if err != nil {
 		return err

@@ -16,6 +16,7 @@ import (
 type hub struct {
 	log   *slog.Logger
 	st    *store
+	cfg   *Config
 	met   *metrics
 	clock func() time.Time
 
@@ -51,6 +52,7 @@ func newHub(st *store, cfg *Config, log *slog.Logger, met *metrics) *hub {
 	h := &hub{
 		log:       log,
 		st:        st,
+		cfg:       cfg,
 		met:       met,
 		clock:     time.Now,
 		chans:     map[chanKey]map[*sub]struct{}{},
@@ -283,6 +285,13 @@ func (h *hub) snapshot() []*sub {
 
 // history returns the messages for s with from <= seq <= to, in order, and
 // the gap notice to send first, if any: client is the mid the client gave.
+//
+// It is bounded whatever the client asks for (a mid of another epoch asks
+// for the whole stream): at most ReplayMaxMessages stored messages are
+// read, the newest ones, and they are filtered as they arrive, keeping at
+// most ReplayMaxBytes of matching bodies (the newest). Whatever is left
+// out is announced by the history_gap notice, whose next_mid is where the
+// replay starts.
 func (h *hub) history(ctx context.Context, s *sub, client mid, to uint64) ([]item, *message, error) {
 	epoch := h.epoch.Load()
 	from := client.seq + 1
@@ -291,11 +300,32 @@ func (h *hub) history(ctx context.Context, s *sub, client mid, to uint64) ([]ite
 	if client.epoch != epoch {
 		reason, from = "history_reset", 1
 	}
-	var msgs []*message
+	now := h.clock()
+	var items []item
+	kept, skipTo, capped := 0, uint64(0), false
+	keep := func(m *message) {
+		if m.expired(now) {
+			return
+		}
+		k, ok := s.matches(m)
+		if !ok {
+			return
+		}
+		items = append(items, item{m: m, ch: k})
+		kept += len(m.body)
+		for kept > h.cfg.ReplayMaxBytes && len(items) > 1 {
+			kept -= len(items[0].m.body)
+			skipTo, capped = items[0].m.mid.seq, true
+			items[0] = item{}
+			items = items[1:]
+		}
+	}
 	h.ringMu.Lock()
 	fromRing := reason == "" && h.ring.covers(from, to)
 	if fromRing {
-		msgs = h.ring.since(from, to)
+		for _, m := range h.ring.since(from, to) {
+			keep(m)
+		}
 	}
 	h.ringMu.Unlock()
 	if !fromRing && from <= to {
@@ -315,25 +345,29 @@ func (h *hub) history(ctx context.Context, s *sub, client mid, to uint64) ([]ite
 			}
 			from = first
 		}
-		err = h.st.read(ctx, epoch, from, to, func(m *message) { msgs = append(msgs, m) })
+		if to >= from && to-from >= uint64(h.cfg.ReplayMaxMessages) {
+			from = to - uint64(h.cfg.ReplayMaxMessages) + 1
+			capped = true
+		}
+		err = h.st.read(ctx, epoch, from, to, func(m *message) {
+			h.met.replayMsgs.Inc()
+			h.met.replayBytes.Add(float64(len(m.body)))
+			keep(m)
+		})
 		if err != nil {
 			return nil, nil, err
 		}
 	}
-	if reason != "" {
-		next := mid{epoch: epoch, seq: from - 1}
-		gap = gapMessage(client, next, reason, h.clock())
-		h.met.gaps.Inc()
+	next := max(from-1, skipTo)
+	if capped {
+		h.met.replayCapped.Inc()
+		if reason == "" {
+			reason = "history_truncated"
+		}
 	}
-	now := h.clock()
-	var items []item
-	for _, m := range msgs {
-		if m.expired(now) {
-			continue
-		}
-		if k, ok := s.matches(m); ok {
-			items = append(items, item{m: m, ch: k})
-		}
+	if reason != "" {
+		gap = gapMessage(client, mid{epoch: epoch, seq: next}, reason, h.clock())
+		h.met.gaps.Inc()
 	}
 	return items, gap, nil
 }

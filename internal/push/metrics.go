@@ -14,7 +14,12 @@ type metrics struct {
 	// renewalRedirects counts subscribers of a renewed channel sent its
 	// remembered channel_expire.
 	renewalRedirects prometheus.Counter
-	reg              prometheus.Registerer
+	// replayMsgs and replayBytes count what history replays read from
+	// JetStream; capped is the number of replays cut by a limit.
+	replayMsgs, replayBytes, replayCapped prometheus.Counter
+	// limited counts subscribe requests refused by a connection cap.
+	limited *prometheus.CounterVec
+	reg     prometheus.Registerer
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -43,6 +48,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		renewalRedirects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "isobox_push_renewal_redirects_total", Help: "Subscribers of a renewed channel sent its remembered pull/channel_expire.",
 		}),
+		replayMsgs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "isobox_push_replay_read_messages_total", Help: "Messages read from the history stream to answer reconnects.",
+		}),
+		replayBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "isobox_push_replay_read_bytes_total", Help: "Body bytes read from the history stream to answer reconnects.",
+		}),
+		replayCapped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "isobox_push_replay_capped_total", Help: "Reconnects whose replay was cut to the newest messages by --push-replay-max-messages or --push-replay-max-bytes (history_gap sent).",
+		}),
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "isobox_push_subscribes_limited_total", Help: "Subscribe requests refused by a connection cap, by cap (ip, channel).",
+		}, []string{"cap"}),
 		reg: reg,
 	}
 	return m
@@ -54,6 +71,7 @@ func (m *metrics) bind(h *hub) {
 		return
 	}
 	m.reg.MustRegister(m.connects, m.refused, m.published, m.publishErrors, m.delivered, m.gaps, m.slow, m.renewalRedirects,
+		m.replayMsgs, m.replayBytes, m.replayCapped, m.limited,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "isobox_push_websockets", Help: "Open WebSocket subscribers on this instance.",
 		}, func() float64 { return float64(h.ws.Load()) }),

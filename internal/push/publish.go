@@ -2,6 +2,7 @@ package push
 
 import (
 	"context"
+	"strings"
 
 	"encoding/json"
 	"errors"
@@ -126,8 +127,13 @@ func parseExpiry(h string, def, max uint32) uint32 {
 // text with CHANNEL_ID, or a protobuf RequestBatch with binaryMode=true)
 // and answers once every message is stored; GET with CHANNEL_ID answers
 // which channels have subscribers.
+//
+// Only the portal's server publishes: a request a browser made is refused
+// (403), and no answer carries Access-Control-Allow-Origin, so that a page
+// (on the portal host or anywhere) can neither publish nor read online
+// state. The portal's PHP sends neither Origin nor Sec-Fetch-* headers.
 func (srv *Server) PublishHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return srv.serverOnly(func(w http.ResponseWriter, r *http.Request) {
 		switch r.Method {
 		case http.MethodPost:
 			srv.servePublish(w, r)
@@ -140,10 +146,78 @@ func (srv *Server) PublishHandler() http.Handler {
 	})
 }
 
+// serverOnly refuses browser requests and strips CORS headers: the
+// publish listener's routes are for the portal's server alone.
+func (srv *Server) serverOnly(next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w = &noCORS{ResponseWriter: w}
+		if why := browserRequest(r); why != "" {
+			srv.met.publishErrors.WithLabelValues("browser").Inc()
+			writeText(w, http.StatusForbidden, "The publish endpoint does not accept browser requests ("+why+").")
+			return
+		}
+		next(w, r)
+	})
+}
+
+// browserRequest says why r looks like a browser's request, or "": an
+// Origin header (every browser POST, and any cross-origin request), a
+// Sec-Fetch-* header, or a body type an HTML form or a "simple" CORS
+// request can send without a preflight.
+func browserRequest(r *http.Request) string {
+	if r.Header.Get("Origin") != "" {
+		return "Origin"
+	}
+	for _, h := range []string{"Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest"} {
+		if r.Header.Get(h) != "" {
+			return h
+		}
+	}
+	if r.Method == http.MethodOptions {
+		return "preflight"
+	}
+	if r.Method == http.MethodPost {
+		ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
+		switch strings.ToLower(strings.TrimSpace(ct)) {
+		case "text/plain", "multipart/form-data":
+			return "Content-Type " + ct
+		}
+	}
+	return ""
+}
+
+// noCORS drops Access-Control-* headers from every answer.
+type noCORS struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (w *noCORS) WriteHeader(code int) {
+	if !w.wrote {
+		w.wrote = true
+		for k := range w.Header() {
+			if strings.HasPrefix(k, "Access-Control-") {
+				w.Header().Del(k)
+			}
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *noCORS) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *noCORS) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 // StatHandler serves /server-stat/: a JSON array with every instance's
 // statistics.
 func (srv *Server) StatHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return srv.serverOnly(func(w http.ResponseWriter, r *http.Request) {
 		st, err := srv.stats(r.Context())
 		if err != nil {
 			srv.log.Warn("push: server stats", "err", err)

@@ -21,6 +21,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/proto"
 
@@ -797,6 +798,7 @@ func TestSlowSubscriberIsDroppedAndCatchesUpFromHistory(t *testing.T) {
 	r := startRelay(t, testkit.NATS(t).ClientURL(), func(c *Config) {
 		c.MaxQueueBytes = 64 << 10
 		c.WriteTimeout = 5 * time.Second
+		c.ReplayMaxBytes = 64 << 20 // the whole 20 MB backlog replays
 	})
 	ch := newID()
 	q := "CHANNEL_ID=" + r.srv.cfg.Signer.SignChannel(ch)
@@ -894,5 +896,113 @@ func TestReplayFramesStaySmallForDevices(t *testing.T) {
 	}
 	if got != n || frames < 2 {
 		t.Fatalf("%d messages in %d frames", got, frames)
+	}
+}
+
+// Issue 11, finding 5: a signed channel with a mid of another epoch asked
+// for the whole history, which the relay read into memory before
+// filtering. Replays now read at most ReplayMaxMessages stored messages
+// (the newest), keep at most ReplayMaxBytes of matching ones, and say what
+// they left out with history_gap. Counted by the relay's own metrics.
+func TestReplayIsBoundedWhateverTheMid(t *testing.T) {
+	r := startRelay(t, testkit.NATS(t).ClientURL(), func(c *Config) {
+		c.RecentMessages = 5 // the ring never covers the replay
+		c.ReplayMaxMessages = 100
+		c.ReplayMaxBytes = 4 << 10
+	})
+	s := r.srv.cfg.Signer
+	busy, quiet := newID(), newID()
+	const n = 600
+	pad := strings.Repeat("x", 200)
+	for i := range n {
+		if code, _ := r.publish(t, busy, body("c"+strconv.Itoa(i)+pad), nil); code != 200 {
+			t.Fatalf("publish %d = %d", i, code)
+		}
+	}
+	r.waitDispatched(t, n)
+	counter := func(c prometheus.Counter) float64 {
+		var m dto.Metric
+		c.Write(&m)
+		return m.GetCounter().GetValue()
+	}
+	otherEpoch := mid{epoch: r.srv.Epoch() - 1000, seq: 3}.String()
+
+	// A quiet channel: nothing to replay, and at most 100 messages read.
+	c := r.dial(t, "CHANNEL_ID="+s.SignChannel(quiet)+"&mid="+otherEpoch)
+	got := readN(t, c, 1)
+	if commandOf(t, got[0].Text) != "history_gap" {
+		t.Fatalf("first message %s, want history_gap", got[0].Text)
+	}
+	if read := counter(r.srv.met.replayMsgs); read > 100 {
+		t.Errorf("replay read %v messages, want at most 100", read)
+	}
+
+	// The busy channel: the newest messages within 4 KiB, after the gap
+	// notice, in order, ending with the last one published.
+	before := counter(r.srv.met.replayMsgs)
+	c = r.dial(t, "CHANNEL_ID="+s.SignChannel(busy)+"&mid="+otherEpoch)
+	_, frame := read(t, c)
+	msgs := parseFrame(t, frame)
+	if commandOf(t, msgs[0].Text) != "history_gap" {
+		t.Fatalf("first message %s, want history_gap", msgs[0].Text)
+	}
+	replayed := msgs[1:]
+	bytes := 0
+	for _, m := range replayed {
+		bytes += len(m.Text)
+	}
+	if len(replayed) == 0 || bytes > 5<<10 || !strings.HasPrefix(commandOf(t, replayed[len(replayed)-1].Text), "c599") {
+		t.Errorf("replayed %d messages, %d bytes, last %s; want the newest within 4 KiB", len(replayed), bytes, replayed[len(replayed)-1].Text)
+	}
+	if read := counter(r.srv.met.replayMsgs) - before; read > 100 {
+		t.Errorf("replay read %v messages, want at most 100", read)
+	}
+	if counter(r.srv.met.replayCapped) < 2 {
+		t.Errorf("capped replays = %v, want 2", counter(r.srv.met.replayCapped))
+	}
+}
+
+// Subscribers per client address and per channel are capped (429): one
+// LAN host cannot hold the relay's connections (issue 11, findings 5, 8).
+func TestSubscriberCaps(t *testing.T) {
+	r := startRelay(t, testkit.NATS(t).ClientURL(), func(c *Config) {
+		c.MaxSubsPerIP = 3
+		c.MaxSubsPerChannel = 2
+	})
+	s := r.srv.cfg.Signer
+	one := newID()
+	dialStatus := func(ch string) int {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(r.subURL, "http")+"/bitrix/subws/?CHANNEL_ID="+s.SignChannel(ch), nil)
+		if err == nil {
+			t.Cleanup(func() { c.CloseNow() })
+			return 101
+		}
+		if resp == nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode
+	}
+	if a, b := dialStatus(one), dialStatus(one); a != 101 || b != 101 {
+		t.Fatalf("first two subscribers: %d %d", a, b)
+	}
+	if got := dialStatus(one); got != http.StatusTooManyRequests {
+		t.Errorf("third subscriber of one channel: %d, want 429", got)
+	}
+	if got := dialStatus(newID()); got != 101 {
+		t.Errorf("another channel: %d", got)
+	}
+	if got := dialStatus(newID()); got != http.StatusTooManyRequests {
+		t.Errorf("fourth subscriber from one address: %d, want 429", got)
+	}
+	// A long poll counts too.
+	resp, err := http.Get(r.subURL + "/bitrix/sub/?CHANNEL_ID=" + s.SignChannel(newID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("long poll over the cap: %d", resp.StatusCode)
 	}
 }

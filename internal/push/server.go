@@ -54,6 +54,22 @@ type Config struct {
 	// means 10000 messages and 32 MiB.
 	RecentMessages int
 	RecentBytes    int
+	// ReplayMaxMessages caps how many stored messages one reconnect reads
+	// from the history stream: a client further behind (or with a mid of
+	// another epoch, which asks for everything) gets the newest ones after
+	// a history_gap notice. Zero means 10000.
+	ReplayMaxMessages int
+	// ReplayMaxBytes caps the body bytes one reconnect keeps for its
+	// client (read messages are filtered as they arrive); older matching
+	// messages past it are dropped and a history_gap notice says so. Zero
+	// means 8 MiB.
+	ReplayMaxBytes int
+	// MaxSubsPerIP caps the subscribers (long polls and WebSockets) held
+	// at once from one client address (IPv6: per /64); MaxSubsPerChannel
+	// caps the subscribers of one channel on this instance. More are
+	// refused with 429. Zero means 128 and 64; negative means no cap.
+	MaxSubsPerIP      int
+	MaxSubsPerChannel int
 	// PublishSignature, when set, makes the publish endpoint require
 	// ?signature= hex HMAC of the body with the signature key, as a portal
 	// in shared mode sends it.
@@ -107,6 +123,18 @@ func (c *Config) withDefaults() (*Config, error) {
 	if cc.RecentBytes <= 0 {
 		cc.RecentBytes = 32 << 20
 	}
+	if cc.ReplayMaxMessages <= 0 {
+		cc.ReplayMaxMessages = 10000
+	}
+	if cc.ReplayMaxBytes <= 0 {
+		cc.ReplayMaxBytes = 8 << 20
+	}
+	if cc.MaxSubsPerIP == 0 {
+		cc.MaxSubsPerIP = 128
+	}
+	if cc.MaxSubsPerChannel == 0 {
+		cc.MaxSubsPerChannel = 64
+	}
 	return &cc, nil
 }
 
@@ -128,6 +156,7 @@ type Server struct {
 	subs   []*nats.Subscription
 	connID atomic.Uint64
 	start  time.Time
+	caps   *caps
 }
 
 // New creates the stream (or updates its limits), starts tailing it and
@@ -147,7 +176,8 @@ func New(ctx context.Context, cfg Config, nc *nats.Conn, log *slog.Logger) (*Ser
 		return nil, err
 	}
 	met := newMetrics(c.Registerer)
-	srv := &Server{cfg: c, log: log, nc: nc, st: st, renew: renew, met: met, id: nc.Opts.Name + "-" + randomID(), start: time.Now()}
+	srv := &Server{cfg: c, log: log, nc: nc, st: st, renew: renew, met: met, id: nc.Opts.Name + "-" + randomID(), start: time.Now(),
+		caps: newCaps(c.MaxSubsPerIP, c.MaxSubsPerChannel)}
 	srv.hub = newHub(st, c, log, met)
 	srv.base, srv.cancel = context.WithCancel(context.Background())
 	met.bind(srv.hub)
@@ -312,10 +342,18 @@ func (srv *Server) SubscribeHandler() http.Handler {
 			writeText(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		if upgrade {
-			srv.serveWS(w, r, req)
+		release, capped := srv.caps.acquire(r.RemoteAddr, req.keys)
+		if capped != "" {
+			srv.met.limited.WithLabelValues(capped).Inc()
+			w.Header().Set("Retry-After", "30")
+			writeText(w, http.StatusTooManyRequests, "Too many subscribers per "+capped)
 			return
 		}
+		if upgrade {
+			srv.serveWS(w, r, req, release)
+			return
+		}
+		defer release()
 		srv.servePoll(w, r, req)
 	})
 }

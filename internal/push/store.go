@@ -230,7 +230,9 @@ func (s *store) read(ctx context.Context, epoch, from, to uint64, fn func(*messa
 		return fmt.Errorf("push: history consumer: %w", err)
 	}
 	for {
-		batch, err := c.Fetch(256, jetstream.FetchMaxWait(2*time.Second))
+		// Small batches: messages may be up to MaxPayload each, and a batch
+		// is held in memory while it is read.
+		batch, err := c.Fetch(int(min(64, to-from+1)), jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
 			return fmt.Errorf("push: read history: %w", err)
 		}

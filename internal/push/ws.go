@@ -65,7 +65,9 @@ func writeBadRequest(w http.ResponseWriter) {
 	io.WriteString(w, "Bad Request")
 }
 
-func (srv *Server) serveWS(w http.ResponseWriter, r *http.Request, req subRequest) {
+// serveWS runs a WebSocket subscriber; release (its connection-cap slot)
+// is called once the connection has ended.
+func (srv *Server) serveWS(w http.ResponseWriter, r *http.Request, req subRequest, release func()) {
 	hj := &smallHijacker{ResponseWriter: w}
 	c, err := websocket.Accept(hj, r, &websocket.AcceptOptions{
 		// Browsers open the channel from the portal's pages, another
@@ -74,6 +76,7 @@ func (srv *Server) serveWS(w http.ResponseWriter, r *http.Request, req subReques
 		CompressionMode:    websocket.CompressionDisabled,
 	})
 	if err != nil {
+		release()
 		return // Accept has answered
 	}
 	c.SetReadLimit(4096)
@@ -83,9 +86,11 @@ func (srv *Server) serveWS(w http.ResponseWriter, r *http.Request, req subReques
 		ws.frameBytes = maxFrameBytes
 	}
 	s.ws = ws
+	go func() { <-ws.done; release() }()
 	after, ok := srv.hub.register(s)
 	if !ok {
 		c.Close(websocket.StatusGoingAway, "server shutdown")
+		close(ws.done) // the reader never started
 		return
 	}
 	srv.met.connects.WithLabelValues("websocket").Inc()
