@@ -49,7 +49,7 @@ func TestEventForAnotherPortalsAppIsRefused(t *testing.T) {
 	if resp.StatusCode != 200 || own.ClientID == "" {
 		t.Fatalf("create portal A's app: %d %s", resp.StatusCode, body)
 	}
-	out, err := exec.Command(s.apBin, "portal", "add", "--host", "b.lan", "--json", "--grpc-addr", s.ap.Addr("grpc"), "--data-dir", s.data).Output()
+	out, err := exec.Command(s.apBin, "portal", "add", "--host", "b.lan", "--json", "--data-dir", s.data).Output()
 	if err != nil {
 		t.Fatalf("portal add b.lan: %v", err)
 	}

@@ -24,6 +24,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/isobox/isobox/internal/secret"
 )
 
 // Config says where the broker is. The zero value starts an embedded server
@@ -178,9 +180,18 @@ func startEmbedded(cfg Config) (*embedded, error) {
 		opts.SyncAlways = true
 	}
 	onDisk, encrypted := storedStreams(opts.StoreDir)
+	var oldKeyPath string
 	if !cfg.NoStoreEncryption {
 		keyPath := filepath.Join(dir, StoreKeyFile)
-		if _, err := os.Stat(keyPath); errors.Is(err, fs.ErrNotExist) && encrypted > 0 {
+		// Rotation: the operator renamed the key to nats-store.key.old; a
+		// new key is generated and the server re-encrypts the store with it
+		// while loading.
+		if _, err := os.Stat(keyPath); errors.Is(err, fs.ErrNotExist) {
+			if old, err := secret.Read(keyPath + ".old"); err == nil {
+				opts.JetStreamOldKey, oldKeyPath = old, keyPath+".old"
+			}
+		}
+		if _, err := os.Stat(keyPath); errors.Is(err, fs.ErrNotExist) && encrypted > 0 && oldKeyPath == "" {
 			return nil, fmt.Errorf("broker: the JetStream store in %s is encrypted but %s is missing: restore it from the backup of the data directory "+
 				"(without it the stored events cannot be read; to start empty instead, move %s away)", opts.StoreDir, keyPath, opts.StoreDir)
 		}
@@ -214,6 +225,14 @@ func startEmbedded(cfg Config) (*embedded, error) {
 		}
 		return nil, fmt.Errorf("broker: the embedded server loaded %d of the %d streams in %s (%v): is %s the key this store was encrypted with? "+
 			"Restore the data directory's backup; see docs/security.md", loaded, onDisk, opts.StoreDir, err, filepath.Join(dir, StoreKeyFile))
+	}
+	if oldKeyPath != "" {
+		// Every stream loaded, so every one was re-encrypted: the old key
+		// has no use left.
+		if err := os.Remove(oldKeyPath); err != nil {
+			srv.Shutdown()
+			return nil, fmt.Errorf("broker: remove the rotated-out store key: %w", err)
+		}
 	}
 	return &embedded{srv: srv, clientAuth: clientAuth, seedPath: seedPath}, nil
 }

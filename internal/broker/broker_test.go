@@ -80,3 +80,48 @@ func TestExternalNkey(t *testing.T) {
 		}
 	}
 }
+
+// Rotating the store key: rename it to nats-store.key.old and start; the
+// store is re-encrypted with a new key, the old file removed, nothing lost.
+func TestStoreKeyRotation(t *testing.T) {
+	dir := t.TempDir()
+	b, err := open(t, broker.Config{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	js, _ := jetstream.New(b.Conn)
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "S", Subjects: []string{"s"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "s", []byte("kept")); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	key := filepath.Join(dir, broker.StoreKeyFile)
+	before, _ := os.ReadFile(key)
+	if err := os.Rename(key, key+".old"); err != nil {
+		t.Fatal(err)
+	}
+	if b, err = open(t, broker.Config{DataDir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	js, _ = jetstream.New(b.Conn)
+	st, err := js.Stream(ctx, "S")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := st.GetMsg(ctx, 1); err != nil || string(m.Data) != "kept" {
+		t.Fatalf("message after rotation: %v", err)
+	}
+	b.Close()
+	after, _ := os.ReadFile(key)
+	if _, err := os.Stat(key + ".old"); !os.IsNotExist(err) || len(after) == 0 || string(after) == string(before) {
+		t.Fatalf("after rotation: old file %v, new key changed %v", err, string(after) != string(before))
+	}
+	// Only the new key opens it now.
+	if b, err = open(t, broker.Config{DataDir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+}
