@@ -621,16 +621,16 @@ func (c *Console) rotateSigning(w http.ResponseWriter, r *http.Request, p *page,
 	if err != nil {
 		return err
 	}
-	var clientID string
+	var clientID, portal string
 	for _, h := range hs.Handlers {
 		if h.Key == key {
-			clientID = h.ClientId
+			clientID, portal = h.ClientId, h.Portal
 		}
 	}
 	if clientID == "" {
 		return fmt.Errorf("handler %q is not an app's (a webhook's secret is rotated with its application token: eventrelay secrets rotate)", key)
 	}
-	sec, err := rc.RotateSigningSecret(ctx, &relayv1.SigningSecretRequest{ClientId: clientID})
+	sec, err := rc.RotateSigningSecret(ctx, &relayv1.SigningSecretRequest{ClientId: clientID, Portal: portal})
 	if err != nil {
 		return err
 	}
