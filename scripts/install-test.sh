@@ -60,8 +60,7 @@ for v in $v1 $v2; do
   tar -xzf "$work/dist-$v/isobox-$v-offline.tar.gz" -C "$work/bundle-$v"
   b="$work/bundle-$v/isobox-$v"
   (cd "$b" && sha256sum --quiet -c SHA256SUMS) || fail "bundle $v: SHA256SUMS does not match"
-  # docs/install.md and .ru.md join this list when they land (cli's part of issue 12).
-  for f in INSTALL.md docs/operations.md docker-compose.yml deploy/nats.conf \
+  for f in INSTALL.md docs/install.md docs/install.ru.md docs/operations.md docker-compose.yml deploy/nats.conf \
     "bin/linux_$arch/authprovider" "bin/linux_$arch/eventrelay" "isobox.connector-$v.tar.gz"; do
     [ -s "$b/$f" ] || fail "bundle $v has no $f"
   done
