@@ -44,21 +44,11 @@ type tlsSetup struct {
 }
 
 func (c *listenConfig) load(log *slog.Logger) (*tlsSetup, error) {
-	t := &tlsSetup{}
-	if c.TLSCertFile != "" || c.TLSKeyFile != "" {
-		p, err := certs.LoadPair(c.TLSCertFile, c.TLSKeyFile, log)
-		if err != nil {
-			return nil, err
-		}
-		t.pair = p
+	pair, cas, err := certs.Load(c.TLSCertFile, c.TLSKeyFile, c.TLSCAFile, log)
+	if err != nil {
+		return nil, err
 	}
-	if c.TLSCAFile != "" {
-		cas, err := certs.LoadCAs(c.TLSCAFile)
-		if err != nil {
-			return nil, err
-		}
-		t.cas = cas
-	}
+	t := &tlsSetup{pair: pair, cas: cas}
 	return t, c.Limits.Validate()
 }
 

@@ -184,3 +184,25 @@ func SelfConfig(p *Pair) *tls.Config {
 		},
 	}
 }
+
+// Load reads a service's TLS material: the served pair when either file is
+// named (both are then required) and the CA pool when caFile is named. A nil
+// result means that part of TLS is off.
+func Load(certFile, keyFile, caFile string, log *slog.Logger) (*Pair, *x509.CertPool, error) {
+	var (
+		pair *Pair
+		cas  *x509.CertPool
+		err  error
+	)
+	if certFile != "" || keyFile != "" {
+		if pair, err = LoadPair(certFile, keyFile, log); err != nil {
+			return nil, nil, err
+		}
+	}
+	if caFile != "" {
+		if cas, err = LoadCAs(caFile); err != nil {
+			return nil, nil, err
+		}
+	}
+	return pair, cas, nil
+}
