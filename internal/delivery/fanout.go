@@ -3,6 +3,8 @@ package delivery
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -58,6 +60,24 @@ func (g *group) encode() []byte {
 		buf = append(buf, '\n')
 	}
 	return buf
+}
+
+// contentID is a Nats-Msg-Id derived from a group's handler and its
+// events' ids, after prefix. Writing the same group again (a round or a
+// settlement repeated after a crash) stores it once; a group with other
+// events gets another id. The fan-out may repeat a round over the same
+// ingest messages with other events (instances share the fan-out consumer,
+// so a round may lack a message another instance held), and a settlement
+// repeated after a lost ack may retry other events: an id derived from
+// sequence numbers alone would drop those groups as duplicates.
+func (g *group) contentID(prefix string) string {
+	h := sha256.New()
+	h.Write([]byte(g.Handler))
+	for _, e := range g.Entries {
+		h.Write([]byte{0})
+		h.Write([]byte(e.ID))
+	}
+	return prefix + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 func decodeGroup(data []byte) (*group, error) {
@@ -148,10 +168,7 @@ const maxGroupBytes = 512 << 10
 func (s *Service) fanoutRound(ctx context.Context, msgs []jetstream.Msg) error {
 	groups := map[string]*group{} // the handler's group being filled
 	sizes := map[string]int{}
-	parts := map[string]int{}
 	var order []*group // every group, in the order they were started
-	var ids []string   // their message ids
-	var firstSeq, lastSeq uint64
 	var keep []jetstream.Msg
 	// Whether an item is a duplicate depends on every earlier ingest
 	// message, some perhaps fanned out by another instance: wait until
@@ -182,10 +199,6 @@ func (s *Service) fanoutRound(ctx context.Context, msgs []jetstream.Msg) error {
 			continue
 		}
 		seq := meta.Sequence.Stream
-		if firstSeq == 0 {
-			firstSeq = seq
-		}
-		lastSeq = seq
 		keep = append(keep, m)
 		local := map[string]bool{}
 		for _, b := range batches {
@@ -205,8 +218,6 @@ func (s *Service) fanoutRound(ctx context.Context, msgs []jetstream.Msg) error {
 					g = &group{Portal: b.Portal, Handler: h.Key}
 					groups[h.Key], sizes[h.Key] = g, 256
 					order = append(order, g)
-					ids = append(ids, fmt.Sprintf(":%s:%d", h.Key, parts[h.Key]))
-					parts[h.Key]++
 				}
 				sizes[h.Key] += n
 				g.Entries = append(g.Entries, entry{ReceivedMs: b.ReceivedMs, ID: it.ID, Form: it.Form})
@@ -216,9 +227,9 @@ func (s *Service) fanoutRound(ctx context.Context, msgs []jetstream.Msg) error {
 		}
 	}
 	var futures []jetstream.PubAckFuture
-	for i, g := range order {
+	for _, g := range order {
 		msg := &nats.Msg{Subject: events.SubjectQueue + g.Handler, Data: g.encode(), Header: nats.Header{}}
-		msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("f:%d-%d", firstSeq, lastSeq)+ids[i])
+		msg.Header.Set(jetstream.MsgIDHeader, g.contentID("f:"))
 		f, err := s.js.PublishMsgAsync(msg)
 		if err != nil {
 			return fmt.Errorf("queue for handler %s: %w", g.Handler, err)

@@ -414,12 +414,13 @@ func (w *worker) settle(ctx context.Context, m jetstream.Msg, seq uint64, g *gro
 		s.records.update(r, true)
 	}
 	if len(retry.Entries) > 0 {
-		// The id is derived from this message, so settling it twice (a
-		// crash before the ack) stores the retry once. Not cut short by
+		// The id is derived from this message and the events retried, so
+		// settling it twice (a crash before the ack) stores the same retry
+		// once and a different one too (contentID). Not cut short by
 		// shutdown (ctx is the service's, cancelled by Close): the attempts
 		// were made, and a Nak now would deliver the succeeded items again.
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		_, err := s.publishGroup(pctx, retry, fmt.Sprintf("r:%d", seq))
+		_, err := s.publishGroup(pctx, retry, retry.contentID(fmt.Sprintf("r:%d:", seq)))
 		cancel()
 		if err != nil {
 			s.log.Error("delivery: queue retry", "handler", g.Handler, "err", err)
