@@ -3,11 +3,18 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	adminv1 "github.com/isobox/isobox/api/isobox/admin/v1"
 	"github.com/isobox/isobox/internal/console"
 	"github.com/isobox/isobox/internal/testkit"
 )
@@ -49,6 +56,39 @@ func TestConsoleUsersAndAudit(t *testing.T) {
 	if _, err := c.run("client", "list"); err != nil { // a read: not audited
 		t.Fatal(err)
 	}
+	// The audit log's address is the peer's, whatever a caller claims
+	// (the finding: the first X-Forwarded-For was recorded). Through the
+	// REST gateway, with a forged X-Forwarded-For and a forged gateway
+	// metadata header:
+	key, err := os.ReadFile(filepath.Join(data, "admin.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPatch, "http://"+p.Addr("admin")+"/v1/clients/"+created["client_id"], strings.NewReader(`{"name":"Renamed over REST"}`))
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(key)))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Forwarded-For", "6.6.6.6")
+	req.Header.Set("Grpc-Metadata-X-Isobox-Gateway-Peer", "guess 7.7.7.7")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("PATCH over REST: %d", resp.StatusCode)
+	}
+	// and over gRPC with the same metadata forged:
+	conn, err := grpc.NewClient(p.Addr("grpc"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	gctx := metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+strings.TrimSpace(string(key)),
+		"x-forwarded-for", "8.8.8.8", "x-isobox-gateway-peer", "guess 9.9.9.9")
+	name := "Renamed over gRPC"
+	if _, err := adminv1.NewAdminClient(conn).UpdateClient(gctx, &adminv1.UpdateClientRequest{ClientId: created["client_id"], Name: &name}); err != nil {
+		t.Fatal(err)
+	}
 
 	out, err = runBin("", "audit", "export")
 	if err != nil {
@@ -63,7 +103,7 @@ func TestConsoleUsersAndAudit(t *testing.T) {
 		}
 		got = append(got, e)
 	}
-	if len(got) != 2 {
+	if len(got) != 4 {
 		t.Fatalf("audit export = %s", out)
 	}
 	if e := got[0]; e.Source != "cli" || e.Actor != "alice" || e.Action != "user.create" || e.Target != "ann" {
@@ -71,6 +111,12 @@ func TestConsoleUsersAndAudit(t *testing.T) {
 	}
 	if e := got[1]; e.Source != "admin-api" || e.Action != "app.create" || !strings.Contains(e.Target, created["client_id"]) || e.Remote == "" {
 		t.Errorf("second entry %+v (client %s)", e, created["client_id"])
+	}
+	if e := got[2]; e.Action != "app.update" || e.Remote != "127.0.0.1 (REST gateway)" {
+		t.Errorf("REST gateway entry %+v: want the HTTP peer", e)
+	}
+	if e := got[3]; e.Action != "app.update" || e.Remote != "127.0.0.1" {
+		t.Errorf("gRPC entry %+v: want the gRPC peer", e)
 	}
 	if strings.Contains(out, created["client_secret"]) {
 		t.Errorf("the audit log holds a client secret")

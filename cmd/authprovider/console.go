@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
 	"flag"
 	"fmt"
 	"net"
@@ -32,11 +34,14 @@ type consoleConfig struct {
 	RelayGRPCAddr string
 	RelayKeyFile  string
 	SampleEvery   time.Duration
+	// TrustedProxies: see console.ParseProxies.
+	TrustedProxies string
 }
 
 func (c *consoleConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.RelayGRPCAddr, "console-relay-grpc-addr", "127.0.0.1:9091", "eventrelay's gRPC address, for the console's delivery, dead-letter and handler pages; empty hides them")
 	fs.StringVar(&c.RelayKeyFile, "console-relay-admin-key-file", "", "eventrelay's admin key file, for the console; empty = <data-dir>/relay-admin.key")
+	fs.StringVar(&c.TrustedProxies, "console-trusted-proxies", "", "comma-separated addresses or CIDR prefixes of reverse proxies in front of the admin listener whose X-Forwarded-For is believed (console logins, the audit log's address); empty = the TCP peer is the client")
 	fs.DurationVar(&c.SampleEvery, "console-sample-interval", 10*time.Second, "how often the console samples eventrelay's counters for its charts (an hour of samples is kept)")
 }
 
@@ -75,7 +80,7 @@ func mountConsole(ctx context.Context, a *app) error {
 		}
 	}
 	con, err := console.New(console.Config{
-		Users: users, Audit: a.audit, OAuth: a.oauth, Relay: dial, Log: a.log,
+		Users: users, Audit: a.audit, OAuth: a.oauth, Relay: dial, Log: a.log, TrustedProxies: a.peers.proxies,
 		Portals:  portal.NewRegistry(a.db, a.oauth, nil),
 		Ready:    func(ctx context.Context) map[string]error { return map[string]error{"database": a.db.PingContext(ctx)} },
 		Settings: func() [][2]string { return effectiveSettings(a.cfg) },
@@ -119,6 +124,53 @@ func effectiveSettings(cfg *config) [][2]string {
 	return out
 }
 
+// gatewayPeers carries the address of a REST gateway call's HTTP client to
+// the gRPC audit interceptor. The gateway reaches gRPC over loopback, so the
+// gRPC peer says nothing; and any gRPC caller can send metadata (the
+// X-Forwarded-For the gateway forwards, too). So the gateway adds the
+// client's address next to a key made for this process, and only metadata
+// with that key is believed.
+type gatewayPeers struct {
+	key     string
+	proxies console.Proxies
+}
+
+const gatewayPeerMD = "x-isobox-gateway-peer"
+
+func newGatewayPeers(trusted string) (*gatewayPeers, error) {
+	ps, err := console.ParseProxies(trusted)
+	if err != nil {
+		return nil, fmt.Errorf("--console-trusted-proxies: %w", err)
+	}
+	return &gatewayPeers{key: rand.Text(), proxies: ps}, nil
+}
+
+// metadata is the gateway's runtime.WithMetadata hook.
+func (g *gatewayPeers) metadata(_ context.Context, r *http.Request) metadata.MD {
+	return metadata.Pairs(gatewayPeerMD, g.key+" "+g.proxies.ClientIP(r))
+}
+
+// remote is where a gRPC call came from: the HTTP client of the REST
+// gateway when the call came through it, else the gRPC peer.
+func (g *gatewayPeers) remote(ctx context.Context) string {
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		for _, v := range md.Get(gatewayPeerMD) {
+			if k, addr, ok := strings.Cut(v, " "); ok && subtle.ConstantTimeCompare([]byte(k), []byte(g.key)) == 1 {
+				return addr + " (REST gateway)"
+			}
+		}
+	}
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return ""
+	}
+	remote := p.Addr.String()
+	if host, _, err := net.SplitHostPort(remote); err == nil {
+		remote = host
+	}
+	return remote
+}
+
 // auditedAdminMethods are the admin API methods that change something.
 var auditedAdminMethods = map[string]string{
 	"CreateClient": "app.create", "UpdateClient": "app.update", "DeleteClient": "app.delete", "RotateSecret": "app.rotate-secret",
@@ -135,18 +187,7 @@ func (a *app) auditAdminAPI(ctx context.Context, req any, info *grpc.UnaryServer
 	if err != nil || !ok || svc != adminapi.ServiceName || a.audit == nil {
 		return resp, err
 	}
-	remote := ""
-	if p, ok := peer.FromContext(ctx); ok {
-		remote = p.Addr.String()
-		if host, _, e := net.SplitHostPort(remote); e == nil {
-			remote = host
-		}
-	}
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if f := md.Get("x-forwarded-for"); len(f) > 0 {
-			remote = f[0] + " (REST gateway)"
-		}
-	}
+	remote := a.peers.remote(ctx)
 	// What it was about: the request's ids, and the response's (the id of
 	// a created client).
 	target, detail := describe(req), ""

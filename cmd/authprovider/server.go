@@ -58,6 +58,8 @@ type app struct {
 	tls *tlsSetup
 	// audit is the audit log, built by mountConsole.
 	audit *console.Audit
+	// peers names the client of a REST gateway call for the audit log.
+	peers *gatewayPeers
 }
 
 func newLogger(w io.Writer, level slog.Level) *slog.Logger {
@@ -70,6 +72,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel)
+	peers, err := newGatewayPeers(cfg.Console.TrustedProxies)
+	if err != nil {
+		return err
+	}
 	dataDir, created, err := datadir.Prepare(cfg.DataDir)
 	if err != nil {
 		return err
@@ -99,12 +105,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		bitrix:   http.NewServeMux(),
 		grpcAuth: grpcauth.Checks{},
 		tls:      tlsSet,
+		peers:    peers,
 	}
 	tlsSet.apply(a.d, &cfg.Listen)
 	a.d.OnClose(func(context.Context) { db.Close() })
 	a.admin = a.d.AdminHandler()
 	a.grpc = grpc.NewServer(append(append(a.grpcAuth.ServerOptions(), a.d.GRPCOptions()...), grpc.ChainUnaryInterceptor(a.auditAdminAPI))...)
-	a.gateway = gateway.New()
+	a.gateway = gateway.New(runtime.WithMetadata(peers.metadata))
 	// grpc-gateway reads a whole body before the gRPC call authenticates it:
 	// cap it, so that no caller can make the service buffer much.
 	a.admin.Handle("/v1/", http.MaxBytesHandler(gateway.NoStore(a.gateway), gateway.MaxBody))

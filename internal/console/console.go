@@ -21,7 +21,6 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -63,10 +62,18 @@ type Config struct {
 	// Settings is the effective configuration, secrets already redacted.
 	Settings func() [][2]string
 	// LoginRate bounds login attempts per client address and per user name
-	// (burst LoginBurst, then one per LoginRate). Zero means 12s and 5.
+	// from that address (burst LoginBurst, then one per LoginRate). Zero
+	// means 12s and 5. Attempts on one user name from all addresses
+	// together are capped too (burst 20*LoginBurst, 10 per LoginRate), so
+	// guessing spread over many addresses stays slow while a colleague's
+	// typos or an attacker elsewhere on the LAN do not lock a user out.
 	LoginRate  time.Duration
 	LoginBurst int
-	Log        *slog.Logger
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client (login limits, sessions, the audit log); by default the
+	// TCP peer is the client.
+	TrustedProxies Proxies
+	Log            *slog.Logger
 }
 
 // Console serves the pages.
@@ -76,7 +83,8 @@ type Console struct {
 	cat     catalogues
 	pages   map[string]*template.Template
 	mux     *http.ServeMux
-	limiter *limiter
+	limiter *limiter // per address, per (user, address)
+	global  *limiter // per user, all addresses
 	sampler *sampler
 }
 
@@ -94,7 +102,8 @@ func New(cfg Config) (*Console, error) {
 	if cfg.LoginBurst <= 0 {
 		cfg.LoginBurst = 5
 	}
-	c := &Console{cfg: cfg, log: cfg.Log, limiter: newLimiter(cfg.LoginRate, cfg.LoginBurst), sampler: newSampler(360)}
+	c := &Console{cfg: cfg, log: cfg.Log, limiter: newLimiter(cfg.LoginRate, cfg.LoginBurst),
+		global: newLimiter(cfg.LoginRate/10, 20*cfg.LoginBurst), sampler: newSampler(360)}
 	var err error
 	if c.cat, err = loadCatalogues(); err != nil {
 		return nil, err
@@ -184,13 +193,9 @@ func (c *Console) sample(ctx context.Context) {
 	c.sampler.add(time.Now(), st)
 }
 
-// clientIP is the caller's address without the port.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
+// clientIP is the caller's address without the port (see Proxies).
+func (c *Console) clientIP(r *http.Request) string {
+	return c.cfg.TrustedProxies.ClientIP(r)
 }
 
 // sameOrigin reports whether a state-changing request comes from the

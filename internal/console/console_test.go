@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -32,7 +34,7 @@ type site struct {
 	audit *console.Audit
 }
 
-func newSite(t *testing.T, db *store.DB) *site {
+func newSite(t *testing.T, db *store.DB, opts ...func(*console.Config)) *site {
 	t.Helper()
 	svc, err := oauth.New(db, oauth.Config{TokenPrefix: "isobox."}, nil)
 	if err != nil {
@@ -46,7 +48,11 @@ func newSite(t *testing.T, db *store.DB) *site {
 	if _, err := users.Put(ctx, "olga", console.RoleViewer, viewerPW); err != nil {
 		t.Fatal(err)
 	}
-	con, err := console.New(console.Config{Users: users, Audit: audit, OAuth: svc, LoginRate: time.Hour, LoginBurst: 3})
+	cfg := console.Config{Users: users, Audit: audit, OAuth: svc, LoginRate: time.Hour, LoginBurst: 3}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	con, err := console.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,11 +69,22 @@ type browser struct {
 	s      *site
 	c      *http.Client
 	origin string
+	header http.Header // sent with every request
 }
 
-func (s *site) browser() *browser {
+func (s *site) browser() *browser { return s.browserFrom("") }
+
+// browserFrom connects from the given loopback address (all of 127/8 is
+// on lo), a machine of its own as far as the console can tell.
+func (s *site) browserFrom(local string) *browser {
 	jar, _ := cookiejar.New(nil)
-	return &browser{s: s, origin: s.srv.URL, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	tr := &http.Transport{}
+	if local != "" {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+		tr.DialContext = d.DialContext
+	}
+	s.t.Cleanup(tr.CloseIdleConnections)
+	return &browser{s: s, origin: s.srv.URL, c: &http.Client{Transport: tr, Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
 func (b *browser) do(method, path string, form url.Values) (*http.Response, string) {
@@ -79,6 +96,9 @@ func (b *browser) do(method, path string, form url.Values) (*http.Response, stri
 	req, _ := http.NewRequest(method, b.s.srv.URL+path, body)
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for k, v := range b.header {
+		req.Header[k] = v
 	}
 	if b.origin != "" && method == http.MethodPost {
 		req.Header.Set("Origin", b.origin)
@@ -201,7 +221,89 @@ func TestLoginRateLimited(t *testing.T) {
 		if resp := b.login("olga", viewerPW); resp.StatusCode != http.StatusTooManyRequests {
 			t.Fatalf("another user from the same address: %d", resp.StatusCode)
 		}
+		// The attacker's failures are the attacker's: the admin at
+		// another address logs in (the finding: a LAN host locked the
+		// admin out by failing on the admin's name).
+		if resp := s.browserFrom("127.0.0.2").login("admin", adminPW); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("admin from another address after the attack: %d", resp.StatusCode)
+		}
+		// A forged X-Forwarded-For does not give the attacker a fresh
+		// address: no proxy is trusted, so the TCP peer counts.
+		b.header = http.Header{"X-Forwarded-For": {"10.9.9.9"}}
+		if resp := b.login("admin", adminPW); resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("spoofed X-Forwarded-For: %d", resp.StatusCode)
+		}
 	})
+}
+
+// Attempts on one name from many addresses together are capped: a guess
+// spread over the LAN stays slow.
+func TestLoginGlobalCap(t *testing.T) {
+	testkit.ForEachStore(t, func(t *testing.T, db *store.DB) {
+		s := newSite(t, db, func(c *console.Config) { c.LoginBurst = 1 }) // global burst 20
+		for i := range 20 {
+			if resp := s.browserFrom(fmt.Sprintf("127.0.1.%d", i+1)).login("admin", "wrong password!"); resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("attempt %d: %d", i, resp.StatusCode)
+			}
+		}
+		if resp := s.browserFrom("127.0.2.1").login("admin", adminPW); resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("21st attempt on the name from a fresh address: %d", resp.StatusCode)
+		}
+		if resp := s.browserFrom("127.0.2.2").login("olga", viewerPW); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("another name: %d", resp.StatusCode)
+		}
+	})
+}
+
+// The audit log records the TCP peer; X-Forwarded-For counts only when the
+// peer is a configured proxy, and then only its nearest untrusted entry.
+func TestAuditRemoteIsThePeer(t *testing.T) {
+	testkit.ForEachStore(t, func(t *testing.T, db *store.DB) {
+		remotes := func(s *site) []string {
+			es, err := s.audit.List(context.Background(), console.AuditFilter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			for _, e := range es {
+				out = append(out, e.Remote)
+			}
+			return out
+		}
+		s := newSite(t, db)
+		b := s.browserFrom("127.0.0.3")
+		b.header = http.Header{"X-Forwarded-For": {"6.6.6.6"}}
+		if resp := b.login("admin", adminPW); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("login: %d", resp.StatusCode)
+		}
+		if got := remotes(s); len(got) != 1 || got[0] != "127.0.0.3" {
+			t.Fatalf("untrusted X-Forwarded-For: audit remotes %q, want the peer", got)
+		}
+
+		proxies, err := console.ParseProxies("127.0.0.4, 10.0.0.0/8")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s = newSite(t, db, func(c *console.Config) { c.TrustedProxies = proxies })
+		b = s.browserFrom("127.0.0.4")
+		// The client claims 6.6.6.6, the LAN proxy 10.1.1.1 saw 192.168.5.7.
+		b.header = http.Header{"X-Forwarded-For": {"6.6.6.6, 192.168.5.7", "10.1.1.1"}}
+		if resp := b.login("admin", adminPW); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("login via proxy: %d", resp.StatusCode)
+		}
+		if got := remotes(s); len(got) < 2 || got[0] != "192.168.5.7" {
+			t.Fatalf("trusted proxy: audit remotes %q, want 192.168.5.7 first", got)
+		}
+	})
+}
+
+func TestParseProxies(t *testing.T) {
+	if _, err := console.ParseProxies("10.0.0.0/8,nonsense"); err == nil || !strings.Contains(err.Error(), "nonsense") {
+		t.Errorf("bad entry: %v", err)
+	}
+	if ps, err := console.ParseProxies(" "); err != nil || len(ps) != 0 {
+		t.Errorf("empty: %v %v", ps, err)
+	}
 }
 
 // Every state change needs the session's CSRF token and the console's

@@ -165,7 +165,7 @@ func (c *Console) render(w http.ResponseWriter, code int, name string, p *page) 
 func (c *Console) record(r *http.Request, p *page, action, target, detail string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
 	defer cancel()
-	if err := c.cfg.Audit.Record(ctx, Entry{Source: SourceConsole, Actor: p.User.Name, Action: action, Target: target, Detail: detail, Remote: clientIP(r)}); err != nil {
+	if err := c.cfg.Audit.Record(ctx, Entry{Source: SourceConsole, Actor: p.User.Name, Action: action, Target: target, Detail: detail, Remote: c.clientIP(r)}); err != nil {
 		c.log.Error("console: audit", "action", action, "err", err)
 	}
 }
@@ -234,8 +234,9 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		c.render(w, http.StatusForbidden, "login", p)
 		return
 	}
-	ip := clientIP(r)
-	if !c.limiter.allow("ip:"+ip, "user:"+strings.ToLower(name)) {
+	ip := c.clientIP(r)
+	user := strings.ToLower(name)
+	if !c.limiter.allow("ip:"+ip, "user:"+user+"@"+ip) || !c.global.allow("user:"+user) {
 		c.log.Warn("console: login rate limited", "user", name, "remote", ip)
 		p.Error = p.T("login.limited")
 		w.Header().Set("Retry-After", strconv.Itoa(int(c.cfg.LoginRate.Seconds())+1))
