@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -8,10 +9,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"golang.org/x/term"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -42,7 +45,7 @@ func addCLICommands(cmds map[string]command) {
 	})}
 	cmds["dlq"] = command{Summary: "list and replay dead letters", Run: subcommands("dlq", map[string]command{
 		"list":   {Summary: "list dead letters, newest first (--app, --handler, --event, --limit)", Run: dlqList},
-		"replay": {Summary: "replay dead letters (--handler KEY, --since 2h|RFC3339; all of them only with --yes)", Run: dlqReplay},
+		"replay": {Summary: "replay dead letters (--handler KEY, --since 2h|RFC3339; all of them after a confirmation on the terminal, or --yes)", Run: dlqReplay},
 	})}
 	cmds["stats"] = command{Summary: "show the relay's counters", Run: statsCmd}
 	cmds["secrets"] = command{Summary: "show or rotate a signing secret", Run: subcommands("secrets", map[string]command{
@@ -351,7 +354,7 @@ func dlqReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	c, err := parseCLI("dlq replay", args, stdout, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&handler, "handler", "", "only this handler's dead letters")
 		fs.StringVar(&since, "since", "", "only those dead-lettered since: a duration ago (2h) or an RFC 3339 time")
-		fs.BoolVar(&yes, "yes", false, "replay every dead letter of every handler (needed when neither --handler nor --since is given)")
+		fs.BoolVar(&yes, "yes", false, "replay every dead letter of every handler without asking (needed when neither --handler nor --since is given and stdin is not a terminal)")
 	})
 	if err != nil {
 		return err
@@ -384,14 +387,41 @@ func dlqReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if st.Dead == 0 {
 			return printReplay(c, &relayv1.ReplayResponse{})
 		}
-		return fmt.Errorf("%w: this would replay all %d dead letters of every handler; narrow it with --handler KEY or --since, "+
-			"or confirm with --yes (`eventrelay dlq list` shows them)", errReplayAll, st.Dead)
+		ok, asked, err := confirm(stderr, fmt.Sprintf("Replay all %d dead letters of every handler? [y/N] ", st.Dead))
+		if err != nil {
+			return err
+		}
+		if !asked {
+			return fmt.Errorf("%w: this would replay all %d dead letters of every handler; narrow it with --handler KEY or --since, "+
+				"or confirm with --yes (`eventrelay dlq list` shows them)", errReplayAll, st.Dead)
+		}
+		if !ok {
+			return fmt.Errorf("%w: not confirmed, nothing replayed", errReplayAll)
+		}
 	}
 	r, err := rc.ReplayDeadLetters(ctx, req)
 	if err != nil {
 		return cliError(err)
 	}
 	return printReplay(c, r)
+}
+
+// confirm asks a yes/no question on the terminal; asked is false when
+// stdin is not a terminal (a script must say --yes).
+func confirm(stderr io.Writer, question string) (ok, asked bool, err error) {
+	if !term.IsTerminal(int(os.Stdin.Fd())) {
+		return false, false, nil
+	}
+	fmt.Fprint(stderr, question)
+	line, err := bufio.NewReader(io.LimitReader(os.Stdin, 256)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false, true, fmt.Errorf("reading the answer: %w", err)
+	}
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes", "д", "да":
+		return true, true, nil
+	}
+	return false, true, nil
 }
 
 func printHandlers(c *cli, hs []*relayv1.Handler) error {

@@ -23,6 +23,19 @@ func runCLIErr(s *stack, relay *testkit.Proc, args ...string) (string, error) {
 	return string(out), err
 }
 
+// runCLITerminal runs the CLI with a pseudo-terminal as its stdin and
+// stdout (script(1) from util-linux), typing input into it.
+func runCLITerminal(s *stack, relay *testkit.Proc, input string, args ...string) (string, error) {
+	argv := append([]string{s.erBin}, append(args, "--grpc-addr", relay.Addr("grpc"), "--data-dir", s.data)...)
+	for i, a := range argv {
+		argv[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	cmd := exec.Command("script", "--quiet", "--return", "--command", strings.Join(argv, " "), "/dev/null")
+	cmd.Stdin = strings.NewReader(input)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
 // waitLog polls a black-box binary's log for want (there is no other
 // signal to wait on).
 func waitLog(t *testing.T, p *testkit.Proc, want string) {
@@ -83,8 +96,17 @@ func TestSignalsForOperators(t *testing.T) {
 	if out := runCLI(t, s, relay, "dlq", "list", "--json"); !strings.Contains(out, id) {
 		t.Fatalf("the refused replay replayed: %s", out)
 	}
-	if out := runCLI(t, s, relay, "dlq", "replay", "--yes"); !strings.Contains(out, "replayed 1") {
-		t.Errorf("dlq replay --yes: %s", out)
+	// On a terminal it asks: anything but yes replays nothing, yes
+	// replays them (the terminal is a real pty, made by script(1)).
+	if out, err := runCLITerminal(s, relay, "n\n", "dlq", "replay"); err == nil || !strings.Contains(out, "Replay all 1 dead letters of every handler? [y/N]") ||
+		!strings.Contains(out, "not confirmed") {
+		t.Fatalf("dlq replay on a terminal, answered n: %v\n%s", err, out)
+	}
+	if out := runCLI(t, s, relay, "dlq", "list", "--json"); !strings.Contains(out, id) {
+		t.Fatalf("the declined replay replayed: %s", out)
+	}
+	if out, err := runCLITerminal(s, relay, "yes\n", "dlq", "replay"); err != nil || !strings.Contains(out, "replayed 1") {
+		t.Fatalf("dlq replay on a terminal, answered yes: %v\n%s", err, out)
 	}
 	h.next(t) // the probe after the cooldown, answered 200
 	waitLog(t, relay, `"msg":"delivery: circuit closed; the probe succeeded"`)
