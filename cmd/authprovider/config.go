@@ -29,10 +29,11 @@ type config struct {
 	CodeTTL      time.Duration
 	RefreshGrace time.Duration
 
-	PortalRegistration string // "allowlist" (default) or "open"
-	PublicURL          string // how portals and apps reach HTTPAddr, for server_endpoint
-	RelayURL           string // eventrelay ingest, where rest.event.call items go
-	ServiceKeyFile     string // shared secret between authprovider and eventrelay
+	PortalRegistration string        // "allowlist" (default) or "open"
+	PublicURL          string        // how portals and apps reach HTTPAddr, for server_endpoint
+	RelayURL           string        // eventrelay ingest, where rest.event.call items go
+	ServiceKeyFile     string        // shared secret between authprovider and eventrelay
+	PeerCheckInterval  time.Duration // how often eventrelay is asked whether it accepts the service key
 
 	// dataDirStated says a CLI subcommand was given --data-dir (by flag,
 	// environment or file) rather than left on the default.
@@ -63,6 +64,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.PublicURL, "public-url", "", "URL portals and apps use to reach --http-addr (for server_endpoint); empty derives it from each request")
 	fs.StringVar(&c.RelayURL, "relay-url", "http://127.0.0.1:8090", "eventrelay ingest base URL, where rest.event.call items are handed")
 	fs.StringVar(&c.ServiceKeyFile, "service-key-file", "", "file holding the key authprovider and eventrelay authenticate each other with; empty = <data-dir>/service.key, created if absent")
+	fs.DurationVar(&c.PeerCheckInterval, "peer-check-interval", 30*time.Second, "how often eventrelay (--relay-url) is asked whether it accepts the service key; a refusal makes /readyz answer 503")
 	c.OAuth.register(fs)
 	c.Portal.register(fs)
 	c.Listen.register(fs)

@@ -4,15 +4,18 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	tokenv1 "github.com/isobox/isobox/api/isobox/token/v1"
 	"github.com/isobox/isobox/internal/gateway"
+	"github.com/isobox/isobox/internal/peercheck"
 	"github.com/isobox/isobox/internal/portal"
 	"github.com/isobox/isobox/internal/secret"
 	"github.com/isobox/isobox/internal/validator"
@@ -85,9 +88,18 @@ func mountPortal(ctx context.Context, a *app) error {
 	// (same JSON; the gateway route stays for the other methods).
 	a.validation.Handle("POST "+validator.ValidatePath, gateway.NoStore(svc.ValidateHandler(a.log)))
 
+	// A relay with another service key refuses every batch: say so on
+	// /readyz instead of filling the outbox quietly.
+	peer := peercheck.New(peercheck.Config{
+		Peer: "eventrelay at " + a.cfg.RelayURL, KeyFile: a.cfg.serviceKeyPath(), Interval: a.cfg.PeerCheckInterval,
+		Probe: relayKeyProbe(a.cfg.RelayURL, key, a.tls.relayClient()), Log: a.log, Registry: a.d.Registry,
+	})
+	a.d.Ready("service-key", peer.Ready)
+
 	bg, cancel := context.WithCancel(context.Background())
 	go v.Run(bg)
 	go relay.Run(bg)
+	go peer.Run(bg)
 	a.d.OnClose(func(context.Context) { cancel() })
 
 	// A cache that cannot follow the feed may serve a revoked token until
@@ -158,4 +170,32 @@ type statusWriter struct {
 func (w *statusWriter) WriteHeader(code int) {
 	w.code = code
 	w.ResponseWriter.WriteHeader(code)
+}
+
+// relayKeyProbe asks eventrelay's ingest whether it accepts key, with a
+// call that stores nothing: a POST carrying the key but no X-Isobox-Portal
+// header is refused with 400 after the key was checked, and with 401 when
+// the key is wrong.
+func relayKeyProbe(relayURL, key string, client *http.Client) func(context.Context) error {
+	url := strings.TrimRight(relayURL, "/") + "/v1/events"
+	return func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		switch resp.StatusCode {
+		case http.StatusBadRequest:
+			return nil
+		case http.StatusUnauthorized, http.StatusForbidden:
+			return fmt.Errorf("%w: HTTP %d", peercheck.ErrKeyRejected, resp.StatusCode)
+		}
+		return fmt.Errorf("eventrelay answered HTTP %d", resp.StatusCode)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"time"
 
 	"github.com/isobox/isobox/internal/broker"
 	"github.com/isobox/isobox/internal/cmdline"
@@ -34,6 +35,9 @@ type config struct {
 
 	AuthGRPCAddr   string // authprovider's gRPC address, for minting delivery tokens
 	ServiceKeyFile string // shared secret with authprovider
+	// PeerCheckInterval is how often authprovider is asked whether it
+	// accepts the service key.
+	PeerCheckInterval time.Duration
 
 	Events eventsConfig // delivery settings, events.go
 	Push   pushConfig   // push channel settings, push.go
@@ -61,6 +65,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
 	fs.StringVar(&c.AuthGRPCAddr, "auth-grpc-addr", "127.0.0.1:9090", "authprovider gRPC address, where delivery tokens are minted")
 	fs.StringVar(&c.ServiceKeyFile, "service-key-file", "", "file holding the key authprovider and eventrelay authenticate each other with; empty = <data-dir>/service.key, created if absent")
+	fs.DurationVar(&c.PeerCheckInterval, "peer-check-interval", 30*time.Second, "how often authprovider (--auth-grpc-addr) is asked whether it accepts the service key; a refusal makes /readyz answer 503")
 	c.Events.register(fs)
 	c.Push.register(fs)
 	c.Listen.register(fs)

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	relayv1 "github.com/isobox/isobox/api/isobox/relay/v1"
@@ -23,6 +24,7 @@ import (
 	"github.com/isobox/isobox/internal/delivery"
 	"github.com/isobox/isobox/internal/events"
 	"github.com/isobox/isobox/internal/grpcauth"
+	"github.com/isobox/isobox/internal/peercheck"
 	"github.com/isobox/isobox/internal/secret"
 )
 
@@ -204,6 +206,16 @@ func mountEvents(ctx context.Context, a *app) error {
 	}
 	a.d.OnClose(func(context.Context) { conn.Close() })
 	auth := delivery.GRPCAuth{Client: tokenv1.NewEventAuthClient(conn), ServiceKey: serviceKey}
+	// An authprovider with another service key refuses every token and
+	// portal check: say so on /readyz.
+	peer := peercheck.New(peercheck.Config{
+		Peer: "authprovider at " + cfg.AuthGRPCAddr, KeyFile: cfg.serviceKeyPath(), Interval: cfg.PeerCheckInterval,
+		Probe: authKeyProbe(tokenv1.NewEventAuthClient(conn), serviceKey), Log: a.log, Registry: a.d.Registry,
+	})
+	a.d.Ready("service-key", peer.Ready)
+	pctx, stopPeer := context.WithCancel(context.WithoutCancel(ctx))
+	go peer.Run(pctx)
+	a.d.OnClose(func(context.Context) { stopPeer() })
 
 	ingest := events.NewIngest(events.IngestConfig{
 		JS: js, Verifier: auth, ServiceKey: serviceKey, MaxBody: cfg.Events.IngestMaxBody,
@@ -270,4 +282,21 @@ func setupRelayAdminKey(ctx context.Context, a *app, js jetstream.JetStream) (st
 		return "", fmt.Errorf("relay meta bucket: %w", err)
 	}
 	return secret.Hash(key), nil
+}
+
+// authKeyProbe asks authprovider whether it accepts key, with a call that
+// changes nothing: VerifyPortal of empty credentials answers ok=false
+// once the key was accepted, Unauthenticated when it was not.
+func authKeyProbe(client tokenv1.EventAuthClient, key string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+key)
+		_, err := client.VerifyPortal(ctx, &tokenv1.VerifyPortalRequest{})
+		switch status.Code(err) {
+		case codes.OK:
+			return nil
+		case codes.Unauthenticated, codes.PermissionDenied:
+			return fmt.Errorf("%w: %s", peercheck.ErrKeyRejected, status.Convert(err).Message())
+		}
+		return err
+	}
 }
