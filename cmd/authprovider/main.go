@@ -28,6 +28,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func commands() map[string]command {
 	cmds := map[string]command{}
 	addCLICommands(cmds)
+	cmds["doctor"] = command{Summary: "check the installation (database, keys, TLS, the other service, registration, clock): one line per check, exit 1 on a problem", Run: doctorCmd}
 	cmds["health"] = command{Summary: "exit 0 if the running service is ready (GET --url, default its admin /readyz): the container healthcheck", Run: healthCmd}
 	return cmds
 }

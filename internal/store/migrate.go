@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -159,4 +160,41 @@ func Statements(body string) []string {
 		out = append(out, s)
 	}
 	return out
+}
+
+// OpenExisting connects to dsn and checks its schema without changing it:
+// for `doctor`, which must not migrate (or create) a database. It fails
+// when the schema is newer than this binary (ErrSchemaTooNew) or has
+// migrations still to apply, and returns the schema's latest version.
+func OpenExisting(ctx context.Context, dsn string) (*DB, string, error) {
+	if !strings.HasPrefix(dsn, "mysql://") {
+		if _, err := os.Stat(sqlitePath(dsn)); err != nil {
+			return nil, "", fmt.Errorf("store: %w (the server creates it on its first start)", err)
+		}
+	}
+	db, err := connect(dsn)
+	if err != nil {
+		return nil, "", err
+	}
+	fail := func(err error) (*DB, string, error) { db.Close(); return nil, "", err }
+	if err := db.PingContext(ctx); err != nil {
+		return fail(fmt.Errorf("store: ping %s: %w", db.Dialect, err))
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return fail(err)
+	}
+	sort.Strings(names)
+	if err := checkNotNewer(ctx, db, names); err != nil {
+		return fail(err)
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil {
+		return fail(fmt.Errorf("store: read schema_migrations: %w", err))
+	}
+	latest := strings.TrimSuffix(strings.TrimPrefix(names[len(names)-1], "migrations/"), ".sql")
+	if n < len(names) {
+		return fail(fmt.Errorf("store: %d of %d migrations applied: start the server (this release) to migrate", n, len(names)))
+	}
+	return db, latest, nil
 }
