@@ -44,6 +44,7 @@ func run() error {
 	before := flag.Duration("before", 5*time.Second, "load before each failure")
 	after := flag.Duration("after", 5*time.Second, "load after each repair")
 	down := flag.Duration("down", 5*time.Second, "how long a killed process stays down")
+	storeSize := flag.Int64("store-size", 1<<30, "bytes of the tmpfs each NATS node's store gets, for the disk-full scenarios (needs root); 0 = stores on the work directory, no disk-full scenarios")
 	flag.Parse()
 	if *mariadb == "" {
 		return errors.New("--mariadb (or ISOBOX_FAULTS_MARIADB) is required: start one with ISOBOX_MARIADB_PORT=... scripts/mariadb.sh start (make faults does)")
@@ -65,7 +66,13 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	if *storeSize > 0 && os.Geteuid() != 0 {
+		return fmt.Errorf("the disk-full scenarios mount a tmpfs per NATS store: run as root, or pass -store-size 0 to leave them out")
+	}
 	scenarios := faults.All()
+	if *storeSize > 0 {
+		scenarios = append(scenarios, faults.DiskFull(0), faults.DiskFull(0, 1, 2))
+	}
 	if *short {
 		scenarios = faults.Short()
 	} else if port := os.Getenv("ISOBOX_MARIADB_PORT"); port != "" && port != "33306" {
@@ -93,7 +100,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	topo, err := faults.StartTopology(ctx, bins, work, dsn)
+	topo, err := faults.StartTopology(ctx, bins, work, dsn, faults.Shape{StoreSize: *storeSize})
 	if topo != nil {
 		defer topo.Close()
 	}

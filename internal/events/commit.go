@@ -174,11 +174,61 @@ func (c *committer) publish(ctx context.Context, group []commitReq) commitRes {
 	}
 	msg := &nats.Msg{Subject: SubjectIn, Data: buf, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, id)
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	pctx, cancel := context.WithTimeout(ctx, commitBudget)
 	defer cancel()
-	ack, err := c.js.PublishMsg(pctx, msg, jetstream.WithExpectStream(StreamIn))
+	ack, err := publishRetrying(pctx, c.js, msg)
+	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+		return commitRes{err: fmt.Errorf("%w: %w", ErrStoreDown, err)}
+	}
 	if err != nil {
 		return commitRes{err: err}
 	}
 	return commitRes{duplicate: ack.Duplicate}
 }
+
+// A commit is given commitBudget in all; one publish attempt waits at most
+// commitAttempt for its acknowledgement. A publish whose stream leader
+// died never gets an answer: waiting the whole budget on it kept ingest
+// down for 10 s after a NATS node was SIGKILLed, while a new leader is
+// elected in 4-9 s (nats-server's election timeout). Repeating the publish
+// is safe: it carries the same Nats-Msg-Id, so JetStream stores it once.
+const (
+	commitBudget  = 10 * time.Second
+	commitAttempt = 2 * time.Second
+	commitBackoff = 100 * time.Millisecond
+)
+
+// publishRetrying publishes msg to StreamIn, repeating it while the
+// cluster has no leader to answer (timeouts, no responders, a client
+// reconnecting) until ctx ends. Other errors are returned at once.
+func publishRetrying(ctx context.Context, js jetstream.JetStream, msg *nats.Msg) (*jetstream.PubAck, error) {
+	for {
+		actx, cancel := context.WithTimeout(ctx, commitAttempt)
+		ack, err := js.PublishMsg(actx, msg, jetstream.WithExpectStream(StreamIn))
+		cancel()
+		if err == nil || !leaderless(err) || ctx.Err() != nil {
+			return ack, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(commitBackoff):
+		}
+	}
+}
+
+// leaderless reports whether a publish failed for want of a stream leader
+// or a connection, not because of what was published. "No responders"
+// is not one of them: while a leader is elected the replicas still hold
+// the subject (the publish times out); nobody holding it means JetStream
+// is off on every node (a full disk switches it off), and waiting would
+// only delay a clear refusal.
+func leaderless(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, nats.ErrDisconnected)
+}
+
+// ErrStoreDown is a commit refused because no server holds the event
+// stream: JetStream is disabled or stopped on every node, which it does to
+// itself when its disk is full.
+var ErrStoreDown = errors.New("events: no JetStream server holds the event stream (JetStream disabled or stopped on every node; a full disk disables it)")

@@ -147,6 +147,11 @@ func (in *Ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		in.fail(w, bitrix.NewError(http.StatusRequestEntityTooLarge, "invalid_request", "An event item is too large"), "too_large")
 		return
 	}
+	if errors.Is(err, ErrStoreDown) {
+		in.cfg.Log.Error("ingest: event store down, refusing events; check the NATS nodes' logs and disks (\"JetStream out of resources\")", "err", err, "items", len(items))
+		in.fail(w, bitrix.NewError(http.StatusServiceUnavailable, "unavailable", "Event store is down (no NATS node holds the event stream; a full disk does this), nothing was accepted; retry later"), "store_down")
+		return
+	}
 	if err != nil {
 		in.cfg.Log.Error("ingest: store batch", "err", err, "items", len(items))
 		in.fail(w, bitrix.NewError(http.StatusServiceUnavailable, "unavailable", "Event store unavailable, retry later"), "unavailable")

@@ -66,6 +66,7 @@ type Outcome struct {
 	Duplicated int           // deliveries beyond the first of an id
 	Longest    time.Duration // longest time no ingest call succeeded
 	Crashes    []string      // processes that exited by themselves
+	Missing    []string      // a few of the lost ids, to look up in the relays' history
 	Err        error         // the scenario could not be run or repaired
 }
 
@@ -130,6 +131,9 @@ func problems(o Outcome) string {
 	for _, c := range o.Crashes {
 		s += "  CRASH " + c
 	}
+	if len(o.Missing) > 0 {
+		s += fmt.Sprintf("  MISSING e.g. %v", o.Missing)
+	}
 	return s
 }
 
@@ -170,8 +174,11 @@ func runOne(ctx context.Context, t *Topology, h *handler, sc Scenario, o Options
 		pause(ctx, 200*time.Millisecond) // polling black-box processes, bounded by Drain
 	}
 	for _, id := range ids {
-		if n := h.count(id); n > 1 {
+		switch n := h.count(id); {
+		case n > 1:
 			out.Duplicated += n - 1
+		case n == 0 && len(out.Missing) < 5:
+			out.Missing = append(out.Missing, id)
 		}
 	}
 	out.Crashes = t.Crashes()

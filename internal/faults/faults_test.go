@@ -23,7 +23,7 @@ func TestShortFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	topo, err := StartTopology(ctx, bins, dir, dsn)
+	topo, err := StartTopology(ctx, bins, dir, dsn, Shape{})
 	if topo != nil {
 		defer topo.Close()
 		defer func() {

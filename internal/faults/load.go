@@ -144,7 +144,7 @@ func (l *load) post(ctx context.Context, url string, body []byte) ([]string, err
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: %d %s", url, resp.StatusCode, b)
+		return nil, &refusal{url: url, status: resp.StatusCode, body: string(b)}
 	}
 	var r struct {
 		Result struct {
@@ -156,6 +156,15 @@ func (l *load) post(ctx context.Context, url string, body []byte) ([]string, err
 	}
 	return r.Result.IDs, nil
 }
+
+// refusal is an answer other than 200 from a relay.
+type refusal struct {
+	url    string
+	status int
+	body   string
+}
+
+func (r *refusal) Error() string { return fmt.Sprintf("%s: %d %s", r.url, r.status, r.body) }
 
 // take returns the items acknowledged since the last take and the longest
 // time without a successful call, and starts a new period.

@@ -16,7 +16,11 @@ import (
 // MariaDB database, two eventrelay instances on the cluster (R3 by
 // default), every one a real process that a scenario may kill.
 type Topology struct {
-	dir        string
+	dir    string
+	mounts []string // tmpfs mounts made for the stores, unmounted by Close
+	// Stores are the NATS nodes' store directories (tmpfs mounts when
+	// Shape.StoreSize is set), in node order.
+	Stores     []string
 	routeProxy map[[2]int]*proxy // route from node [0] to node [1]
 	NATS       []*proc
 	Auth       []*proc
@@ -51,14 +55,37 @@ func Build(ctx context.Context, dir string) (Binaries, error) {
 	return b, nil
 }
 
+// Shape adjusts the topology.
+type Shape struct {
+	// StoreSize, when set, puts each NATS node's JetStream store on a tmpfs
+	// of this many bytes of its own (needs root), so that a scenario can
+	// fill the disk (DiskFull). Close unmounts them.
+	StoreSize int64
+}
+
 // StartTopology starts every process under dir (logs in dir/logs) and
 // returns once all are ready. mariaDB is the DSN (mysql://...) of an empty
-// database for authprovider.
-func StartTopology(ctx context.Context, bins Binaries, dir, mariaDB string) (*Topology, error) {
+// database for authprovider. A non-nil topology is returned even with an
+// error: Close it (it stops what started and unmounts what was mounted).
+func StartTopology(ctx context.Context, bins Binaries, dir, mariaDB string, shape Shape) (*Topology, error) {
 	t := &Topology{dir: dir}
 	logs := filepath.Join(dir, "logs")
 	if err := os.MkdirAll(logs, 0o700); err != nil {
 		return nil, err
+	}
+	for i := range 3 {
+		store := filepath.Join(dir, fmt.Sprintf("nats%d", i+1))
+		if err := os.MkdirAll(store, 0o700); err != nil {
+			return t, err
+		}
+		if shape.StoreSize > 0 {
+			out, err := exec.CommandContext(ctx, "mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d,mode=0700", shape.StoreSize), "tmpfs", store).CombinedOutput()
+			if err != nil {
+				return t, fmt.Errorf("faults: mount a tmpfs store (run as root): %v: %s", err, out)
+			}
+			t.mounts = append(t.mounts, store)
+		}
+		t.Stores = append(t.Stores, store)
 	}
 	ports, err := freePorts(3*3 + 2*3 + 2*4)
 	if err != nil {
@@ -88,6 +115,13 @@ func StartTopology(ctx context.Context, bins Binaries, dir, mariaDB string) (*To
 			}
 		}
 	}
+	// On a small tmpfs the server would derive a limit too small to place
+	// the relay's streams (the push history reserves 1 GiB); with a larger
+	// stated limit the disk itself fills first, which DiskFull needs.
+	maxStore := ""
+	if shape.StoreSize > 0 {
+		maxStore = ", max_file_store: 16G"
+	}
 	for i := range 3 {
 		var routes []string
 		for j := range 3 {
@@ -98,9 +132,9 @@ func StartTopology(ctx context.Context, bins Binaries, dir, mariaDB string) (*To
 		conf := fmt.Sprintf(`server_name: n%d
 listen: 127.0.0.1:%d
 http: 127.0.0.1:%d
-jetstream { store_dir: %q, sync_interval: always }
+jetstream { store_dir: %q, sync_interval: always%s }
 cluster { name: isobox-faults, listen: 127.0.0.1:%d, advertise: "127.0.0.1:1", routes: [%s] }
-`, i+1, client[i], mon[i], filepath.Join(dir, fmt.Sprintf("nats%d", i+1)), route[i], strings.Join(routes, ", "))
+`, i+1, client[i], mon[i], t.Stores[i], maxStore, route[i], strings.Join(routes, ", "))
 		cf := filepath.Join(dir, fmt.Sprintf("nats%d.conf", i+1))
 		if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
 			return nil, err
@@ -220,6 +254,11 @@ func (t *Topology) Close() {
 	for _, px := range t.routeProxy {
 		px.close()
 	}
+	for _, m := range t.mounts {
+		// Lazy: a process that did not stop still holds files there.
+		exec.Command("umount", "-l", m).Run()
+	}
+	t.mounts = nil
 }
 
 // partition cuts (or heals) every route between node i and the others.
