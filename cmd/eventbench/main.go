@@ -48,6 +48,17 @@ const serviceKey = "benchservicekey0123456789abcdefghijklmnopqrstuvw"
 // authCacheTTL is delivery.Config.AuthCacheTTL for the runs (0: default).
 var authCacheTTL time.Duration
 
+// storeKey, when set, encrypts the JetStream store at rest with AES-GCM
+// under this key, as eventrelay's embedded server does with
+// <data-dir>/nats-store.key.
+var storeKey string
+
+// appItems gives every item an app client_id (instead of a webhook's
+// null), so that ingest checks the app with EventAuth.CheckApps (answered
+// from its cache after the first call); noAppCheck turns that check off
+// (the ingest of before the check, for comparison).
+var appItems, noAppCheck bool
+
 // clusterNodes > 1 runs the relay on a JetStream cluster of that many
 // in-process servers (routes on loopback) with streams of that many
 // replicas (the production shape) instead of one embedded server.
@@ -62,14 +73,17 @@ func main() {
 		concurrency = flag.Int("concurrency", 4, "deliveries in flight per handler")
 		posters     = flag.Int("posters", 4, "concurrent ingest clients")
 		deadline    = flag.Duration("deadline", 3*time.Minute, "give up a run after this long")
-		only        = flag.String("only", "", "run only: handoff, e2e, isolation")
+		only        = flag.String("only", "", "run only: handoff, e2e, isolation, cipher (hand-off and e2e with a plaintext and an AES-GCM encrypted store, alternating)")
 		cpuprofile  = flag.String("cpuprofile", "", "write a CPU profile to this file")
 		noAuthCache = flag.Bool("no-auth-cache", false, "ask the EventAuth stand-in on every delivery (as for events with tokens)")
 		cluster     = flag.Int("cluster", 1, "NATS servers: 1 = one embedded server (R1); 3 = a 3-node JetStream cluster in this process with R3 streams")
+		appItemsF   = flag.Bool("app-items", false, "items carry an app client_id (ingest checks that the app is installed on the portal)")
+		noAppCheckF = flag.Bool("no-app-check", false, "ingest does not check apps (as before the check; for comparison with -app-items)")
 		runs        = flag.Int("runs", 3, "repetitions of the e2e run and of each isolation pair (medians are printed; max 10)")
 	)
 	flag.Parse()
 	clusterNodes = *cluster
+	appItems, noAppCheck = *appItemsF, *noAppCheckF
 	if *noAuthCache {
 		authCacheTTL = -1
 	}
@@ -91,6 +105,10 @@ func main() {
 		}
 	}
 	*runs = max(1, min(*runs, 10))
+	if *only == "cipher" {
+		cipher(*calls, *posters, *events_, *batch, *handlers, *concurrency, *runs, *deadline)
+		return
+	}
 	if *only == "" || *only == "e2e" {
 		var rates, ratios []float64
 		for range *runs {
@@ -152,6 +170,16 @@ func (a eventAuth) BuildBatch(ctx context.Context, r *tokenv1.BuildEventAuthBatc
 	return out, nil
 }
 
+// CheckApps allows every app (the bench's items are webhooks; app items
+// would be answered from ingest's cache after the first call).
+func (eventAuth) CheckApps(_ context.Context, r *tokenv1.CheckAppsRequest) (*tokenv1.CheckAppsResponse, error) {
+	out := &tokenv1.CheckAppsResponse{Allowed: make([]bool, len(r.GetApps()))}
+	for i := range out.Allowed {
+		out.Allowed[i] = true
+	}
+	return out, nil
+}
+
 func (eventAuth) VerifyPortal(context.Context, *tokenv1.VerifyPortalRequest) (*tokenv1.VerifyPortalResponse, error) {
 	return &tokenv1.VerifyPortalResponse{Ok: true}, nil
 }
@@ -167,7 +195,11 @@ func startRelay(syncAlways, deliver bool, concurrency int, timeout time.Duration
 		url := startCluster(r, clusterNodes, syncAlways)
 		r.nc, err = nats.Connect(url)
 	} else {
-		r.srv, err = server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: r.dir, NoSigs: true, NoLog: true, SyncAlways: syncAlways})
+		opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: r.dir, NoSigs: true, NoLog: true, SyncAlways: syncAlways}
+		if storeKey != "" {
+			opts.JetStreamKey, opts.JetStreamCipher = storeKey, server.AES
+		}
+		r.srv, err = server.NewServer(opts)
 		check(err)
 		r.srv.Start()
 		if !r.srv.ReadyForConnections(30 * time.Second) {
@@ -194,7 +226,11 @@ func startRelay(syncAlways, deliver bool, concurrency int, timeout time.Duration
 	check(err)
 	r.close = append(r.close, func() { conn.Close() })
 	auth := delivery.GRPCAuth{Client: tokenv1.NewEventAuthClient(conn), ServiceKey: serviceKey}
-	in := events.NewIngest(events.IngestConfig{JS: r.js, Verifier: auth, ServiceKey: serviceKey})
+	ic := events.IngestConfig{JS: r.js, Verifier: auth, Apps: auth, ServiceKey: serviceKey}
+	if noAppCheck {
+		ic.Apps = nil
+	}
+	in := events.NewIngest(ic)
 	ictx, stopIngest := context.WithCancel(ctx)
 	go in.Run(ictx)
 	r.close = append(r.close, stopIngest)
@@ -269,8 +305,12 @@ func check(err error) {
 }
 
 func item(url string, n int) map[string]any {
+	var clientID any
+	if appItems {
+		clientID = "local.bench0123456789.12345678"
+	}
 	return map[string]any{
-		"client_id":  nil,
+		"client_id":  clientID,
 		"auth":       map[string]any{"EVENT_SESSION": 7, "LOCAL_USER": 1, "application_token": "0f1e2d3c4b5a69788796a5b4c3d2e1f0"},
 		"additional": map[string]any{"sendAuth": true, "sendRefreshToken": false, "category": "crm"},
 		"query": map[string]any{"DOMAIN": "portal.lan", "QUERY_URL": url, "QUERY_DATA": map[string]any{
@@ -300,9 +340,59 @@ func pct(d []time.Duration, p float64) time.Duration {
 	return d[min(len(d)-1, int(float64(len(d))*p))]
 }
 
+// cipher runs the durable hand-off rows and the e2e run with a plaintext
+// store and with an encrypted one, alternating runs so that both see the
+// same load, and prints the medians side by side.
+func cipher(calls, posters, n, batch, handlers, conc, runs int, deadline time.Duration) {
+	type row struct{ items, clients int }
+	rows := []row{{1, 1}, {1, posters}, {10, 1}, {10, posters}}
+	modes := []string{"plaintext", "encrypted"}
+	keys := []string{"", "eventbench-store-key-0123456789abcdef0123456789abcdef"}
+	type res struct{ p50, p99, eps []float64 }
+	got := map[string]map[row]*res{}
+	e2eRates := map[string][]float64{}
+	for _, m := range modes {
+		got[m] = map[row]*res{}
+		for _, rw := range rows {
+			got[m][rw] = &res{}
+		}
+	}
+	for i := range runs {
+		for mi, m := range modes {
+			// Alternate which mode goes first, so neither always runs on a warmer machine.
+			if i%2 == 1 {
+				mi = 1 - mi
+				m = modes[mi]
+			}
+			storeKey = keys[mi]
+			for _, rw := range rows {
+				fmt.Printf("[%s run %d] ", m, i+1)
+				p50, p99, eps := handoff(true, calls, rw.items, rw.clients)
+				r := got[m][rw]
+				r.p50, r.p99, r.eps = append(r.p50, p50.Seconds()), append(r.p99, p99.Seconds()), append(r.eps, eps)
+			}
+			fmt.Printf("[%s run %d] ", m, i+1)
+			rate, _ := e2e(n, batch, handlers, conc, posters, extraNone, deadline)
+			e2eRates[m] = append(e2eRates[m], rate)
+		}
+	}
+	storeKey = ""
+	us := func(s float64) string {
+		return time.Duration(s * float64(time.Second)).Round(time.Microsecond).String()
+	}
+	fmt.Printf("\ncipher: medians of %d alternating runs, sync always\n", runs)
+	for _, rw := range rows {
+		a, b := got["plaintext"][rw], got["encrypted"][rw]
+		fmt.Printf("hand-off %2d items/call %d clients: plaintext p50 %s p99 %s %.0f events/s | encrypted p50 %s p99 %s %.0f events/s (%.0f%%)\n",
+			rw.items, rw.clients, us(median(a.p50)), us(median(a.p99)), median(a.eps), us(median(b.p50)), us(median(b.p99)), median(b.eps), 100*median(b.eps)/median(a.eps))
+	}
+	fmt.Printf("e2e: plaintext %.0f events/s | encrypted %.0f events/s (%.0f%%)\n",
+		median(e2eRates["plaintext"]), median(e2eRates["encrypted"]), 100*median(e2eRates["encrypted"])/median(e2eRates["plaintext"]))
+}
+
 // handoff measures the time from sending /v1/events to its answer (the
 // batch durably stored), without delivery running.
-func handoff(syncAlways bool, calls, items, conc int) {
+func handoff(syncAlways bool, calls, items, conc int) (p50, p99 time.Duration, eventsPerSec float64) {
 	r := startRelay(syncAlways, false, 1, time.Second)
 	defer r.shutdown()
 	var mu sync.Mutex
@@ -339,9 +429,11 @@ func handoff(syncAlways bool, calls, items, conc int) {
 	if !syncAlways {
 		policy = "default(2m)"
 	}
+	p50, p99, eventsPerSec = pct(lat, .5), pct(lat, .99), float64(calls*items)/el.Seconds()
 	fmt.Printf("handoff sync=%-11s items/call=%-3d clients=%d: %d calls, p50 %v, p99 %v, %.0f calls/s, %.0f events/s\n",
-		policy, items, conc, calls, pct(lat, .5).Round(time.Microsecond), pct(lat, .99).Round(time.Microsecond),
-		float64(calls)/el.Seconds(), float64(calls*items)/el.Seconds())
+		policy, items, conc, calls, p50.Round(time.Microsecond), p99.Round(time.Microsecond),
+		float64(calls)/el.Seconds(), eventsPerSec)
+	return p50, p99, eventsPerSec
 }
 
 // counter is a no-op handler that counts requests.

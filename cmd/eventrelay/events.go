@@ -218,7 +218,7 @@ func mountEvents(ctx context.Context, a *app) error {
 	a.d.OnClose(func(context.Context) { stopPeer() })
 
 	ingest := events.NewIngest(events.IngestConfig{
-		JS: js, Verifier: auth, ServiceKey: serviceKey, MaxBody: cfg.Events.IngestMaxBody,
+		JS: js, Verifier: auth, Apps: auth, ServiceKey: serviceKey, MaxBody: cfg.Events.IngestMaxBody,
 		CacheTTL: cfg.Events.PortalCacheTTL, Log: a.log, Registry: a.d.Registry,
 	})
 	seal := sha256.Sum256([]byte(sealKey))

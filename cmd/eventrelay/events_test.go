@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -135,6 +137,21 @@ func eventItem(url, clientID, event string, n int) map[string]any {
 // "service" (the service key with X-Isobox-Portal).
 func (s *stack) ingest(t *testing.T, relay *testkit.Proc, auth string, items ...map[string]any) []string {
 	t.Helper()
+	code, b := s.ingestStatus(t, relay, auth, items...)
+	if code != 200 {
+		t.Fatalf("ingest: %d %s", code, b)
+	}
+	var r struct {
+		Result struct{ IDs []string } `json:"result"`
+	}
+	json.Unmarshal(b, &r)
+	return r.Result.IDs
+}
+
+// ingestStatus posts items to the relay as ingest does and returns the
+// answer's status and body.
+func (s *stack) ingestStatus(t *testing.T, relay *testkit.Proc, auth string, items ...map[string]any) (int, []byte) {
+	t.Helper()
 	body, _ := json.Marshal(items)
 	req, _ := http.NewRequest("POST", "http://"+relay.Addr("http")+"/v1/events", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
@@ -154,14 +171,7 @@ func (s *stack) ingest(t *testing.T, relay *testkit.Proc, auth string, items ...
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("ingest: %d %s", resp.StatusCode, b)
-	}
-	var r struct {
-		Result struct{ IDs []string } `json:"result"`
-	}
-	json.Unmarshal(b, &r)
-	return r.Result.IDs
+	return resp.StatusCode, b
 }
 
 func formValue(t *testing.T, body []byte, key string) string {
@@ -408,6 +418,34 @@ func TestRestEventCallThroughAuthprovider(t *testing.T) {
 	if formValue(t, got.body, "data[FIELDS][ID]") != "77" || formValue(t, got.body, "auth[access_token]") == "" ||
 		formValue(t, got.body, "auth[application_token]") != "apptok" || got.header.Get("webhook-signature") == "" {
 		t.Errorf("delivered: %s", got.body)
+	}
+
+	// Issue 11, finding 4, at ingest: a hit whose batch holds an event for
+	// an app that is not installed on the portal. That item is dropped
+	// before the relay (answer NOT_INSTALLED, which the portal only logs);
+	// the hit's other event still goes.
+	mixed := url.Values{"client_id": {sp.portalID}, "client_secret": {sp.portalSecret}}
+	for i, a := range []string{"app.not.installed.here", app} {
+		p := fmt.Sprintf("QUERY[%d]", i)
+		for k, v := range map[string]string{
+			"[client_id]": a, "[auth][LOCAL_USER]": "1", "[additional][sendAuth]": "1", "[query][DOMAIN]": "portal.lan",
+			"[query][QUERY_URL]": h.URL + "/deal", "[query][QUERY_DATA][event]": "ONCRMDEALUPDATE",
+			"[query][QUERY_DATA][data][FIELDS][ID]": strconv.Itoa(90 + i), "[query][QUERY_DATA][ts]": "1700000090",
+		} {
+			mixed.Set(p+k, v)
+		}
+	}
+	resp, err = http.PostForm("http://"+sp.ap.Addr("http")+"/rest/rest.event.call", mixed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(string(b), `"NOT_INSTALLED"`) {
+		t.Errorf("rest.event.call with an event for an app not installed: %d %s, want 422 NOT_INSTALLED", resp.StatusCode, b)
+	}
+	if got := h.next(t); formValue(t, got.body, "data[FIELDS][ID]") != "91" {
+		t.Errorf("delivered %s, want only the installed app's event 91", got.body)
 	}
 
 	// An app's handler at the relay's own unsigned publish address (or any

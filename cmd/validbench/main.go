@@ -113,7 +113,8 @@ func run() error {
 		client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
 	}
 
-	out, err := exec.Command(*bin, append([]string{"portal", "add", "--host", "portal.bench.local", "--scheme", "http", "--json"}, common...)...).CombinedOutput()
+	// The CLI commands take the data dir and database, not the server's log level.
+	out, err := exec.Command(*bin, append([]string{"portal", "add", "--host", "portal.bench.local", "--scheme", "http", "--json"}, common[:4]...)...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("portal add: %v: %s", err, out)
 	}

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	tokenv1 "github.com/isobox/isobox/api/isobox/token/v1"
+	"github.com/isobox/isobox/internal/events"
 )
 
 // AuthBuilder builds the auth[...] block of a delivery (authprovider's
@@ -77,6 +78,20 @@ func refusal(c codes.Code) bool {
 		return true
 	}
 	return false
+}
+
+// CheckApps implements events.AppChecker with EventAuth.CheckApps.
+func (g GRPCAuth) CheckApps(ctx context.Context, portal string, apps []events.AppEvent) ([]bool, error) {
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+g.ServiceKey)
+	req := &tokenv1.CheckAppsRequest{PortalClientId: portal, Apps: make([]*tokenv1.AppEvent, len(apps))}
+	for i, a := range apps {
+		req.Apps[i] = &tokenv1.AppEvent{ClientId: a.ClientID, Uninstall: a.Uninstall}
+	}
+	resp, err := g.Client.CheckApps(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("delivery: EventAuth.CheckApps: %w", err)
+	}
+	return resp.GetAllowed(), nil
 }
 
 // BuildAuthBatch implements BatchAuthBuilder with EventAuth.BuildBatch.

@@ -31,12 +31,16 @@ type IngestConfig struct {
 	JS jetstream.JetStream
 	// Verifier checks portal credentials; required.
 	Verifier PortalVerifier
+	// Apps checks that the apps of a call's events are installed on the
+	// calling portal before the call is stored; nil checks nothing (the
+	// delivery-time check still refuses them).
+	Apps AppChecker
 	// ServiceKey is the key authprovider forwards rest.event.call items
 	// with; only its hash is kept.
 	ServiceKey string
 	// MaxBody bounds a request body. Zero means 8 MiB.
 	MaxBody int64
-	// CacheTTL is how long a positive portal check is reused. Zero means
+	// CacheTTL is how long a positive portal or app check is reused. Zero means
 	// 30s; negative disables the cache.
 	CacheTTL time.Duration
 	// Log receives causes that clients do not see.
@@ -57,11 +61,14 @@ type Ingest struct {
 
 	mu    sync.Mutex
 	cache map[[32]byte]cachedPortal
+	apps  map[appKey]time.Time
 
 	ingested  prometheus.Counter
 	calls     *prometheus.CounterVec
 	handoff   prometheus.Histogram
 	batchSize prometheus.Histogram
+
+	appCheckFailed prometheus.Counter
 }
 
 type cachedPortal struct {
@@ -83,13 +90,14 @@ func NewIngest(cfg IngestConfig) *Ingest {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	in := &Ingest{cfg: cfg, serviceHash: secret.Hash(cfg.ServiceKey), cache: map[[32]byte]cachedPortal{}, commit: newCommitter(cfg.JS)}
+	in := &Ingest{cfg: cfg, serviceHash: secret.Hash(cfg.ServiceKey), cache: map[[32]byte]cachedPortal{}, apps: map[appKey]time.Time{}, commit: newCommitter(cfg.JS)}
 	in.ingested = prometheus.NewCounter(prometheus.CounterOpts{Name: "isobox_relay_events_ingested_total", Help: "Events accepted and stored by /v1/events (duplicates included)."})
 	in.calls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "isobox_relay_ingest_calls_total", Help: "Calls to /v1/events by result."}, []string{"result"})
 	in.handoff = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "isobox_relay_ingest_seconds", Help: "Time from request to durable store acknowledgement.", Buckets: []float64{.0002, .0005, .001, .002, .005, .01, .025, .05, .1, .5, 1}})
 	in.batchSize = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "isobox_relay_ingest_batch_items", Help: "Items per /v1/events call.", Buckets: prometheus.ExponentialBuckets(1, 4, 7)})
+	in.appCheckFailed = prometheus.NewCounter(prometheus.CounterOpts{Name: "isobox_relay_ingest_app_check_failures_total", Help: "Ingest calls stored without the app check because authprovider could not answer (delivery checks again)."})
 	if cfg.Registry != nil {
-		cfg.Registry.MustRegister(in.ingested, in.calls, in.handoff, in.batchSize)
+		cfg.Registry.MustRegister(in.ingested, in.calls, in.handoff, in.batchSize, in.appCheckFailed)
 	}
 	return in
 }
@@ -136,6 +144,10 @@ func (in *Ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	items, err := Parse(portal, r.Header.Get("Content-Type"), body)
 	if err != nil {
 		in.fail(w, bitrix.NewError(http.StatusBadRequest, "invalid_request", publicParseError(err)), "bad_request")
+		return
+	}
+	if berr := in.checkApps(r.Context(), portal, items); berr != nil {
+		in.fail(w, berr, "not_installed")
 		return
 	}
 	KeyIDs(portal, key, items)

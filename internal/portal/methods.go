@@ -177,6 +177,13 @@ func (h *Handler) restEventCall(ctx context.Context, c *call) (any, error) {
 	if q == nil || q.Len() == 0 {
 		return nil, argError("QUERY")
 	}
+	q, refused, err := h.installedOnly(ctx, c.portal.ID, q)
+	if err != nil {
+		return nil, err
+	}
+	if q.Len() == 0 {
+		return nil, bitrix.NewError(http.StatusUnprocessableEntity, "NOT_INSTALLED", "Application not installed: "+refused)
+	}
 	body := phpform.NewArray()
 	body.Set("QUERY", q)
 	// Once received, the batch is stored even if the portal hangs up.
@@ -188,7 +195,56 @@ func (h *Handler) restEventCall(ctx context.Context, c *call) (any, error) {
 		}
 		return nil, err
 	}
+	if refused != "" {
+		// The portal ignores the answer; the other items went on.
+		return nil, bitrix.NewError(http.StatusUnprocessableEntity, "NOT_INSTALLED", "Application not installed: "+refused)
+	}
 	return true, nil
+}
+
+// installedOnly drops the items of q that are events for an app not
+// installed on portal (issue 11, finding 4), so the relay neither stores
+// them nor refuses the whole batch for them: the portal ignores
+// rest.event.call's answer, and its other events in the same hit must
+// still go. Each distinct app is looked up once per call. refused names
+// the first dropped app ("" when none was).
+func (h *Handler) installedOnly(ctx context.Context, portal string, q *phpform.Array) (*phpform.Array, string, error) {
+	type app struct {
+		id        string
+		uninstall bool
+	}
+	allowed := map[app]bool{}
+	out := phpform.NewArray()
+	refused := ""
+	for _, k := range q.Keys() {
+		it := q.Array(k)
+		id := ""
+		if it != nil {
+			id = it.String("client_id")
+		}
+		if id != "" {
+			a := app{id, strings.EqualFold(it.Array("query").Array("QUERY_DATA").String("event"), "ONAPPUNINSTALL")}
+			ok, seen := allowed[a]
+			if !seen {
+				var err error
+				if ok, err = h.svc.AppAllowed(ctx, portal, a.id, a.uninstall); err != nil {
+					return nil, "", err
+				}
+				allowed[a] = ok
+				if !ok {
+					h.log.Warn("portal: rest.event.call: dropped events for an app not installed on the portal", "portal", portal, "client_id", a.id)
+				}
+			}
+			if !ok {
+				if refused == "" {
+					refused = a.id
+				}
+				continue
+			}
+		}
+		out.Set(k, q.Get(k))
+	}
+	return out, refused, nil
 }
 
 func (h *Handler) accept(context.Context, *call) (any, error) { return true, nil }

@@ -424,10 +424,14 @@ func TestEventCallReachesRelayAndSurvivesItsOutage(t *testing.T) {
 		defer cancel()
 		s := newStack(t, db, portal.PolicyOpen, 0)
 		a := s.register("portal.box.local")
+		app, _, err := s.o.CreateClient(ctx, oauth.Client{Kind: oauth.KindApp, Name: "app", RedirectURI: "https://app.box.local/", Portal: a.id})
+		if err != nil {
+			t.Fatal(err)
+		}
 		common := url.Values{"client_id": {a.id}, "client_secret": {a.secret}, "client_redirect_uri": {"http://portal.box.local"}, "member_id": {oauth.MemberID(a.id)}}.Encode()
 		send := func(id string) {
 			t.Helper()
-			code, m := s.post("/rest/rest.event.call", eventItems("local.x", id)+"&"+common)
+			code, m := s.post("/rest/rest.event.call", eventItems(app.ID, id)+"&"+common)
 			if code != 200 || m["result"] != true {
 				t.Fatalf("rest.event.call %s: %d %v", id, code, m)
 			}
@@ -435,8 +439,8 @@ func TestEventCallReachesRelayAndSurvivesItsOutage(t *testing.T) {
 
 		send("1")
 		got := s.stub.next(t)
-		if got.body != eventItems("local.x", "1") {
-			t.Fatalf("relay got\n%s\nwant the QUERY items exactly as sent:\n%s", got.body, eventItems("local.x", "1"))
+		if got.body != eventItems(app.ID, "1") {
+			t.Fatalf("relay got\n%s\nwant the QUERY items exactly as sent:\n%s", got.body, eventItems(app.ID, "1"))
 		}
 		if strings.Contains(got.body, "client_secret") {
 			t.Fatal("the portal's secret was forwarded to the relay")
@@ -500,10 +504,24 @@ func TestEventCallReachesRelayAndSurvivesItsOutage(t *testing.T) {
 
 		// A batch the relay refuses as malformed is an error for the portal.
 		s.stub.setStatus(http.StatusBadRequest)
-		code, m := s.post("/rest/rest.event.call", eventItems("local.x", "5")+"&"+common)
+		code, m := s.post("/rest/rest.event.call", eventItems(app.ID, "5")+"&"+common)
 		wantError(t, "relay refuses", code, m, 400, "INVALID_REQUEST")
 		code, m = s.post("/rest/rest.event.call", common)
 		wantError(t, "no QUERY", code, m, 400, "ERROR_ARGUMENT")
+
+		// An event for an app not installed on the portal is refused
+		// before the relay (issue 11, finding 4).
+		s.stub.setStatus(http.StatusOK)
+		code, m = s.post("/rest/rest.event.call", eventItems("local.x", "6")+"&"+common)
+		wantError(t, "app not installed", code, m, 422, "NOT_INSTALLED")
+		if n, err := s.relay.Pending(ctx); err != nil || n != 0 {
+			t.Fatalf("outbox holds %d (%v) after a refused event", n, err)
+		}
+		for len(s.stub.accepted) > 0 {
+			if got := <-s.stub.accepted; strings.Contains(got.body, "local.x") {
+				t.Fatalf("the relay got a refused event: %s", got.body)
+			}
+		}
 	})
 }
 

@@ -240,6 +240,28 @@ func (g *EventAuthServer) build(ctx context.Context, req *tokenv1.BuildEventAuth
 	return out
 }
 
+// CheckApps answers, for each app of an ingest call, whether the portal
+// may send events for it (Service.AppAllowed).
+func (g *EventAuthServer) CheckApps(ctx context.Context, req *tokenv1.CheckAppsRequest) (*tokenv1.CheckAppsResponse, error) {
+	apps := req.GetApps()
+	if len(apps) > MaxEventAuthBatch {
+		return nil, status.Errorf(codes.InvalidArgument, "at most %d apps per call, got %d", MaxEventAuthBatch, len(apps))
+	}
+	out := &tokenv1.CheckAppsResponse{Allowed: make([]bool, len(apps))}
+	for i, a := range apps {
+		ok, err := g.S.AppAllowed(ctx, req.GetPortalClientId(), a.GetClientId(), a.GetUninstall())
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, status.FromContextError(ctx.Err()).Err()
+			}
+			logOf(g.Log).Error("validator: check apps", "err", err)
+			return nil, status.Error(codes.Unavailable, errInternal.Description)
+		}
+		out.Allowed[i] = ok
+	}
+	return out, nil
+}
+
 // VerifyPortal checks a portal's credentials for eventrelay's ingest.
 func (g *EventAuthServer) VerifyPortal(ctx context.Context, req *tokenv1.VerifyPortalRequest) (*tokenv1.VerifyPortalResponse, error) {
 	p, err := g.S.Portals.Verify(ctx, req.GetClientId(), req.GetClientSecret())

@@ -284,6 +284,34 @@ func (s *Service) BuildEventAuth(ctx context.Context, r EventAuthRequest) ([]Fie
 	return f, nil
 }
 
+// AppAllowed reports whether portal may send events for appID: the app is
+// installed there, or the event is ONAPPUNINSTALL (uninstall) of an app
+// the portal once had. It is the check BuildEventAuth makes at delivery
+// time, asked by eventrelay's ingest before it stores an event, so that an
+// event for another portal's app is refused at once. An unknown portal is
+// allowed nothing.
+func (s *Service) AppAllowed(ctx context.Context, portalID, appID string, uninstall bool) (bool, error) {
+	if portalID == "" {
+		return false, nil
+	}
+	portal, err := s.oauth.GetClient(ctx, portalID)
+	if errors.Is(err, oauth.ErrNotFound) || (err == nil && portal.Kind != oauth.KindPortal) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	_, err = s.App(ctx, portal, appID)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, ErrNotInstalled):
+		return uninstall && s.wasInstalled(ctx, portal, appID), nil
+	default:
+		return false, err
+	}
+}
+
 // wasInstalled reports whether appID is an app of portal (or of every
 // portal) that has been deactivated: its ONAPPUNINSTALL still reaches the
 // handler, with the empty auth. An unknown app, or another portal's, gets

@@ -376,3 +376,53 @@ func BenchmarkCheckCached(b *testing.B) {
 		}
 	})
 }
+
+// AppAllowed is BuildEventAuth's refusal asked ahead, at ingest.
+func TestAppAllowed(t *testing.T) {
+	testkit.ForEachStore(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		f := newFixture(t, db)
+		svc := validator.NewService(f.o, validator.New(f.o, validator.Config{}, nil), validator.NewPortals(f.o, 0, nil), validator.ServiceConfig{})
+		inactive, _, err := f.o.CreateClient(ctx, oauth.Client{Kind: oauth.KindApp, Name: "gone", RedirectURI: "http://gone/", Portal: f.portal.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		inactive.Active = false
+		if err := f.o.UpdateClient(ctx, inactive); err != nil {
+			t.Fatal(err)
+		}
+		shared, _, err := f.o.CreateClient(ctx, oauth.Client{Kind: oauth.KindApp, Name: "shared", RedirectURI: "http://shared/"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		strangers, _, err := f.o.CreateClient(ctx, oauth.Client{Kind: oauth.KindPortal, Host: "stranger.box.local"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		theirs, _, err := f.o.CreateClient(ctx, oauth.Client{Kind: oauth.KindApp, Name: "theirs", RedirectURI: "http://theirs/", Portal: strangers.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			portal, app string
+			uninstall   bool
+			want        bool
+		}{
+			{f.portal.ID, f.app.ID, false, true},
+			{f.portal.ID, shared.ID, false, true},
+			{f.portal.ID, inactive.ID, false, false},
+			{f.portal.ID, inactive.ID, true, true}, // its ONAPPUNINSTALL still goes
+			{f.portal.ID, theirs.ID, false, false},
+			{f.portal.ID, theirs.ID, true, false},
+			{f.portal.ID, "local.unknown", true, false},
+			{strangers.ID, f.app.ID, false, false},
+			{"bx.nobody", f.app.ID, false, false},
+			{f.app.ID, f.app.ID, false, false}, // an app is no portal
+		} {
+			got, err := svc.AppAllowed(ctx, c.portal, c.app, c.uninstall)
+			if err != nil || got != c.want {
+				t.Errorf("AppAllowed(%s, %s, uninstall=%v) = %v, %v; want %v", c.portal, c.app, c.uninstall, got, err, c.want)
+			}
+		}
+	})
+}

@@ -27,6 +27,159 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type CheckAppsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The portal the events come from (its OAuth client_id, "bx.…").
+	PortalClientId string      `protobuf:"bytes,1,opt,name=portal_client_id,json=portalClientId,proto3" json:"portal_client_id,omitempty"`
+	Apps           []*AppEvent `protobuf:"bytes,2,rep,name=apps,proto3" json:"apps,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *CheckAppsRequest) Reset() {
+	*x = CheckAppsRequest{}
+	mi := &file_isobox_token_v1_token_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckAppsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckAppsRequest) ProtoMessage() {}
+
+func (x *CheckAppsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_isobox_token_v1_token_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckAppsRequest.ProtoReflect.Descriptor instead.
+func (*CheckAppsRequest) Descriptor() ([]byte, []int) {
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *CheckAppsRequest) GetPortalClientId() string {
+	if x != nil {
+		return x.PortalClientId
+	}
+	return ""
+}
+
+func (x *CheckAppsRequest) GetApps() []*AppEvent {
+	if x != nil {
+		return x.Apps
+	}
+	return nil
+}
+
+// AppEvent is one app an ingest call carries events for.
+type AppEvent struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	ClientId string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// True when the event is ONAPPUNINSTALL.
+	Uninstall     bool `protobuf:"varint,2,opt,name=uninstall,proto3" json:"uninstall,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppEvent) Reset() {
+	*x = AppEvent{}
+	mi := &file_isobox_token_v1_token_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppEvent) ProtoMessage() {}
+
+func (x *AppEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_isobox_token_v1_token_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppEvent.ProtoReflect.Descriptor instead.
+func (*AppEvent) Descriptor() ([]byte, []int) {
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *AppEvent) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *AppEvent) GetUninstall() bool {
+	if x != nil {
+		return x.Uninstall
+	}
+	return false
+}
+
+type CheckAppsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One per request app, in the same order: true when its events may be
+	// stored and delivered.
+	Allowed       []bool `protobuf:"varint,1,rep,packed,name=allowed,proto3" json:"allowed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckAppsResponse) Reset() {
+	*x = CheckAppsResponse{}
+	mi := &file_isobox_token_v1_token_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckAppsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckAppsResponse) ProtoMessage() {}
+
+func (x *CheckAppsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_isobox_token_v1_token_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckAppsResponse.ProtoReflect.Descriptor instead.
+func (*CheckAppsResponse) Descriptor() ([]byte, []int) {
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *CheckAppsResponse) GetAllowed() []bool {
+	if x != nil {
+		return x.Allowed
+	}
+	return nil
+}
+
 type BuildEventAuthBatchRequest struct {
 	state         protoimpl.MessageState   `protogen:"open.v1"`
 	Requests      []*BuildEventAuthRequest `protobuf:"bytes,1,rep,name=requests,proto3" json:"requests,omitempty"`
@@ -36,7 +189,7 @@ type BuildEventAuthBatchRequest struct {
 
 func (x *BuildEventAuthBatchRequest) Reset() {
 	*x = BuildEventAuthBatchRequest{}
-	mi := &file_isobox_token_v1_token_proto_msgTypes[0]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -48,7 +201,7 @@ func (x *BuildEventAuthBatchRequest) String() string {
 func (*BuildEventAuthBatchRequest) ProtoMessage() {}
 
 func (x *BuildEventAuthBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_token_v1_token_proto_msgTypes[0]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -61,7 +214,7 @@ func (x *BuildEventAuthBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildEventAuthBatchRequest.ProtoReflect.Descriptor instead.
 func (*BuildEventAuthBatchRequest) Descriptor() ([]byte, []int) {
-	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{0}
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *BuildEventAuthBatchRequest) GetRequests() []*BuildEventAuthRequest {
@@ -81,7 +234,7 @@ type BuildEventAuthBatchResponse struct {
 
 func (x *BuildEventAuthBatchResponse) Reset() {
 	*x = BuildEventAuthBatchResponse{}
-	mi := &file_isobox_token_v1_token_proto_msgTypes[1]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -93,7 +246,7 @@ func (x *BuildEventAuthBatchResponse) String() string {
 func (*BuildEventAuthBatchResponse) ProtoMessage() {}
 
 func (x *BuildEventAuthBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_token_v1_token_proto_msgTypes[1]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -106,7 +259,7 @@ func (x *BuildEventAuthBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildEventAuthBatchResponse.ProtoReflect.Descriptor instead.
 func (*BuildEventAuthBatchResponse) Descriptor() ([]byte, []int) {
-	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{1}
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *BuildEventAuthBatchResponse) GetResults() []*BuildEventAuthResult {
@@ -136,7 +289,7 @@ type BuildEventAuthResult struct {
 
 func (x *BuildEventAuthResult) Reset() {
 	*x = BuildEventAuthResult{}
-	mi := &file_isobox_token_v1_token_proto_msgTypes[2]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -148,7 +301,7 @@ func (x *BuildEventAuthResult) String() string {
 func (*BuildEventAuthResult) ProtoMessage() {}
 
 func (x *BuildEventAuthResult) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_token_v1_token_proto_msgTypes[2]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -161,7 +314,7 @@ func (x *BuildEventAuthResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildEventAuthResult.ProtoReflect.Descriptor instead.
 func (*BuildEventAuthResult) Descriptor() ([]byte, []int) {
-	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{2}
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *BuildEventAuthResult) GetAuth() []*Field {
@@ -202,7 +355,7 @@ type VerifyPortalRequest struct {
 
 func (x *VerifyPortalRequest) Reset() {
 	*x = VerifyPortalRequest{}
-	mi := &file_isobox_token_v1_token_proto_msgTypes[3]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -214,7 +367,7 @@ func (x *VerifyPortalRequest) String() string {
 func (*VerifyPortalRequest) ProtoMessage() {}
 
 func (x *VerifyPortalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_token_v1_token_proto_msgTypes[3]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -227,7 +380,7 @@ func (x *VerifyPortalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyPortalRequest.ProtoReflect.Descriptor instead.
 func (*VerifyPortalRequest) Descriptor() ([]byte, []int) {
-	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{3}
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *VerifyPortalRequest) GetClientId() string {
@@ -257,7 +410,7 @@ type VerifyPortalResponse struct {
 
 func (x *VerifyPortalResponse) Reset() {
 	*x = VerifyPortalResponse{}
-	mi := &file_isobox_token_v1_token_proto_msgTypes[4]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -269,7 +422,7 @@ func (x *VerifyPortalResponse) String() string {
 func (*VerifyPortalResponse) ProtoMessage() {}
 
 func (x *VerifyPortalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_token_v1_token_proto_msgTypes[4]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -282,7 +435,7 @@ func (x *VerifyPortalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyPortalResponse.ProtoReflect.Descriptor instead.
 func (*VerifyPortalResponse) Descriptor() ([]byte, []int) {
-	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{4}
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *VerifyPortalResponse) GetOk() bool {
@@ -318,7 +471,7 @@ type ValidateRequest struct {
 
 func (x *ValidateRequest) Reset() {
 	*x = ValidateRequest{}
-	mi := &file_isobox_token_v1_token_proto_msgTypes[5]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -330,7 +483,7 @@ func (x *ValidateRequest) String() string {
 func (*ValidateRequest) ProtoMessage() {}
 
 func (x *ValidateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_token_v1_token_proto_msgTypes[5]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -343,7 +496,7 @@ func (x *ValidateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateRequest.ProtoReflect.Descriptor instead.
 func (*ValidateRequest) Descriptor() ([]byte, []int) {
-	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{5}
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ValidateRequest) GetAccessToken() string {
@@ -387,7 +540,7 @@ type ValidateResponse struct {
 
 func (x *ValidateResponse) Reset() {
 	*x = ValidateResponse{}
-	mi := &file_isobox_token_v1_token_proto_msgTypes[6]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -399,7 +552,7 @@ func (x *ValidateResponse) String() string {
 func (*ValidateResponse) ProtoMessage() {}
 
 func (x *ValidateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_token_v1_token_proto_msgTypes[6]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -412,7 +565,7 @@ func (x *ValidateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateResponse.ProtoReflect.Descriptor instead.
 func (*ValidateResponse) Descriptor() ([]byte, []int) {
-	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{6}
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ValidateResponse) GetClientId() string {
@@ -505,7 +658,7 @@ type MintRequest struct {
 
 func (x *MintRequest) Reset() {
 	*x = MintRequest{}
-	mi := &file_isobox_token_v1_token_proto_msgTypes[7]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -517,7 +670,7 @@ func (x *MintRequest) String() string {
 func (*MintRequest) ProtoMessage() {}
 
 func (x *MintRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_token_v1_token_proto_msgTypes[7]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -530,7 +683,7 @@ func (x *MintRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MintRequest.ProtoReflect.Descriptor instead.
 func (*MintRequest) Descriptor() ([]byte, []int) {
-	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{7}
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *MintRequest) GetClientId() string {
@@ -582,7 +735,7 @@ type MintResponse struct {
 
 func (x *MintResponse) Reset() {
 	*x = MintResponse{}
-	mi := &file_isobox_token_v1_token_proto_msgTypes[8]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -594,7 +747,7 @@ func (x *MintResponse) String() string {
 func (*MintResponse) ProtoMessage() {}
 
 func (x *MintResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_token_v1_token_proto_msgTypes[8]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -607,7 +760,7 @@ func (x *MintResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MintResponse.ProtoReflect.Descriptor instead.
 func (*MintResponse) Descriptor() ([]byte, []int) {
-	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{8}
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *MintResponse) GetAccessToken() string {
@@ -706,7 +859,7 @@ type MintCodeRequest struct {
 
 func (x *MintCodeRequest) Reset() {
 	*x = MintCodeRequest{}
-	mi := &file_isobox_token_v1_token_proto_msgTypes[9]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -718,7 +871,7 @@ func (x *MintCodeRequest) String() string {
 func (*MintCodeRequest) ProtoMessage() {}
 
 func (x *MintCodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_token_v1_token_proto_msgTypes[9]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -731,7 +884,7 @@ func (x *MintCodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MintCodeRequest.ProtoReflect.Descriptor instead.
 func (*MintCodeRequest) Descriptor() ([]byte, []int) {
-	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{9}
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *MintCodeRequest) GetClientId() string {
@@ -777,7 +930,7 @@ type MintCodeResponse struct {
 
 func (x *MintCodeResponse) Reset() {
 	*x = MintCodeResponse{}
-	mi := &file_isobox_token_v1_token_proto_msgTypes[10]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -789,7 +942,7 @@ func (x *MintCodeResponse) String() string {
 func (*MintCodeResponse) ProtoMessage() {}
 
 func (x *MintCodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_token_v1_token_proto_msgTypes[10]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -802,7 +955,7 @@ func (x *MintCodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MintCodeResponse.ProtoReflect.Descriptor instead.
 func (*MintCodeResponse) Descriptor() ([]byte, []int) {
-	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{10}
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *MintCodeResponse) GetCode() string {
@@ -876,7 +1029,7 @@ type BuildEventAuthRequest struct {
 
 func (x *BuildEventAuthRequest) Reset() {
 	*x = BuildEventAuthRequest{}
-	mi := &file_isobox_token_v1_token_proto_msgTypes[11]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -888,7 +1041,7 @@ func (x *BuildEventAuthRequest) String() string {
 func (*BuildEventAuthRequest) ProtoMessage() {}
 
 func (x *BuildEventAuthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_token_v1_token_proto_msgTypes[11]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -901,7 +1054,7 @@ func (x *BuildEventAuthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildEventAuthRequest.ProtoReflect.Descriptor instead.
 func (*BuildEventAuthRequest) Descriptor() ([]byte, []int) {
-	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{11}
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *BuildEventAuthRequest) GetClientId() string {
@@ -977,7 +1130,7 @@ type BuildEventAuthResponse struct {
 
 func (x *BuildEventAuthResponse) Reset() {
 	*x = BuildEventAuthResponse{}
-	mi := &file_isobox_token_v1_token_proto_msgTypes[12]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -989,7 +1142,7 @@ func (x *BuildEventAuthResponse) String() string {
 func (*BuildEventAuthResponse) ProtoMessage() {}
 
 func (x *BuildEventAuthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_token_v1_token_proto_msgTypes[12]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1002,7 +1155,7 @@ func (x *BuildEventAuthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildEventAuthResponse.ProtoReflect.Descriptor instead.
 func (*BuildEventAuthResponse) Descriptor() ([]byte, []int) {
-	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{12}
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *BuildEventAuthResponse) GetAuth() []*Field {
@@ -1023,7 +1176,7 @@ type Field struct {
 
 func (x *Field) Reset() {
 	*x = Field{}
-	mi := &file_isobox_token_v1_token_proto_msgTypes[13]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1035,7 +1188,7 @@ func (x *Field) String() string {
 func (*Field) ProtoMessage() {}
 
 func (x *Field) ProtoReflect() protoreflect.Message {
-	mi := &file_isobox_token_v1_token_proto_msgTypes[13]
+	mi := &file_isobox_token_v1_token_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1048,7 +1201,7 @@ func (x *Field) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Field.ProtoReflect.Descriptor instead.
 func (*Field) Descriptor() ([]byte, []int) {
-	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{13}
+	return file_isobox_token_v1_token_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Field) GetKey() string {
@@ -1069,7 +1222,15 @@ var File_isobox_token_v1_token_proto protoreflect.FileDescriptor
 
 const file_isobox_token_v1_token_proto_rawDesc = "" +
 	"\n" +
-	"\x1bisobox/token/v1/token.proto\x12\x0fisobox.token.v1\"`\n" +
+	"\x1bisobox/token/v1/token.proto\x12\x0fisobox.token.v1\"k\n" +
+	"\x10CheckAppsRequest\x12(\n" +
+	"\x10portal_client_id\x18\x01 \x01(\tR\x0eportalClientId\x12-\n" +
+	"\x04apps\x18\x02 \x03(\v2\x19.isobox.token.v1.AppEventR\x04apps\"E\n" +
+	"\bAppEvent\x12\x1b\n" +
+	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x1c\n" +
+	"\tuninstall\x18\x02 \x01(\bR\tuninstall\"-\n" +
+	"\x11CheckAppsResponse\x12\x18\n" +
+	"\aallowed\x18\x01 \x03(\bR\aallowed\"`\n" +
 	"\x1aBuildEventAuthBatchRequest\x12B\n" +
 	"\brequests\x18\x01 \x03(\v2&.isobox.token.v1.BuildEventAuthRequestR\brequests\"^\n" +
 	"\x1bBuildEventAuthBatchResponse\x12?\n" +
@@ -1173,12 +1334,13 @@ const file_isobox_token_v1_token_proto_rawDesc = "" +
 	"\fPortalTokens\x12O\n" +
 	"\bValidate\x12 .isobox.token.v1.ValidateRequest\x1a!.isobox.token.v1.ValidateResponse\x12C\n" +
 	"\x04Mint\x12\x1c.isobox.token.v1.MintRequest\x1a\x1d.isobox.token.v1.MintResponse\x12O\n" +
-	"\bMintCode\x12 .isobox.token.v1.MintCodeRequest\x1a!.isobox.token.v1.MintCodeResponse2\xab\x02\n" +
+	"\bMintCode\x12 .isobox.token.v1.MintCodeRequest\x1a!.isobox.token.v1.MintCodeResponse2\xff\x02\n" +
 	"\tEventAuth\x12X\n" +
 	"\x05Build\x12&.isobox.token.v1.BuildEventAuthRequest\x1a'.isobox.token.v1.BuildEventAuthResponse\x12g\n" +
 	"\n" +
 	"BuildBatch\x12+.isobox.token.v1.BuildEventAuthBatchRequest\x1a,.isobox.token.v1.BuildEventAuthBatchResponse\x12[\n" +
-	"\fVerifyPortal\x12$.isobox.token.v1.VerifyPortalRequest\x1a%.isobox.token.v1.VerifyPortalResponseB6Z4github.com/isobox/isobox/api/isobox/token/v1;tokenv1b\x06proto3"
+	"\fVerifyPortal\x12$.isobox.token.v1.VerifyPortalRequest\x1a%.isobox.token.v1.VerifyPortalResponse\x12R\n" +
+	"\tCheckApps\x12!.isobox.token.v1.CheckAppsRequest\x1a\".isobox.token.v1.CheckAppsResponseB6Z4github.com/isobox/isobox/api/isobox/token/v1;tokenv1b\x06proto3"
 
 var (
 	file_isobox_token_v1_token_proto_rawDescOnce sync.Once
@@ -1192,53 +1354,59 @@ func file_isobox_token_v1_token_proto_rawDescGZIP() []byte {
 	return file_isobox_token_v1_token_proto_rawDescData
 }
 
-var file_isobox_token_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_isobox_token_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_isobox_token_v1_token_proto_goTypes = []any{
-	(*BuildEventAuthBatchRequest)(nil),  // 0: isobox.token.v1.BuildEventAuthBatchRequest
-	(*BuildEventAuthBatchResponse)(nil), // 1: isobox.token.v1.BuildEventAuthBatchResponse
-	(*BuildEventAuthResult)(nil),        // 2: isobox.token.v1.BuildEventAuthResult
-	(*VerifyPortalRequest)(nil),         // 3: isobox.token.v1.VerifyPortalRequest
-	(*VerifyPortalResponse)(nil),        // 4: isobox.token.v1.VerifyPortalResponse
-	(*ValidateRequest)(nil),             // 5: isobox.token.v1.ValidateRequest
-	(*ValidateResponse)(nil),            // 6: isobox.token.v1.ValidateResponse
-	(*MintRequest)(nil),                 // 7: isobox.token.v1.MintRequest
-	(*MintResponse)(nil),                // 8: isobox.token.v1.MintResponse
-	(*MintCodeRequest)(nil),             // 9: isobox.token.v1.MintCodeRequest
-	(*MintCodeResponse)(nil),            // 10: isobox.token.v1.MintCodeResponse
-	(*BuildEventAuthRequest)(nil),       // 11: isobox.token.v1.BuildEventAuthRequest
-	(*BuildEventAuthResponse)(nil),      // 12: isobox.token.v1.BuildEventAuthResponse
-	(*Field)(nil),                       // 13: isobox.token.v1.Field
-	nil,                                 // 14: isobox.token.v1.ValidateResponse.ParametersEntry
-	nil,                                 // 15: isobox.token.v1.MintRequest.ParametersEntry
-	nil,                                 // 16: isobox.token.v1.MintCodeRequest.ParametersEntry
-	nil,                                 // 17: isobox.token.v1.BuildEventAuthRequest.ParametersEntry
+	(*CheckAppsRequest)(nil),            // 0: isobox.token.v1.CheckAppsRequest
+	(*AppEvent)(nil),                    // 1: isobox.token.v1.AppEvent
+	(*CheckAppsResponse)(nil),           // 2: isobox.token.v1.CheckAppsResponse
+	(*BuildEventAuthBatchRequest)(nil),  // 3: isobox.token.v1.BuildEventAuthBatchRequest
+	(*BuildEventAuthBatchResponse)(nil), // 4: isobox.token.v1.BuildEventAuthBatchResponse
+	(*BuildEventAuthResult)(nil),        // 5: isobox.token.v1.BuildEventAuthResult
+	(*VerifyPortalRequest)(nil),         // 6: isobox.token.v1.VerifyPortalRequest
+	(*VerifyPortalResponse)(nil),        // 7: isobox.token.v1.VerifyPortalResponse
+	(*ValidateRequest)(nil),             // 8: isobox.token.v1.ValidateRequest
+	(*ValidateResponse)(nil),            // 9: isobox.token.v1.ValidateResponse
+	(*MintRequest)(nil),                 // 10: isobox.token.v1.MintRequest
+	(*MintResponse)(nil),                // 11: isobox.token.v1.MintResponse
+	(*MintCodeRequest)(nil),             // 12: isobox.token.v1.MintCodeRequest
+	(*MintCodeResponse)(nil),            // 13: isobox.token.v1.MintCodeResponse
+	(*BuildEventAuthRequest)(nil),       // 14: isobox.token.v1.BuildEventAuthRequest
+	(*BuildEventAuthResponse)(nil),      // 15: isobox.token.v1.BuildEventAuthResponse
+	(*Field)(nil),                       // 16: isobox.token.v1.Field
+	nil,                                 // 17: isobox.token.v1.ValidateResponse.ParametersEntry
+	nil,                                 // 18: isobox.token.v1.MintRequest.ParametersEntry
+	nil,                                 // 19: isobox.token.v1.MintCodeRequest.ParametersEntry
+	nil,                                 // 20: isobox.token.v1.BuildEventAuthRequest.ParametersEntry
 }
 var file_isobox_token_v1_token_proto_depIdxs = []int32{
-	11, // 0: isobox.token.v1.BuildEventAuthBatchRequest.requests:type_name -> isobox.token.v1.BuildEventAuthRequest
-	2,  // 1: isobox.token.v1.BuildEventAuthBatchResponse.results:type_name -> isobox.token.v1.BuildEventAuthResult
-	13, // 2: isobox.token.v1.BuildEventAuthResult.auth:type_name -> isobox.token.v1.Field
-	14, // 3: isobox.token.v1.ValidateResponse.parameters:type_name -> isobox.token.v1.ValidateResponse.ParametersEntry
-	15, // 4: isobox.token.v1.MintRequest.parameters:type_name -> isobox.token.v1.MintRequest.ParametersEntry
-	16, // 5: isobox.token.v1.MintCodeRequest.parameters:type_name -> isobox.token.v1.MintCodeRequest.ParametersEntry
-	17, // 6: isobox.token.v1.BuildEventAuthRequest.parameters:type_name -> isobox.token.v1.BuildEventAuthRequest.ParametersEntry
-	13, // 7: isobox.token.v1.BuildEventAuthResponse.auth:type_name -> isobox.token.v1.Field
-	5,  // 8: isobox.token.v1.PortalTokens.Validate:input_type -> isobox.token.v1.ValidateRequest
-	7,  // 9: isobox.token.v1.PortalTokens.Mint:input_type -> isobox.token.v1.MintRequest
-	9,  // 10: isobox.token.v1.PortalTokens.MintCode:input_type -> isobox.token.v1.MintCodeRequest
-	11, // 11: isobox.token.v1.EventAuth.Build:input_type -> isobox.token.v1.BuildEventAuthRequest
-	0,  // 12: isobox.token.v1.EventAuth.BuildBatch:input_type -> isobox.token.v1.BuildEventAuthBatchRequest
-	3,  // 13: isobox.token.v1.EventAuth.VerifyPortal:input_type -> isobox.token.v1.VerifyPortalRequest
-	6,  // 14: isobox.token.v1.PortalTokens.Validate:output_type -> isobox.token.v1.ValidateResponse
-	8,  // 15: isobox.token.v1.PortalTokens.Mint:output_type -> isobox.token.v1.MintResponse
-	10, // 16: isobox.token.v1.PortalTokens.MintCode:output_type -> isobox.token.v1.MintCodeResponse
-	12, // 17: isobox.token.v1.EventAuth.Build:output_type -> isobox.token.v1.BuildEventAuthResponse
-	1,  // 18: isobox.token.v1.EventAuth.BuildBatch:output_type -> isobox.token.v1.BuildEventAuthBatchResponse
-	4,  // 19: isobox.token.v1.EventAuth.VerifyPortal:output_type -> isobox.token.v1.VerifyPortalResponse
-	14, // [14:20] is the sub-list for method output_type
-	8,  // [8:14] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	1,  // 0: isobox.token.v1.CheckAppsRequest.apps:type_name -> isobox.token.v1.AppEvent
+	14, // 1: isobox.token.v1.BuildEventAuthBatchRequest.requests:type_name -> isobox.token.v1.BuildEventAuthRequest
+	5,  // 2: isobox.token.v1.BuildEventAuthBatchResponse.results:type_name -> isobox.token.v1.BuildEventAuthResult
+	16, // 3: isobox.token.v1.BuildEventAuthResult.auth:type_name -> isobox.token.v1.Field
+	17, // 4: isobox.token.v1.ValidateResponse.parameters:type_name -> isobox.token.v1.ValidateResponse.ParametersEntry
+	18, // 5: isobox.token.v1.MintRequest.parameters:type_name -> isobox.token.v1.MintRequest.ParametersEntry
+	19, // 6: isobox.token.v1.MintCodeRequest.parameters:type_name -> isobox.token.v1.MintCodeRequest.ParametersEntry
+	20, // 7: isobox.token.v1.BuildEventAuthRequest.parameters:type_name -> isobox.token.v1.BuildEventAuthRequest.ParametersEntry
+	16, // 8: isobox.token.v1.BuildEventAuthResponse.auth:type_name -> isobox.token.v1.Field
+	8,  // 9: isobox.token.v1.PortalTokens.Validate:input_type -> isobox.token.v1.ValidateRequest
+	10, // 10: isobox.token.v1.PortalTokens.Mint:input_type -> isobox.token.v1.MintRequest
+	12, // 11: isobox.token.v1.PortalTokens.MintCode:input_type -> isobox.token.v1.MintCodeRequest
+	14, // 12: isobox.token.v1.EventAuth.Build:input_type -> isobox.token.v1.BuildEventAuthRequest
+	3,  // 13: isobox.token.v1.EventAuth.BuildBatch:input_type -> isobox.token.v1.BuildEventAuthBatchRequest
+	6,  // 14: isobox.token.v1.EventAuth.VerifyPortal:input_type -> isobox.token.v1.VerifyPortalRequest
+	0,  // 15: isobox.token.v1.EventAuth.CheckApps:input_type -> isobox.token.v1.CheckAppsRequest
+	9,  // 16: isobox.token.v1.PortalTokens.Validate:output_type -> isobox.token.v1.ValidateResponse
+	11, // 17: isobox.token.v1.PortalTokens.Mint:output_type -> isobox.token.v1.MintResponse
+	13, // 18: isobox.token.v1.PortalTokens.MintCode:output_type -> isobox.token.v1.MintCodeResponse
+	15, // 19: isobox.token.v1.EventAuth.Build:output_type -> isobox.token.v1.BuildEventAuthResponse
+	4,  // 20: isobox.token.v1.EventAuth.BuildBatch:output_type -> isobox.token.v1.BuildEventAuthBatchResponse
+	7,  // 21: isobox.token.v1.EventAuth.VerifyPortal:output_type -> isobox.token.v1.VerifyPortalResponse
+	2,  // 22: isobox.token.v1.EventAuth.CheckApps:output_type -> isobox.token.v1.CheckAppsResponse
+	16, // [16:23] is the sub-list for method output_type
+	9,  // [9:16] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_isobox_token_v1_token_proto_init() }
@@ -1252,7 +1420,7 @@ func file_isobox_token_v1_token_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_isobox_token_v1_token_proto_rawDesc), len(file_isobox_token_v1_token_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

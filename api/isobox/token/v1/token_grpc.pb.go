@@ -220,6 +220,7 @@ const (
 	EventAuth_Build_FullMethodName        = "/isobox.token.v1.EventAuth/Build"
 	EventAuth_BuildBatch_FullMethodName   = "/isobox.token.v1.EventAuth/BuildBatch"
 	EventAuth_VerifyPortal_FullMethodName = "/isobox.token.v1.EventAuth/VerifyPortal"
+	EventAuth_CheckApps_FullMethodName    = "/isobox.token.v1.EventAuth/CheckApps"
 )
 
 // EventAuthClient is the client API for EventAuth service.
@@ -241,6 +242,14 @@ type EventAuthClient interface {
 	// secret, as the PHP module presents them to eventrelay's ingest) so that
 	// eventrelay can authenticate portals without a database of its own.
 	VerifyPortal(ctx context.Context, in *VerifyPortalRequest, opts ...grpc.CallOption) (*VerifyPortalResponse, error)
+	// CheckApps tells eventrelay's ingest, before it stores a call, which
+	// of the call's app events the portal may send: an app that is not
+	// installed on that portal (unknown, inactive, another portal's) is
+	// refused for every event but ONAPPUNINSTALL of an app the portal once
+	// had, as Build would refuse it at delivery time. One call covers the
+	// distinct apps of an ingest call (at most 256); eventrelay caches the
+	// positive answers.
+	CheckApps(ctx context.Context, in *CheckAppsRequest, opts ...grpc.CallOption) (*CheckAppsResponse, error)
 }
 
 type eventAuthClient struct {
@@ -281,6 +290,16 @@ func (c *eventAuthClient) VerifyPortal(ctx context.Context, in *VerifyPortalRequ
 	return out, nil
 }
 
+func (c *eventAuthClient) CheckApps(ctx context.Context, in *CheckAppsRequest, opts ...grpc.CallOption) (*CheckAppsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CheckAppsResponse)
+	err := c.cc.Invoke(ctx, EventAuth_CheckApps_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // EventAuthServer is the server API for EventAuth service.
 // All implementations must embed UnimplementedEventAuthServer
 // for forward compatibility.
@@ -300,6 +319,14 @@ type EventAuthServer interface {
 	// secret, as the PHP module presents them to eventrelay's ingest) so that
 	// eventrelay can authenticate portals without a database of its own.
 	VerifyPortal(context.Context, *VerifyPortalRequest) (*VerifyPortalResponse, error)
+	// CheckApps tells eventrelay's ingest, before it stores a call, which
+	// of the call's app events the portal may send: an app that is not
+	// installed on that portal (unknown, inactive, another portal's) is
+	// refused for every event but ONAPPUNINSTALL of an app the portal once
+	// had, as Build would refuse it at delivery time. One call covers the
+	// distinct apps of an ingest call (at most 256); eventrelay caches the
+	// positive answers.
+	CheckApps(context.Context, *CheckAppsRequest) (*CheckAppsResponse, error)
 	mustEmbedUnimplementedEventAuthServer()
 }
 
@@ -318,6 +345,9 @@ func (UnimplementedEventAuthServer) BuildBatch(context.Context, *BuildEventAuthB
 }
 func (UnimplementedEventAuthServer) VerifyPortal(context.Context, *VerifyPortalRequest) (*VerifyPortalResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method VerifyPortal not implemented")
+}
+func (UnimplementedEventAuthServer) CheckApps(context.Context, *CheckAppsRequest) (*CheckAppsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CheckApps not implemented")
 }
 func (UnimplementedEventAuthServer) mustEmbedUnimplementedEventAuthServer() {}
 func (UnimplementedEventAuthServer) testEmbeddedByValue()                   {}
@@ -394,6 +424,24 @@ func _EventAuth_VerifyPortal_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _EventAuth_CheckApps_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CheckAppsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EventAuthServer).CheckApps(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EventAuth_CheckApps_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EventAuthServer).CheckApps(ctx, req.(*CheckAppsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // EventAuth_ServiceDesc is the grpc.ServiceDesc for EventAuth service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -412,6 +460,10 @@ var EventAuth_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "VerifyPortal",
 			Handler:    _EventAuth_VerifyPortal_Handler,
+		},
+		{
+			MethodName: "CheckApps",
+			Handler:    _EventAuth_CheckApps_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
