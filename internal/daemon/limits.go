@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/tap"
 )
 
 // Limits bound what clients can hold on one listener before, or without,
@@ -79,6 +81,16 @@ func (d *Daemon) GRPCOptions() []grpc.ServerOption {
 	opts := []grpc.ServerOption{
 		grpc.ConnectionTimeout(l.ReadHeaderTimeout),
 		grpc.MaxConcurrentStreams(grpcMaxStreams),
+		grpc.MaxRecvMsgSize(GRPCMaxRecvMsgSize),
+		grpc.MaxHeaderListSize(grpcMaxHeaderList),
+		// A client may ping at most every grpcMinPing (with or without a
+		// call in flight: MaxConnectionIdle closes idle connections);
+		// more often is answered with GOAWAY "too_many_pings" and a close.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: grpcMinPing, PermitWithoutStream: true}),
+		// Every call is unary: it must have sent its request and been
+		// answered within ReadTimeout + WriteTimeout, so a client that opens
+		// a stream and never sends its request holds it only that long.
+		grpc.InTapHandle(callDeadline(l.ReadTimeout + l.WriteTimeout)),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
 			MaxConnectionIdle: l.IdleTimeout,
 			// A connection lives at most this long; then the client is
@@ -96,7 +108,29 @@ func (d *Daemon) GRPCOptions() []grpc.ServerOption {
 	return opts
 }
 
+// callDeadline gives every gRPC call at most d (or the client's shorter
+// deadline). The stream's context ends when the call does, which releases
+// the timer.
+func callDeadline(d time.Duration) tap.ServerInHandle {
+	return func(ctx context.Context, _ *tap.Info) (context.Context, error) {
+		ctx, cancel := context.WithTimeout(ctx, d)
+		context.AfterFunc(ctx, cancel)
+		return ctx, nil
+	}
+}
+
+// GRPCMaxRecvMsgSize bounds one gRPC request message: the largest the
+// services take (an EventAuth batch of 256 requests, an admin call) are
+// far smaller.
+const GRPCMaxRecvMsgSize = 1 << 20
+
 const (
+	// grpcMaxHeaderList bounds a gRPC call's header block (grpc-go accepts
+	// 16 MiB by default); metadata here is a bearer key and a few names.
+	grpcMaxHeaderList = 64 << 10
+	// grpcMinPing is the shortest interval between a client's keepalive
+	// pings that the server tolerates.
+	grpcMinPing = 10 * time.Second
 	// grpcMaxStreams caps concurrent calls on one gRPC connection.
 	grpcMaxStreams = 256
 	// grpcMaxConnAge bounds a gRPC connection's life.
