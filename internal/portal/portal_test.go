@@ -56,6 +56,12 @@ func newRelayStub(t *testing.T) *relayStub {
 			http.Error(w, "down", http.StatusServiceUnavailable)
 			return
 		}
+		if req.Header.Get("X-Isobox-Portal") == "" {
+			// As the relay answers authprovider's service-key probe
+			// (its readiness check): key checked, nothing stored.
+			http.Error(w, "X-Isobox-Portal is required", http.StatusBadRequest)
+			return
+		}
 		if st != 0 {
 			http.Error(w, "no", st)
 			return
