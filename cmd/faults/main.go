@@ -109,6 +109,7 @@ func run() error {
 	}
 	fmt.Printf("faults: topology up (3 NATS nodes, 2 authprovider, 2 eventrelay); logs in %s\n", filepath.Join(work, "logs"))
 	sum, err := faults.Run(ctx, topo, scenarios, faults.Options{Before: *before, After: *after, Down: *down, Progress: os.Stdout})
+	fmt.Println(sum.AuthLine())
 	fmt.Println(sum.Line())
 	if err != nil {
 		return err

@@ -67,16 +67,20 @@ type Outcome struct {
 	Longest    time.Duration // longest time no ingest call succeeded
 	Crashes    []string      // processes that exited by themselves
 	Missing    []string      // a few of the lost ids, to look up in the relays' history
+	Auth       AuthStats     // token checks and refresh grants meanwhile
 	Err        error         // the scenario could not be run or repaired
 }
 
 // OK reports whether the invariants held.
-func (o Outcome) OK() bool { return o.Err == nil && o.Lost == 0 && len(o.Crashes) == 0 }
+func (o Outcome) OK() bool {
+	return o.Err == nil && o.Lost == 0 && len(o.Crashes) == 0 && len(o.Auth.Refused) == 0 && len(o.Auth.Branches) == 0
+}
 
 // Summary is the sum over scenarios.
 type Summary struct {
 	Scenarios, Acked, Lost, Duplicated int
 	Longest                            time.Duration
+	Auth                               AuthStats // summed; Window is the longest
 	Outcomes                           []Outcome
 }
 
@@ -84,6 +88,12 @@ type Summary struct {
 func (s Summary) Line() string {
 	return fmt.Sprintf("faults: %d scenarios, %d acked, %d lost, %d duplicated, %d ms longest unavailability",
 		s.Scenarios, s.Acked, s.Lost, s.Duplicated, s.Longest.Milliseconds())
+}
+
+// AuthLine is the line on token checks and refresh chains.
+func (s Summary) AuthLine() string {
+	return fmt.Sprintf("faults: tokens: %d checks, %d refused, %d ms longest refusal window; refresh: %d grants, %d branched, %d answers lost",
+		s.Auth.Checks, len(s.Auth.Refused), s.Auth.Window.Milliseconds(), s.Auth.Refreshes, len(s.Auth.Branches), s.Auth.LostChains)
 }
 
 // OK reports whether every scenario kept the invariants.
@@ -104,12 +114,22 @@ func Run(ctx context.Context, t *Topology, scenarios []Scenario, o Options) (Sum
 		return Summary{}, err
 	}
 	defer h.close()
+	auth, err := newAuthLoad(ctx, t)
+	if err != nil {
+		return Summary{}, err
+	}
 	var sum Summary
 	seen := map[string]bool{} // every acknowledged id so far
 	for _, sc := range scenarios {
-		out := runOne(ctx, t, h, sc, o, seen)
-		fmt.Fprintf(o.Progress, "faults: %-28s acked %6d  lost %d  duplicated %d  longest unavailability %d ms%s\n",
-			sc.Name, out.Acked, out.Lost, out.Duplicated, out.Longest.Milliseconds(), problems(out))
+		out := runOne(ctx, t, h, auth, sc, o, seen)
+		fmt.Fprintf(o.Progress, "faults: %-28s acked %6d  lost %d  duplicated %d  longest unavailability %d ms; tokens %d checks, window %d ms; %d refreshes%s\n",
+			sc.Name, out.Acked, out.Lost, out.Duplicated, out.Longest.Milliseconds(), out.Auth.Checks, out.Auth.Window.Milliseconds(), out.Auth.Refreshes, problems(out))
+		sum.Auth.Checks += out.Auth.Checks
+		sum.Auth.Refreshes += out.Auth.Refreshes
+		sum.Auth.Refused = append(sum.Auth.Refused, out.Auth.Refused...)
+		sum.Auth.Branches = append(sum.Auth.Branches, out.Auth.Branches...)
+		sum.Auth.LostChains += out.Auth.LostChains
+		sum.Auth.Window = max(sum.Auth.Window, out.Auth.Window)
 		sum.Outcomes = append(sum.Outcomes, out)
 		sum.Scenarios++
 		sum.Acked += out.Acked
@@ -131,23 +151,33 @@ func problems(o Outcome) string {
 	for _, c := range o.Crashes {
 		s += "  CRASH " + c
 	}
+	for _, r := range o.Auth.Refused {
+		s += "  TOKEN REFUSED " + r
+	}
+	for _, b := range o.Auth.Branches {
+		s += "  CHAIN BRANCHED " + b
+	}
 	if len(o.Missing) > 0 {
 		s += fmt.Sprintf("  MISSING e.g. %v", o.Missing)
 	}
 	return s
 }
 
-func runOne(ctx context.Context, t *Topology, h *handler, sc Scenario, o Options, seen map[string]bool) Outcome {
+func runOne(ctx context.Context, t *Topology, h *handler, auth *authLoad, sc Scenario, o Options, seen map[string]bool) Outcome {
 	out := Outcome{Scenario: sc.Name}
 	l := newLoad(t, h.URL)
 	lctx, stopLoad := context.WithCancel(ctx)
 	loadDone := make(chan struct{})
 	go func() { l.run(lctx, o.Workers); close(loadDone) }()
+	authDone := make(chan struct{})
+	go func() { auth.run(lctx); close(authDone) }()
 	pause(ctx, o.Before)
 	out.Err = sc.Inject(ctx, t, o)
 	pause(ctx, o.After)
 	stopLoad()
 	<-loadDone
+	<-authDone
+	out.Auth = auth.take()
 	ids, longest := l.take()
 	out.Acked, out.Longest = len(ids), longest
 	// A scenario's items must be new, or an earlier delivery of the same

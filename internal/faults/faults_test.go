@@ -41,7 +41,7 @@ func TestShortFaults(t *testing.T) {
 	}
 	var progress strings.Builder
 	sum, err := Run(ctx, topo, Short(), Options{Before: 2 * time.Second, After: 2 * time.Second, Down: 2 * time.Second, Progress: &progress})
-	t.Log("\n" + progress.String() + sum.Line())
+	t.Log("\n" + progress.String() + sum.AuthLine() + "\n" + sum.Line())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,6 +51,9 @@ func TestShortFaults(t *testing.T) {
 	for _, o := range sum.Outcomes {
 		if !o.OK() {
 			t.Errorf("%s: lost %d, crashes %v, err %v", o.Scenario, o.Lost, o.Crashes, o.Err)
+		}
+		if o.Auth.Checks == 0 || o.Auth.Refreshes == 0 {
+			t.Errorf("%s: no token check or refresh grant answered during the scenario", o.Scenario)
 		}
 		if o.Acked == 0 {
 			t.Errorf("%s: no event acknowledged during the scenario", o.Scenario)

@@ -27,6 +27,9 @@ type Topology struct {
 	// Relays and RelayURLs (ingest base URLs) are in the same order.
 	Relays    []*proc
 	RelayURLs []string
+	// AuthURLs are the authprovider instances' Bitrix-facing base URLs
+	// (/rest/, /oauth/token/), in the order of Auth.
+	AuthURLs []string
 	// The portal the load generator sends events as.
 	PortalID, PortalSecret string
 }
@@ -176,6 +179,7 @@ cluster { name: isobox-faults, listen: 127.0.0.1:%d, advertise: "127.0.0.1:1", r
 	for i := range 2 {
 		h, g, a := next(), next(), next()
 		apGRPC[i] = g
+		t.AuthURLs = append(t.AuthURLs, "http://"+addr(h))
 		t.Auth = append(t.Auth, &proc{name: fmt.Sprintf("authprovider-%d", i+1), bin: bins.Authprovider,
 			args: []string{"--http-addr", addr(h), "--grpc-addr", addr(g), "--admin-addr", addr(a), "--data-dir", apData,
 				"--db", mariaDB, "--relay-url", fmt.Sprintf("http://127.0.0.1:%d", erHTTP[i])},
