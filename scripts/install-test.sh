@@ -5,7 +5,9 @@
 # dpkg -i, verifies the units with systemd-analyze (offline: no systemd is
 # running here), starts each service the way its unit does (same user and
 # groups, umask, clean environment, ExecStart line with the installed config,
-# state directory) and waits for /readyz 200, upgrades with data and edited
+# state directory) and waits for /readyz 200, logs into the web console and
+# sees it reach eventrelay's admin API with the packaged relay admin key,
+# runs both doctors, upgrades with data and edited
 # configs kept, removes (data kept), purges (data, users, configs gone).
 # Compares the .rpm file list (rpm -qlp) with the .deb's and reads each image
 # tarball the way `docker load` does (go-containerregistry).
@@ -95,13 +97,16 @@ for svc in authprovider eventrelay; do
   [ "$deb_list" = "$want" ] || fail ".deb of $svc installs [$deb_list], want [$want]"
   [ "$rpm_list" = "$deb_list" ] || fail ".rpm of $svc installs [$rpm_list], the .deb [$deb_list]"
   [ "$(rpm -qcp "$rpm_file" 2>/dev/null)" = /etc/isobox/$svc.conf ] || fail ".rpm of $svc: config files $(rpm -qcp "$rpm_file")"
-  rpm -qp --scripts "$rpm_file" 2>/dev/null | grep -q "useradd --system" || fail ".rpm of $svc has no postinstall creating the user"
+  scripts=$(rpm -qp --scripts "$rpm_file" 2>/dev/null) # not piped into grep -q: rpm would die of SIGPIPE under pipefail
+  grep -q "useradd --system" <<<"$scripts" || fail ".rpm of $svc has no postinstall creating the user"
   [ "$(rpm -qp --qf '%{VERSION}-%{RELEASE} %{ARCH}' "$rpm_file" 2>/dev/null)" = "$v1-1 $rpm_arch" ] || fail ".rpm of $svc: wrong version/arch"
 done
 
 step "dpkg -i $v1"
 dpkg -i "$(deb authprovider "$b1" $v1)" "$(deb eventrelay "$b1" $v1)" >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log"; fail "dpkg -i failed"; }
-[ "$(stat -c '%U:%G %a' /etc/isobox/service.key)" = "root:isobox 640" ] || fail "service.key is $(stat -c '%U:%G %a' /etc/isobox/service.key)"
+for k in service.key relay-admin.key; do
+  [ "$(stat -c '%U:%G %a' /etc/isobox/$k)" = "root:isobox 640" ] || fail "$k is $(stat -c '%U:%G %a' /etc/isobox/$k)"
+done
 for svc in authprovider eventrelay; do
   [ "$(stat -c '%U:%G %a' /etc/isobox/$svc.conf)" = "root:isobox-$svc 640" ] || fail "$svc.conf is $(stat -c '%U:%G %a' /etc/isobox/$svc.conf)"
   [ "$(stat -c '%U %a' /var/lib/isobox/$svc)" = "isobox-$svc 700" ] || fail "/var/lib/isobox/$svc is $(stat -c '%U %a' /var/lib/isobox/$svc)"
@@ -228,11 +233,29 @@ run_both
 as_unit authprovider /usr/bin/authprovider portal allow --config /etc/isobox/authprovider.conf --host portal.install-test.lan >/dev/null
 as_unit authprovider /usr/bin/authprovider portal allowlist --config /etc/isobox/authprovider.conf | grep -q portal.install-test.lan ||
   fail "portal allow did not approve the host"
+
+step "the console reaches eventrelay's admin API with the packaged key; doctor says ok"
+pw=install-test-console-password
+printf '%s\n' "$pw" | as_unit authprovider /usr/bin/authprovider console user add --config /etc/isobox/authprovider.conf --name admin --role admin >/dev/null
+body="name=admin&password=$pw"
+login=$( (exec 3<>"/dev/tcp/127.0.0.1/$ap_admin" &&
+  printf 'POST /console/login HTTP/1.0\r\nHost: 127.0.0.1:%s\r\nOrigin: http://127.0.0.1:%s\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s' \
+    "$ap_admin" "$ap_admin" ${#body} "$body" >&3 && cat <&3) | tr -d '\r' | sed -n 's/^[Ss]et-[Cc]ookie: *\(isobox_console=[^;]*\).*/\1/p')
+[ -n "$login" ] || fail "console login as admin gave no session cookie"
+# The handlers page lists eventrelay's handlers through its admin API: 200
+# only when the console read the relay admin key and the relay accepted it.
+page=$( (exec 3<>"/dev/tcp/127.0.0.1/$ap_admin" &&
+  printf 'GET /console/handlers HTTP/1.0\r\nHost: 127.0.0.1:%s\r\nCookie: %s\r\n\r\n' "$ap_admin" "$login" >&3 && cat <&3) | tr -d '\r')
+[ "$(echo "$page" | head -1 | cut -d' ' -f2)" = 200 ] || { echo "$page" | head -40; fail "the console's handlers page (eventrelay admin API) did not answer 200"; }
+for svc in authprovider eventrelay; do
+  as_unit $svc /usr/bin/$svc doctor --config /etc/isobox/$svc.conf >"$work/doctor-$svc.log" 2>&1 ||
+    { cat "$work/doctor-$svc.log"; fail "$svc doctor on the installed packages found a problem"; }
+done
 stop eventrelay "$er_pid"; stop authprovider "$ap_pid"
-for f in authprovider/admin.key authprovider/authprovider.db eventrelay/relay-admin.key eventrelay/nats; do
+for f in authprovider/admin.key authprovider/authprovider.db eventrelay/nats; do
   [ -e "/var/lib/isobox/$f" ] || fail "no /var/lib/isobox/$f after the first start"
 done
-keys_before=$(cat /var/lib/isobox/authprovider/admin.key /var/lib/isobox/eventrelay/relay-admin.key /etc/isobox/service.key | sha256sum)
+keys_before=$(cat /var/lib/isobox/authprovider/admin.key /etc/isobox/relay-admin.key /etc/isobox/service.key | sha256sum)
 
 step "upgrade to $v2 (dpkg -i): data and edited configs kept"
 dpkg -i "$(deb authprovider "$b2" $v2)" "$(deb eventrelay "$b2" $v2)" >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log"; fail "upgrade failed"; }
@@ -241,7 +264,7 @@ for svc in authprovider eventrelay; do
   /usr/bin/$svc version | grep -q " $v2 " || fail "/usr/bin/$svc is not $v2 after the upgrade"
   grep -q '^# install test' /etc/isobox/$svc.conf || fail "the upgrade replaced the edited /etc/isobox/$svc.conf"
 done
-[ "$(cat /var/lib/isobox/authprovider/admin.key /var/lib/isobox/eventrelay/relay-admin.key /etc/isobox/service.key | sha256sum)" = "$keys_before" ] ||
+[ "$(cat /var/lib/isobox/authprovider/admin.key /etc/isobox/relay-admin.key /etc/isobox/service.key | sha256sum)" = "$keys_before" ] ||
   fail "the upgrade changed the keys"
 run_both
 as_unit authprovider /usr/bin/authprovider portal allowlist --config /etc/isobox/authprovider.conf | grep -q portal.install-test.lan ||
@@ -255,7 +278,7 @@ for svc in authprovider eventrelay; do
   [ -e /etc/isobox/$svc.conf ] || fail "dpkg -r deleted /etc/isobox/$svc.conf"
   getent passwd isobox-$svc >/dev/null || fail "dpkg -r deleted the user isobox-$svc"
 done
-[ "$(cat /var/lib/isobox/authprovider/admin.key /var/lib/isobox/eventrelay/relay-admin.key /etc/isobox/service.key | sha256sum)" = "$keys_before" ] ||
+[ "$(cat /var/lib/isobox/authprovider/admin.key /etc/isobox/relay-admin.key /etc/isobox/service.key | sha256sum)" = "$keys_before" ] ||
   fail "dpkg -r changed or deleted the keys"
 [ -s /var/lib/isobox/authprovider/authprovider.db ] || fail "dpkg -r deleted the database"
 

@@ -36,10 +36,15 @@ func doctorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	r := doctor.New(stdout)
 	dataDir, _ := filepath.Abs(c.DataDir)
 	if r.DataDir(dataDir) {
-		r.KeyFile("relay admin key", relayAdminKeyPath(dataDir), true)
+		if c.AdminKeyFile == "" {
+			r.KeyFile("relay admin key", relayAdminKeyPath(dataDir), true)
+		}
 		if c.Push.SignatureKey == "" && c.Push.SignatureKeyFile == "" {
 			r.KeyFile("push signature key", filepath.Join(dataDir, "push-signature.key"), false)
 		}
+	}
+	if c.AdminKeyFile != "" {
+		r.KeyFile("relay admin key", c.AdminKeyFile, true)
 	}
 	r.KeyFile("service key", c.serviceKeyPath(), true)
 	if c.Push.SignatureKeyFile != "" {

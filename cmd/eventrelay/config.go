@@ -35,6 +35,7 @@ type config struct {
 
 	AuthGRPCAddr   string // authprovider's gRPC address, for minting delivery tokens
 	ServiceKeyFile string // shared secret with authprovider
+	AdminKeyFile   string // the relay admin API's key; "" = <data-dir>/relay-admin.key
 	// PeerCheckInterval is how often authprovider is asked whether it
 	// accepts the service key.
 	PeerCheckInterval time.Duration
@@ -65,10 +66,19 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
 	fs.StringVar(&c.AuthGRPCAddr, "auth-grpc-addr", "127.0.0.1:9090", "authprovider gRPC address, where delivery tokens are minted")
 	fs.StringVar(&c.ServiceKeyFile, "service-key-file", "", "file holding the key authprovider and eventrelay authenticate each other with; empty = <data-dir>/service.key, created if absent")
+	fs.StringVar(&c.AdminKeyFile, "admin-key-file", "", "file holding the relay admin API's key, created if absent; empty = <data-dir>/relay-admin.key (packages: /etc/isobox/relay-admin.key, which authprovider's console reads too)")
 	fs.DurationVar(&c.PeerCheckInterval, "peer-check-interval", 30*time.Second, "how often authprovider (--auth-grpc-addr) is asked whether it accepts the service key; a refusal makes /readyz answer 503")
 	c.Events.register(fs)
 	c.Push.register(fs)
 	c.Listen.register(fs)
+}
+
+// adminKeyPath is where the relay admin key lives.
+func (c *config) adminKeyPath() string {
+	if c.AdminKeyFile != "" {
+		return c.AdminKeyFile
+	}
+	return relayAdminKeyPath(c.DataDir)
 }
 
 func (c *config) serviceKeyPath() string {

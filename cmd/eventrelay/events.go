@@ -263,7 +263,7 @@ func mountEvents(ctx context.Context, a *app) error {
 // NATS must not be able to make themselves relay admin (issue 11). Older
 // relays kept the hash in the meta bucket; that entry is deleted.
 func setupRelayAdminKey(ctx context.Context, a *app, js jetstream.JetStream) (string, error) {
-	path := relayAdminKeyPath(a.cfg.DataDir)
+	path := a.cfg.adminKeyPath()
 	key, created, err := secret.LoadOrCreate(path, 48)
 	if err != nil {
 		return "", fmt.Errorf("relay admin key: %w", err)

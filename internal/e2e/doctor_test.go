@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -107,6 +108,28 @@ func TestDoctor(t *testing.T) {
 		r := runBin(t, k.dir, c.bin, nil, c.args...)
 		if r.code != 1 || !strings.Contains(r.stdout, c.want) {
 			t.Errorf("%s: exit %d, want 1 and a line with %q:\n%s%s", c.what, r.code, c.want, r.stdout, r.stderr)
+		}
+	}
+
+	// A clock an hour off: the doctor compares its own clock with the Date
+	// of the service's /readyz answer (here a stand-in service on loopback
+	// whose clock is an hour behind).
+	skewed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Date", time.Now().Add(-time.Hour).UTC().Format(http.TimeFormat))
+		w.Write([]byte("database: ok\n"))
+	}))
+	defer skewed.Close()
+	for name, c := range map[string]struct {
+		bin  string
+		args []string
+	}{
+		"authprovider": {apBin, apArgs("--admin-addr", strings.TrimPrefix(skewed.URL, "http://"))},
+		"eventrelay":   {erBin, erArgs("--admin-addr", strings.TrimPrefix(skewed.URL, "http://"))},
+	} {
+		r := runBin(t, k.dir, c.bin, nil, c.args...)
+		if fails := failLines(r.stdout); r.code != 1 || len(fails) != 1 || !strings.Contains(fails[0], "FAIL  clock: this machine and "+name+" differ by 1h0m") ||
+			!strings.Contains(fails[0], "NTP") {
+			t.Errorf("%s doctor with the service's clock an hour off: exit %d, fails %q", name, r.code, fails)
 		}
 	}
 

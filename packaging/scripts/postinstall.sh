@@ -36,6 +36,23 @@ if [ ! -s /etc/isobox/service.key ]; then
 fi
 chgrp isobox /etc/isobox/service.key
 chmod 0640 /etc/isobox/service.key
+# eventrelay's admin key lives beside it (admin-key-file in eventrelay.conf),
+# readable by the group, so authprovider's console can call the relay admin
+# API (console-relay-admin-key-file in authprovider.conf). A key an older
+# release made in the state directory is kept, not replaced.
+if [ "$svc" = eventrelay ]; then
+  key=/etc/isobox/relay-admin.key
+  if [ ! -s $key ]; then
+    if [ -s "$state/relay-admin.key" ]; then
+      cp "$state/relay-admin.key" $key.new
+    else
+      (umask 077; LC_ALL=C tr -dc 'A-Za-z0-9' </dev/urandom | head -c 48 >$key.new; echo >>$key.new)
+    fi
+    mv $key.new $key
+  fi
+  chown root:isobox $key
+  chmod 0640 $key
+fi
 # The config may hold a database password: root writes it, the service reads it.
 chgrp "$user" /etc/isobox/$svc.conf
 chmod 0640 /etc/isobox/$svc.conf

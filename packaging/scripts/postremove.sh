@@ -3,13 +3,15 @@
 # rpm "0" (erase) or "1" (upgrade). Remove (deb remove, rpm -e) keeps the data
 # in /var/lib/isobox/@SERVICE@ and the service user, so reinstalling picks
 # up where it left off. Purge (dpkg --purge; rpm has none) also deletes the
-# data and the user, and, with the last isobox package, the shared key.
+# data and the user (eventrelay: its /etc/isobox/relay-admin.key), and, with
+# the last isobox package, the shared key.
 set -e
 svc=@SERVICE@
 user=isobox-$svc
 case "$1" in
   purge)
     rm -rf "/var/lib/isobox/$svc"
+    [ "$svc" != eventrelay ] || rm -f /etc/isobox/relay-admin.key
     rmdir /var/lib/isobox 2>/dev/null || true
     if getent passwd "$user" >/dev/null; then userdel "$user" || true; fi
     if getent group "$user" >/dev/null; then groupdel "$user" || true; fi
