@@ -200,14 +200,33 @@ func clientList(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 func clientShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return withOneClient(ctx, "client show", "print JSON", args, stdout, stderr,
+		func(ctx context.Context, cl adminv1.AdminClient, id string, asJSON bool) error {
+			x, err := cl.GetClient(ctx, &adminv1.GetClientRequest{ClientId: id})
+			if err != nil {
+				return cliError(err)
+			}
+			if asJSON {
+				return printJSON(stdout, clientOut(x))
+			}
+			printClient(stdout, x)
+			return nil
+		})
+}
+
+// withOneClient parses the flags of a command that takes exactly one
+// client id and --json, dials the admin API and calls run with the
+// authenticated context.
+func withOneClient(ctx context.Context, name, jsonUsage string, args []string, stdout, stderr io.Writer,
+	run func(ctx context.Context, cl adminv1.AdminClient, id string, asJSON bool) error) error {
 	var asJSON bool
-	c, pos, err := parseCLI("client show", args, stdout, stderr, viaAPI, func(fs *flag.FlagSet) {
-		fs.BoolVar(&asJSON, "json", false, "print JSON")
+	c, pos, err := parseCLI(name, args, stdout, stderr, viaAPI, func(fs *flag.FlagSet) {
+		fs.BoolVar(&asJSON, "json", false, jsonUsage)
 	})
 	if err != nil {
 		return err
 	}
-	id, err := oneID("client show", pos)
+	id, err := oneID(name, pos)
 	if err != nil {
 		return err
 	}
@@ -216,15 +235,7 @@ func clientShow(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer done()
-	x, err := cl.GetClient(actx, &adminv1.GetClientRequest{ClientId: id})
-	if err != nil {
-		return cliError(err)
-	}
-	if asJSON {
-		return printJSON(stdout, clientOut(x))
-	}
-	printClient(stdout, x)
-	return nil
+	return run(actx, cl, id, asJSON)
 }
 
 func clientUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -296,54 +307,28 @@ func clientUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 }
 
 func clientDelete(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var asJSON bool
-	c, pos, err := parseCLI("client delete", args, stdout, stderr, viaAPI, func(fs *flag.FlagSet) {
-		fs.BoolVar(&asJSON, "json", false, "print JSON")
-	})
-	if err != nil {
-		return err
-	}
-	id, err := oneID("client delete", pos)
-	if err != nil {
-		return err
-	}
-	cl, actx, done, err := admin(ctx, c)
-	if err != nil {
-		return err
-	}
-	defer done()
-	if _, err := cl.DeleteClient(actx, &adminv1.DeleteClientRequest{ClientId: id}); err != nil {
-		return cliError(err)
-	}
-	if asJSON {
-		return printJSON(stdout, map[string]any{"client_id": id, "deleted": true})
-	}
-	_, err = fmt.Fprintf(stdout, "deleted %s (its tokens are revoked)\n", id)
-	return err
+	return withOneClient(ctx, "client delete", "print JSON", args, stdout, stderr,
+		func(ctx context.Context, cl adminv1.AdminClient, id string, asJSON bool) error {
+			if _, err := cl.DeleteClient(ctx, &adminv1.DeleteClientRequest{ClientId: id}); err != nil {
+				return cliError(err)
+			}
+			if asJSON {
+				return printJSON(stdout, map[string]any{"client_id": id, "deleted": true})
+			}
+			_, err := fmt.Fprintf(stdout, "deleted %s (its tokens are revoked)\n", id)
+			return err
+		})
 }
 
 func clientRotate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var asJSON bool
-	c, pos, err := parseCLI("client rotate-secret", args, stdout, stderr, viaAPI, func(fs *flag.FlagSet) {
-		fs.BoolVar(&asJSON, "json", false, `print {"client_id": ..., "client_secret": ...}`)
-	})
-	if err != nil {
-		return err
-	}
-	id, err := oneID("client rotate-secret", pos)
-	if err != nil {
-		return err
-	}
-	cl, actx, done, err := admin(ctx, c)
-	if err != nil {
-		return err
-	}
-	defer done()
-	resp, err := cl.RotateSecret(actx, &adminv1.RotateSecretRequest{ClientId: id})
-	if err != nil {
-		return cliError(err)
-	}
-	return printSecret(stdout, asJSON, resp)
+	return withOneClient(ctx, "client rotate-secret", `print {"client_id": ..., "client_secret": ...}`, args, stdout, stderr,
+		func(ctx context.Context, cl adminv1.AdminClient, id string, asJSON bool) error {
+			resp, err := cl.RotateSecret(ctx, &adminv1.RotateSecretRequest{ClientId: id})
+			if err != nil {
+				return cliError(err)
+			}
+			return printSecret(stdout, asJSON, resp)
+		})
 }
 
 // paramFlag collects repeated --param KEY=VALUE.

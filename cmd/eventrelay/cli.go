@@ -194,18 +194,32 @@ func msTime(ms int64) string {
 
 func deliveriesList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	req := &relayv1.ListDeliveriesRequest{}
+	return listDeliveries(ctx, "deliveries list", req, args, stdout, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&req.Status, "status", "", "pending, retrying, delivered or dead")
+	}, "ID\tEVENT\tSTATUS\tATTEMPTS\tHANDLER\tUPDATED\tLAST ERROR", func(d *relayv1.Delivery) []any {
+		return []any{d.Id, d.Event, d.Status, d.Attempts, d.Handler, msTime(d.UpdatedMs), d.LastError}
+	})
+}
+
+// listDeliveries runs a listing command: the filter flags common to every
+// listing plus extra, one ListDeliveries call, then JSON or a table with
+// the given header and one row per delivery.
+func listDeliveries(ctx context.Context, name string, req *relayv1.ListDeliveriesRequest, args []string, stdout, stderr io.Writer,
+	extra func(fs *flag.FlagSet), header string, row func(d *relayv1.Delivery) []any) error {
 	var limit int
-	c, err := parseCLI("deliveries list", args, stdout, stderr, func(fs *flag.FlagSet) {
+	c, err := parseCLI(name, args, stdout, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&req.App, "app", "", "app client_id")
 		fs.StringVar(&req.Handler, "handler", "", "handler key")
 		fs.StringVar(&req.Event, "event", "", "event name")
-		fs.StringVar(&req.Status, "status", "", "pending, retrying, delivered or dead")
+		if extra != nil {
+			extra(fs)
+		}
 		fs.IntVar(&limit, "limit", 100, "at most this many")
 	})
 	if err != nil {
 		return err
 	}
-	if err := c.noArgs("deliveries list"); err != nil {
+	if err := c.noArgs(name); err != nil {
 		return err
 	}
 	req.Limit = int32(limit)
@@ -222,9 +236,16 @@ func deliveriesList(ctx context.Context, args []string, stdout, stderr io.Writer
 		return c.printJSON(resp)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tEVENT\tSTATUS\tATTEMPTS\tHANDLER\tUPDATED\tLAST ERROR")
+	fmt.Fprintln(tw, header)
 	for _, d := range resp.Deliveries {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", d.Id, d.Event, d.Status, d.Attempts, d.Handler, msTime(d.UpdatedMs), d.LastError)
+		cols := row(d)
+		for k, v := range cols {
+			sep := "\t"
+			if k == len(cols)-1 {
+				sep = "\n"
+			}
+			fmt.Fprint(tw, v, sep)
+		}
 	}
 	return tw.Flush()
 }
@@ -309,39 +330,10 @@ func deliveriesReplay(ctx context.Context, args []string, stdout, stderr io.Writ
 }
 
 func dlqList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	req := &relayv1.ListDeliveriesRequest{Status: "dead"}
-	var limit int
-	c, err := parseCLI("dlq list", args, stdout, stderr, func(fs *flag.FlagSet) {
-		fs.StringVar(&req.App, "app", "", "app client_id")
-		fs.StringVar(&req.Handler, "handler", "", "handler key")
-		fs.StringVar(&req.Event, "event", "", "event name")
-		fs.IntVar(&limit, "limit", 100, "at most this many")
-	})
-	if err != nil {
-		return err
-	}
-	if err := c.noArgs("dlq list"); err != nil {
-		return err
-	}
-	req.Limit = int32(limit)
-	rc, ctx, done, err := c.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
-	resp, err := rc.ListDeliveries(ctx, req)
-	if err != nil {
-		return cliError(err)
-	}
-	if c.json {
-		return c.printJSON(resp)
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tEVENT\tATTEMPTS\tHANDLER\tURL\tDEAD SINCE\tLAST ERROR")
-	for _, d := range resp.Deliveries {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", d.Id, d.Event, d.Attempts, d.Handler, d.Url, msTime(d.UpdatedMs), d.LastError)
-	}
-	return tw.Flush()
+	return listDeliveries(ctx, "dlq list", &relayv1.ListDeliveriesRequest{Status: "dead"}, args, stdout, stderr, nil,
+		"ID\tEVENT\tATTEMPTS\tHANDLER\tURL\tDEAD SINCE\tLAST ERROR", func(d *relayv1.Delivery) []any {
+			return []any{d.Id, d.Event, d.Attempts, d.Handler, d.Url, msTime(d.UpdatedMs), d.LastError}
+		})
 }
 
 // errReplayAll refuses a replay of every dead letter that was not
