@@ -2,7 +2,8 @@
 // production shape from real processes on loopback — a 3-node NATS
 // JetStream cluster built from the nats-server version in go.mod, two
 // authprovider instances on MariaDB, two eventrelay instances — runs each
-// failure scenario under a load of events and ends with the line
+// failure scenario under a load of events, token checks, refresh grants and
+// push publishes with their subscribers, and ends with the line
 //
 //	faults: S scenarios, A acked, L lost, D duplicated, U ms longest unavailability
 //
@@ -12,7 +13,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,8 +23,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/go-sql-driver/mysql"
 
 	"github.com/isobox/isobox/internal/faults"
 )
@@ -44,6 +42,10 @@ func run() error {
 	before := flag.Duration("before", 5*time.Second, "load before each failure")
 	after := flag.Duration("after", 5*time.Second, "load after each repair")
 	down := flag.Duration("down", 5*time.Second, "how long a killed process stays down")
+	drain := flag.Duration("drain", 90*time.Second, "how long to wait after each scenario for the acknowledged events and push messages to arrive")
+	late := flag.Duration("late", 0, "when events are still missing after -drain, keep watching this much longer and report how many arrived late (0 = off)")
+	repeat := flag.Int("repeat", 1, "run the chosen scenarios this many times (to reproduce a rare outcome)")
+	timeout := flag.Duration("timeout", 20*time.Minute, "bound on the whole run")
 	storeSize := flag.Int64("store-size", 1<<30, "bytes of the tmpfs each NATS node's store gets, for the disk-full scenarios (needs root); 0 = stores on the work directory, no disk-full scenarios")
 	flag.Parse()
 	if *mariadb == "" {
@@ -51,7 +53,7 @@ func run() error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 
 	work := *dir
@@ -62,7 +64,7 @@ func run() error {
 		}
 		work = d
 	}
-	dsn, err := freshDatabase(ctx, *mariadb)
+	dsn, err := faults.FreshDatabase(ctx, *mariadb)
 	if err != nil {
 		return err
 	}
@@ -93,7 +95,21 @@ func run() error {
 				pick = append(pick, sc)
 			}
 		}
+		if len(pick) == 0 {
+			var names []string
+			for _, sc := range scenarios {
+				names = append(names, sc.Name)
+			}
+			return fmt.Errorf("-scenarios %q names none of: %s", *only, strings.Join(names, ", "))
+		}
 		scenarios = pick
+	}
+	if *repeat < 1 {
+		return errors.New("-repeat must be at least 1")
+	}
+	once := scenarios
+	for range *repeat - 1 {
+		scenarios = append(scenarios, once...)
 	}
 	fmt.Printf("faults: building into %s\n", work)
 	bins, err := faults.Build(ctx, filepath.Join(work, "bin"))
@@ -108,8 +124,9 @@ func run() error {
 		return fmt.Errorf("%w (logs in %s)", err, filepath.Join(work, "logs"))
 	}
 	fmt.Printf("faults: topology up (3 NATS nodes, 2 authprovider, 2 eventrelay); logs in %s\n", filepath.Join(work, "logs"))
-	sum, err := faults.Run(ctx, topo, scenarios, faults.Options{Before: *before, After: *after, Down: *down, Progress: os.Stdout})
+	sum, err := faults.Run(ctx, topo, scenarios, faults.Options{Before: *before, After: *after, Down: *down, Drain: *drain, Late: *late, Progress: os.Stdout})
 	fmt.Println(sum.AuthLine())
+	fmt.Println(sum.PushLine())
 	fmt.Println(sum.Line())
 	if err != nil {
 		return err
@@ -122,24 +139,4 @@ func run() error {
 		os.RemoveAll(work)
 	}
 	return nil
-}
-
-// freshDatabase creates a new database on the server and returns its DSN
-// in the mysql://... form authprovider takes.
-func freshDatabase(ctx context.Context, base string) (string, error) {
-	cfg, err := mysql.ParseDSN(base)
-	if err != nil {
-		return "", fmt.Errorf("--mariadb: %w", err)
-	}
-	db, err := sql.Open("mysql", cfg.FormatDSN())
-	if err != nil {
-		return "", err
-	}
-	defer db.Close()
-	name := fmt.Sprintf("faults_%d", time.Now().UnixNano())
-	if _, err := db.ExecContext(ctx, "CREATE DATABASE `"+name+"` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"); err != nil {
-		return "", fmt.Errorf("create database on %s: %w", cfg.Addr, err)
-	}
-	cfg.DBName = name
-	return "mysql://" + cfg.FormatDSN(), nil
 }

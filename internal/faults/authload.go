@@ -25,10 +25,9 @@ import (
 //     token just used is shown again to the other instance, which must
 //     refuse it (it is within --refresh-grace, so the chain survives).
 type authLoad struct {
-	t      *Topology
-	client *http.Client
-	app    struct{ id, secret string }
-	check  string // an access token never refreshed, valid for an hour
+	pc    *PortalClient
+	app   App
+	check string // an access token never refreshed, valid for an hour
 
 	mu         sync.Mutex
 	lastCheck  time.Time
@@ -50,16 +49,12 @@ type AuthStats struct {
 }
 
 func newAuthLoad(ctx context.Context, t *Topology) (*authLoad, error) {
-	a := &authLoad{t: t, client: &http.Client{Timeout: 5 * time.Second}}
-	var app struct {
-		ClientID     string `json:"client_id"`
-		ClientSecret string `json:"client_secret"`
-	}
-	if err := a.rest(ctx, 0, "application.add", url.Values{"TITLE": {"faults"}, "SCOPE": {"crm,user"}}, &app); err != nil {
+	a := &authLoad{pc: &PortalClient{HTTP: &http.Client{Timeout: 5 * time.Second}, URLs: t.AuthURLs, ID: t.PortalID, Secret: t.PortalSecret}}
+	var err error
+	if a.app, err = a.pc.AddApp(ctx, 0); err != nil {
 		return nil, err
 	}
-	a.app.id, a.app.secret = app.ClientID, app.ClientSecret
-	tok, err := a.authorize(ctx, 0)
+	tok, err := a.pc.Authorize(ctx, 0, a.app, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -67,27 +62,57 @@ func newAuthLoad(ctx context.Context, t *Topology) (*authLoad, error) {
 	return a, nil
 }
 
-type tokens struct {
+// PortalClient calls authprovider instances as a portal (with its
+// credentials) and its apps do.
+type PortalClient struct {
+	HTTP *http.Client
+	// URLs are the instances' base URLs; calls name an instance by index.
+	URLs []string
+	// ID and Secret are the portal's credentials.
+	ID, Secret string
+}
+
+// App is a registered application's credentials.
+type App struct {
+	ID     string `json:"client_id"`
+	Secret string `json:"client_secret"`
+}
+
+// Tokens are an authorization's or a refresh grant's tokens.
+type Tokens struct {
 	AccessToken  string `json:"access_token"`
 	RefreshToken string `json:"refresh_token"`
 }
 
-func (a *authLoad) authorize(ctx context.Context, inst int) (tokens, error) {
-	var tok tokens
-	err := a.rest(ctx, inst, "rest.authorize", url.Values{"CLIENT_ID": {a.app.id}, "PARAMS[LOCAL_USER]": {"1"}}, &tok)
+// AddApp registers an application (application.add) on instance inst.
+func (c *PortalClient) AddApp(ctx context.Context, inst int) (App, error) {
+	var app App
+	err := c.Rest(ctx, inst, "application.add", url.Values{"TITLE": {"faults"}, "SCOPE": {"crm,user"}}, &app)
+	return app, err
+}
+
+// Authorize starts a chain for app and portal user user (rest.authorize).
+func (c *PortalClient) Authorize(ctx context.Context, inst int, app App, user int) (Tokens, error) {
+	var tok Tokens
+	err := c.Rest(ctx, inst, "rest.authorize", url.Values{"CLIENT_ID": {app.ID}, "PARAMS[LOCAL_USER]": {fmt.Sprint(user)}}, &tok)
 	if err == nil && (tok.AccessToken == "" || tok.RefreshToken == "") {
 		err = fmt.Errorf("faults: rest.authorize gave no tokens")
 	}
 	return tok, err
 }
 
-// rest calls a portal method (the portal's credentials) on instance inst
-// and decodes its result into out.
-func (a *authLoad) rest(ctx context.Context, inst int, method string, p url.Values, out any) error {
-	p.Set("client_id", a.t.PortalID)
-	p.Set("client_secret", a.t.PortalSecret)
+// RefreshForm is the form of a refresh grant as CRest and b24jssdk send it.
+func RefreshForm(app App, refreshToken string) url.Values {
+	return url.Values{"grant_type": {"refresh_token"}, "client_id": {app.ID}, "client_secret": {app.Secret}, "refresh_token": {refreshToken}}
+}
+
+// Rest calls a portal method on instance inst and decodes its result
+// into out.
+func (c *PortalClient) Rest(ctx context.Context, inst int, method string, p url.Values, out any) error {
+	p.Set("client_id", c.ID)
+	p.Set("client_secret", c.Secret)
 	p.Set("client_redirect_uri", "http://portal.lan")
-	status, b, err := a.post(ctx, a.t.AuthURLs[inst]+"/rest/"+method, p)
+	status, b, err := c.Post(ctx, c.URLs[inst]+"/rest/"+method, p)
 	if err != nil {
 		return err
 	}
@@ -100,13 +125,15 @@ func (a *authLoad) rest(ctx context.Context, inst int, method string, p url.Valu
 	return json.Unmarshal(r.Result, out)
 }
 
-func (a *authLoad) post(ctx context.Context, u string, form url.Values) (int, []byte, error) {
+// Post posts form to u and returns the status and (up to 1 MiB of) the
+// body.
+func (c *PortalClient) Post(ctx context.Context, u string, form url.Values) (int, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(form.Encode()))
 	if err != nil {
 		return 0, nil, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := a.client.Do(req)
+	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -131,13 +158,13 @@ func (a *authLoad) run(ctx context.Context) {
 }
 
 func (a *authLoad) checkLoop(ctx context.Context) {
-	n := len(a.t.AuthURLs)
+	n := len(a.pc.URLs)
 	for i := 0; ctx.Err() == nil; i++ {
 		ok := false
 		for try := range n {
-			form := url.Values{"TOKEN": {a.check}, "client_id": {a.t.PortalID}, "client_secret": {a.t.PortalSecret},
+			form := url.Values{"TOKEN": {a.check}, "client_id": {a.pc.ID}, "client_secret": {a.pc.Secret},
 				"client_redirect_uri": {"http://portal.lan"}, "member_id": {"0"}}
-			status, b, err := a.post(ctx, a.t.AuthURLs[(i+try)%n]+"/rest/rest.check", form)
+			status, b, err := a.pc.Post(ctx, a.pc.URLs[(i+try)%n]+"/rest/rest.check", form)
 			if ctx.Err() != nil {
 				return
 			}
@@ -146,7 +173,7 @@ func (a *authLoad) checkLoop(ctx context.Context) {
 			}
 			a.mu.Lock()
 			a.checks++
-			if status == http.StatusOK && strings.Contains(string(b), a.app.id) {
+			if status == http.StatusOK && strings.Contains(string(b), a.app.ID) {
 				now := time.Now()
 				a.window = max(a.window, now.Sub(a.lastCheck))
 				a.lastCheck = now
@@ -166,20 +193,20 @@ func (a *authLoad) checkLoop(ctx context.Context) {
 }
 
 func (a *authLoad) refreshChain(ctx context.Context) {
-	n := len(a.t.AuthURLs)
-	var cur tokens
+	n := len(a.pc.URLs)
+	var cur Tokens
 	for i := 0; ctx.Err() == nil; i++ {
 		if cur.RefreshToken == "" {
-			tok, err := a.authorize(ctx, i%n)
+			tok, err := a.pc.Authorize(ctx, i%n, a.app, 1)
 			if err != nil {
 				pause(ctx, 200*time.Millisecond)
 				continue
 			}
 			cur = tok
 		}
-		form := url.Values{"grant_type": {"refresh_token"}, "client_id": {a.app.id}, "client_secret": {a.app.secret}, "refresh_token": {cur.RefreshToken}}
+		form := RefreshForm(a.app, cur.RefreshToken)
 		inst := i % n
-		status, b, err := a.post(ctx, a.t.AuthURLs[inst]+"/oauth/token/", form)
+		status, b, err := a.pc.Post(ctx, a.pc.URLs[inst]+"/oauth/token/", form)
 		if ctx.Err() != nil {
 			return
 		}
@@ -190,12 +217,12 @@ func (a *authLoad) refreshChain(ctx context.Context) {
 				a.mu.Lock()
 				a.lostChains++
 				a.mu.Unlock()
-				cur = tokens{}
+				cur = Tokens{}
 			}
 			pause(ctx, 100*time.Millisecond)
 			continue
 		}
-		var next tokens
+		var next Tokens
 		if status != http.StatusOK || json.Unmarshal(b, &next) != nil || next.RefreshToken == "" {
 			// Refused: the chain is gone (it should not be); a new one.
 			a.mu.Lock()
@@ -203,14 +230,14 @@ func (a *authLoad) refreshChain(ctx context.Context) {
 				a.refused = append(a.refused, fmt.Sprintf("refresh %d %s", status, b))
 			}
 			a.mu.Unlock()
-			cur = tokens{}
+			cur = Tokens{}
 			continue
 		}
 		a.mu.Lock()
 		a.refreshes++
 		a.mu.Unlock()
 		// The token just used, to the other instance: must be refused.
-		status, b, err = a.post(ctx, a.t.AuthURLs[(inst+1)%n]+"/oauth/token/", form)
+		status, b, err = a.pc.Post(ctx, a.pc.URLs[(inst+1)%n]+"/oauth/token/", form)
 		if !unanswered(status, err) && status == http.StatusOK {
 			a.mu.Lock()
 			if len(a.branches) < 5 {

@@ -4,8 +4,10 @@
 // instances), runs a load of events through it, injects one failure per
 // scenario (a SIGKILLed NATS node, a SIGKILLed relay mid-delivery, ...)
 // and checks the invariants afterwards: every acknowledged event delivered
-// at least once, duplicates counted by webhook-id, no process exiting by
-// itself. cmd/faults runs it (`make faults`); a short subset runs in the
+// at least once, duplicates counted by webhook-id, valid tokens keep
+// validating, refresh chains never branch, every acknowledged push message
+// received by every subscriber of its channel (or a gap notice for it), no
+// process exiting by itself. cmd/faults runs it (`make faults`); a short subset runs in the
 // test command.
 package faults
 
@@ -29,8 +31,13 @@ type Options struct {
 	// Before and After are how long the load runs before the failure and
 	// after the repair. Down is how long a killed process stays down.
 	Before, After, Down time.Duration
-	// Drain bounds the wait for the acknowledged events to be delivered.
+	// Drain bounds the wait for the acknowledged events (and push
+	// messages) to be delivered.
 	Drain time.Duration
+	// Late, when set, keeps watching for that much longer when events are
+	// still missing at the end of the drain: those that arrive meanwhile
+	// were late, not lost (Outcome.Late).
+	Late time.Duration
 	// Workers sending events concurrently.
 	Workers int
 	// Progress receives a line per scenario; nil discards.
@@ -62,18 +69,21 @@ func (o *Options) defaults() {
 type Outcome struct {
 	Scenario   string
 	Acked      int
-	Lost       int           // acknowledged, never delivered
+	Lost       int           // acknowledged, not delivered by the end of the drain (and of Options.Late)
+	Late       int           // delivered after the drain's end, within Options.Late
+	LateBy     time.Duration // how long after the drain's end the last late one arrived
 	Duplicated int           // deliveries beyond the first of an id
 	Longest    time.Duration // longest time no ingest call succeeded
 	Crashes    []string      // processes that exited by themselves
 	Missing    []string      // a few of the lost ids, to look up in the relays' history
 	Auth       AuthStats     // token checks and refresh grants meanwhile
+	Push       PushStats     // push publishes and their subscribers meanwhile
 	Err        error         // the scenario could not be run or repaired
 }
 
 // OK reports whether the invariants held.
 func (o Outcome) OK() bool {
-	return o.Err == nil && o.Lost == 0 && len(o.Crashes) == 0 && len(o.Auth.Refused) == 0 && len(o.Auth.Branches) == 0
+	return o.Err == nil && o.Lost == 0 && len(o.Crashes) == 0 && len(o.Auth.Refused) == 0 && len(o.Auth.Branches) == 0 && o.Push.Missing == 0
 }
 
 // Summary is the sum over scenarios.
@@ -81,6 +91,7 @@ type Summary struct {
 	Scenarios, Acked, Lost, Duplicated int
 	Longest                            time.Duration
 	Auth                               AuthStats // summed; Window is the longest
+	Push                               PushStats // summed
 	Outcomes                           []Outcome
 }
 
@@ -94,6 +105,12 @@ func (s Summary) Line() string {
 func (s Summary) AuthLine() string {
 	return fmt.Sprintf("faults: tokens: %d checks, %d refused, %d ms longest refusal window; refresh: %d grants, %d branched, %d answers lost",
 		s.Auth.Checks, len(s.Auth.Refused), s.Auth.Window.Milliseconds(), s.Auth.Refreshes, len(s.Auth.Branches), s.Auth.LostChains)
+}
+
+// PushLine is the line on push publishes and their subscribers.
+func (s Summary) PushLine() string {
+	return fmt.Sprintf("faults: push: %d published, %d received, %d gap notices, %d missing, %d duplicated",
+		s.Push.Published, s.Push.Received, s.Push.Gaps, s.Push.Missing, s.Push.Duplicated)
 }
 
 // OK reports whether every scenario kept the invariants.
@@ -118,18 +135,29 @@ func Run(ctx context.Context, t *Topology, scenarios []Scenario, o Options) (Sum
 	if err != nil {
 		return Summary{}, err
 	}
+	push, err := newPushLoad(ctx, t)
+	if err != nil {
+		return Summary{}, err
+	}
+	defer push.close()
 	var sum Summary
 	seen := map[string]bool{} // every acknowledged id so far
 	for _, sc := range scenarios {
-		out := runOne(ctx, t, h, auth, sc, o, seen)
-		fmt.Fprintf(o.Progress, "faults: %-28s acked %6d  lost %d  duplicated %d  longest unavailability %d ms; tokens %d checks, window %d ms; %d refreshes%s\n",
-			sc.Name, out.Acked, out.Lost, out.Duplicated, out.Longest.Milliseconds(), out.Auth.Checks, out.Auth.Window.Milliseconds(), out.Auth.Refreshes, problems(out))
+		out := runOne(ctx, t, h, auth, push, sc, o, seen)
+		fmt.Fprintf(o.Progress, "faults: %-28s acked %6d  lost %d  duplicated %d  longest unavailability %d ms; tokens %d checks, window %d ms; %d refreshes; push %d published, %d received, %d gaps, %d missing, %d duplicated%s\n",
+			sc.Name, out.Acked, out.Lost, out.Duplicated, out.Longest.Milliseconds(), out.Auth.Checks, out.Auth.Window.Milliseconds(), out.Auth.Refreshes,
+			out.Push.Published, out.Push.Received, out.Push.Gaps, out.Push.Missing, out.Push.Duplicated, problems(out))
 		sum.Auth.Checks += out.Auth.Checks
 		sum.Auth.Refreshes += out.Auth.Refreshes
 		sum.Auth.Refused = append(sum.Auth.Refused, out.Auth.Refused...)
 		sum.Auth.Branches = append(sum.Auth.Branches, out.Auth.Branches...)
 		sum.Auth.LostChains += out.Auth.LostChains
 		sum.Auth.Window = max(sum.Auth.Window, out.Auth.Window)
+		sum.Push.Published += out.Push.Published
+		sum.Push.Received += out.Push.Received
+		sum.Push.Gaps += out.Push.Gaps
+		sum.Push.Missing += out.Push.Missing
+		sum.Push.Duplicated += out.Push.Duplicated
 		sum.Outcomes = append(sum.Outcomes, out)
 		sum.Scenarios++
 		sum.Acked += out.Acked
@@ -160,10 +188,13 @@ func problems(o Outcome) string {
 	if len(o.Missing) > 0 {
 		s += fmt.Sprintf("  MISSING e.g. %v", o.Missing)
 	}
+	if len(o.Push.MissingIDs) > 0 {
+		s += fmt.Sprintf("  PUSH MISSING e.g. %v", o.Push.MissingIDs)
+	}
 	return s
 }
 
-func runOne(ctx context.Context, t *Topology, h *handler, auth *authLoad, sc Scenario, o Options, seen map[string]bool) Outcome {
+func runOne(ctx context.Context, t *Topology, h *handler, auth *authLoad, push *pushLoad, sc Scenario, o Options, seen map[string]bool) Outcome {
 	out := Outcome{Scenario: sc.Name}
 	l := newLoad(t, h.URL)
 	lctx, stopLoad := context.WithCancel(ctx)
@@ -171,13 +202,17 @@ func runOne(ctx context.Context, t *Topology, h *handler, auth *authLoad, sc Sce
 	go func() { l.run(lctx, o.Workers); close(loadDone) }()
 	authDone := make(chan struct{})
 	go func() { auth.run(lctx); close(authDone) }()
+	pushDone := make(chan struct{})
+	go func() { push.publish(lctx, 2); close(pushDone) }()
 	pause(ctx, o.Before)
 	out.Err = sc.Inject(ctx, t, o)
 	pause(ctx, o.After)
 	stopLoad()
 	<-loadDone
 	<-authDone
+	<-pushDone
 	out.Auth = auth.take()
+	published := push.take()
 	ids, longest := l.take()
 	out.Acked, out.Longest = len(ids), longest
 	// A scenario's items must be new, or an earlier delivery of the same
@@ -188,7 +223,8 @@ func runOne(ctx context.Context, t *Topology, h *handler, auth *authLoad, sc Sce
 		}
 		seen[id] = true
 	}
-	// Every acknowledged item must arrive; wait (bounded) for the last.
+	// Every acknowledged item and push message must arrive; wait
+	// (bounded) for the last.
 	deadline := time.Now().Add(o.Drain)
 	for {
 		missing := 0
@@ -198,10 +234,21 @@ func runOne(ctx context.Context, t *Topology, h *handler, auth *authLoad, sc Sce
 			}
 		}
 		out.Lost = missing
-		if missing == 0 || time.Now().After(deadline) || ctx.Err() != nil {
+		out.Push = push.check(published)
+		if missing == 0 && out.Push.Missing == 0 || time.Now().After(deadline) || ctx.Err() != nil {
 			break
 		}
 		pause(ctx, 200*time.Millisecond) // polling black-box processes, bounded by Drain
+	}
+	if out.Lost > 0 {
+		fmt.Fprintf(o.Progress, "faults: %s: %d acknowledged events not delivered within the %v drain; consumers:\n%s",
+			sc.Name, out.Lost, o.Drain, t.consumerReport(ctx))
+		if o.Late > 0 {
+			out.Late, out.LateBy = waitLate(ctx, h, ids, o.Late)
+			out.Lost -= out.Late
+			fmt.Fprintf(o.Progress, "faults: %s: %d of them delivered later, the last %v after the drain; %d still missing after %v more\n",
+				sc.Name, out.Late, out.LateBy.Round(100*time.Millisecond), out.Lost, o.Late)
+		}
 	}
 	for _, id := range ids {
 		switch n := h.count(id); {
@@ -211,8 +258,36 @@ func runOne(ctx context.Context, t *Topology, h *handler, auth *authLoad, sc Sce
 			out.Missing = append(out.Missing, id)
 		}
 	}
+	out.Push.Gaps = push.takeGaps()
 	out.Crashes = t.Crashes()
 	return out
+}
+
+// waitLate waits up to within for the ids not delivered yet and returns
+// how many arrived and when the last did.
+func waitLate(ctx context.Context, h *handler, ids []string, within time.Duration) (int, time.Duration) {
+	var missing []string
+	for _, id := range ids {
+		if h.count(id) == 0 {
+			missing = append(missing, id)
+		}
+	}
+	start := time.Now()
+	arrived, last := 0, time.Duration(0)
+	for len(missing) > 0 && time.Since(start) < within && ctx.Err() == nil {
+		pause(ctx, 200*time.Millisecond) // polling black-box processes, bounded by within
+		rest := missing[:0]
+		for _, id := range missing {
+			if h.count(id) == 0 {
+				rest = append(rest, id)
+			} else {
+				arrived++
+				last = time.Since(start)
+			}
+		}
+		missing = rest
+	}
+	return arrived, last
 }
 
 func pause(ctx context.Context, d time.Duration) {

@@ -12,8 +12,9 @@ import (
 )
 
 // The short subset of `make faults`, against the real topology: a NATS
-// node and a relay are SIGKILLed under load, and nothing acknowledged is
-// lost, nothing crashes.
+// node and a relay are SIGKILLed and a NATS node is partitioned under
+// load, and nothing acknowledged is lost (events, and push messages to
+// their WebSocket and long-poll subscribers), nothing crashes.
 func TestShortFaults(t *testing.T) {
 	dsn := testkit.MariaDB(t)
 	dir := t.TempDir()
@@ -41,7 +42,7 @@ func TestShortFaults(t *testing.T) {
 	}
 	var progress strings.Builder
 	sum, err := Run(ctx, topo, Short(), Options{Before: 2 * time.Second, After: 2 * time.Second, Down: 2 * time.Second, Progress: &progress})
-	t.Log("\n" + progress.String() + sum.AuthLine() + "\n" + sum.Line())
+	t.Log("\n" + progress.String() + sum.AuthLine() + "\n" + sum.PushLine() + "\n" + sum.Line())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,13 +51,16 @@ func TestShortFaults(t *testing.T) {
 	}
 	for _, o := range sum.Outcomes {
 		if !o.OK() {
-			t.Errorf("%s: lost %d, crashes %v, err %v", o.Scenario, o.Lost, o.Crashes, o.Err)
+			t.Errorf("%s: lost %d, push missing %d %v, crashes %v, err %v", o.Scenario, o.Lost, o.Push.Missing, o.Push.MissingIDs, o.Crashes, o.Err)
 		}
 		if o.Auth.Checks == 0 || o.Auth.Refreshes == 0 {
 			t.Errorf("%s: no token check or refresh grant answered during the scenario", o.Scenario)
 		}
 		if o.Acked == 0 {
 			t.Errorf("%s: no event acknowledged during the scenario", o.Scenario)
+		}
+		if o.Push.Published == 0 || o.Push.Received == 0 {
+			t.Errorf("%s: no push message published and received during the scenario", o.Scenario)
 		}
 	}
 }

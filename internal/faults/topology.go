@@ -2,13 +2,14 @@ package faults
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/isobox/isobox/internal/secret"
 )
 
 // Topology is the production shape on loopback: three nats-server
@@ -27,6 +28,11 @@ type Topology struct {
 	// Relays and RelayURLs (ingest base URLs) are in the same order.
 	Relays    []*proc
 	RelayURLs []string
+	// PublishURLs are the relays' push publish base URLs (/bitrix/pub/),
+	// in the order of Relays; PushKey is their pull signature key, which
+	// signs channels and (--push-publish-signature) publishes.
+	PublishURLs []string
+	PushKey     string
 	// AuthURLs are the authprovider instances' Bitrix-facing base URLs
 	// (/rest/, /oauth/token/), in the order of Auth.
 	AuthURLs []string
@@ -47,15 +53,30 @@ func Build(ctx context.Context, dir string) (Binaries, error) {
 	}
 	for bin, pkg := range map[string]string{
 		b.NATSServer:   "github.com/nats-io/nats-server/v2",
-		b.Authprovider: "github.com/isobox/isobox/cmd/authprovider",
+		b.Authprovider: authproviderPkg,
 		b.Eventrelay:   "github.com/isobox/isobox/cmd/eventrelay",
 	} {
-		out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg).CombinedOutput()
-		if err != nil {
-			return b, fmt.Errorf("faults: go build %s: %v\n%s", pkg, err, out)
+		if err := build(ctx, bin, pkg); err != nil {
+			return b, err
 		}
 	}
 	return b, nil
+}
+
+const authproviderPkg = "github.com/isobox/isobox/cmd/authprovider"
+
+// BuildAuthprovider compiles authprovider alone into dir.
+func BuildAuthprovider(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "authprovider")
+	return bin, build(ctx, bin, authproviderPkg)
+}
+
+func build(ctx context.Context, bin, pkg string) error {
+	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("faults: go build %s: %v\n%s", pkg, err, out)
+	}
+	return nil
 }
 
 // Shape adjusts the topology.
@@ -156,44 +177,21 @@ cluster { name: isobox-faults, listen: 127.0.0.1:%d, advertise: "127.0.0.1:1", r
 		}
 	}
 
-	apData := filepath.Join(dir, "authprovider")
-	out, err := exec.CommandContext(ctx, bins.Authprovider, "portal", "add", "--host", "portal.lan", "--json", "--db", mariaDB, "--data-dir", apData).Output()
-	if err != nil {
-		return t, fmt.Errorf("faults: authprovider portal add: %w", err)
-	}
-	var portal struct {
-		ClientID     string `json:"client_id"`
-		ClientSecret string `json:"client_secret"`
-	}
-	if err := json.Unmarshal(out, &portal); err != nil || portal.ClientSecret == "" {
-		return t, fmt.Errorf("faults: portal add printed %q: %v", out, err)
-	}
-	t.PortalID, t.PortalSecret = portal.ClientID, portal.ClientSecret
-
-	var apGRPC, erHTTP [2]int
+	var erHTTP [2]int
 	erAll := [2][4]int{}
 	for i := range 2 {
 		erAll[i] = [4]int{next(), next(), next(), next()}
 		erHTTP[i] = erAll[i][0]
 	}
-	for i := range 2 {
-		h, g, a := next(), next(), next()
-		apGRPC[i] = g
-		t.AuthURLs = append(t.AuthURLs, "http://"+addr(h))
-		t.Auth = append(t.Auth, &proc{name: fmt.Sprintf("authprovider-%d", i+1), bin: bins.Authprovider,
-			args: []string{"--http-addr", addr(h), "--grpc-addr", addr(g), "--admin-addr", addr(a), "--data-dir", apData,
-				"--db", mariaDB, "--relay-url", fmt.Sprintf("http://127.0.0.1:%d", erHTTP[i])},
-			log: filepath.Join(logs, fmt.Sprintf("authprovider-%d.log", i+1)), ready: fmt.Sprintf("http://127.0.0.1:%d/readyz", a)})
+	ap, err := StartAuthproviders(ctx, bins.Authprovider, dir, mariaDB, 2,
+		func(i int) string { return fmt.Sprintf("http://127.0.0.1:%d", erHTTP[i]) }, ports[:6])
+	if ap != nil {
+		t.Auth, t.AuthURLs, t.PortalID, t.PortalSecret = ap.procs, ap.URLs, ap.PortalID, ap.PortalSecret
 	}
-	// The second instance starts once the first has made the shared keys.
-	for _, p := range t.Auth {
-		if err := p.start(); err != nil {
-			return t, err
-		}
-		if err := p.waitReady(ctx, 60*time.Second); err != nil {
-			return t, err
-		}
+	if err != nil {
+		return t, err
 	}
+	apData := ap.dataDir
 	// The relays share their keys through one data directory (several
 	// hosts: the same files copied).
 	erData := filepath.Join(dir, "eventrelay")
@@ -207,10 +205,12 @@ cluster { name: isobox-faults, listen: 127.0.0.1:%d, advertise: "127.0.0.1:1", r
 		p := erAll[i]
 		t.Relays = append(t.Relays, &proc{name: fmt.Sprintf("eventrelay-%d", i+1), bin: bins.Eventrelay,
 			args: []string{"--http-addr", addr(p[0]), "--publish-addr", addr(p[1]), "--grpc-addr", addr(p[2]), "--admin-addr", addr(p[3]),
-				"--data-dir", erData, "--nats-url", strings.Join(natsURLs, ","), "--auth-grpc-addr", addr(apGRPC[i]),
-				"--retry-schedule", "500ms,1s,2s,5s,10s,20s,30s,60s", "--breaker-cooldown", "2s"},
+				"--data-dir", erData, "--nats-url", strings.Join(natsURLs, ","), "--auth-grpc-addr", ap.grpcAddrs[i],
+				"--retry-schedule", "500ms,1s,2s,5s,10s,20s,30s,60s", "--breaker-cooldown", "2s",
+				"--push-publish-signature", "--push-poll-timeout", "10s"},
 			log: filepath.Join(logs, fmt.Sprintf("eventrelay-%d.log", i+1)), ready: fmt.Sprintf("http://127.0.0.1:%d/readyz", p[3])})
 		t.RelayURLs = append(t.RelayURLs, fmt.Sprintf("http://127.0.0.1:%d", p[0]))
+		t.PublishURLs = append(t.PublishURLs, fmt.Sprintf("http://127.0.0.1:%d", p[1]))
 	}
 	for _, p := range t.Relays {
 		if err := p.start(); err != nil {
@@ -219,6 +219,11 @@ cluster { name: isobox-faults, listen: 127.0.0.1:%d, advertise: "127.0.0.1:1", r
 		if err := p.waitReady(ctx, 90*time.Second); err != nil {
 			return t, err
 		}
+	}
+	// The first relay made the push signature key; both read it.
+	t.PushKey, err = secret.Read(filepath.Join(erData, "push-signature.key"))
+	if err != nil {
+		return t, fmt.Errorf("faults: push signature key: %w", err)
 	}
 	return t, nil
 }
