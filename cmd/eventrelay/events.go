@@ -6,8 +6,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -43,8 +45,11 @@ type eventsConfig struct {
 	IngestMaxBody   int64
 	PortalCacheTTL  time.Duration
 	RotationOverlap time.Duration
-	AuthCacheTTL    time.Duration
-	Replicas        int
+	// DiscardUnreadableSecrets deletes, at start, the stored signing
+	// secrets relay-secrets.key does not decrypt (the key was lost).
+	DiscardUnreadableSecrets bool
+	AuthCacheTTL             time.Duration
+	Replicas                 int
 }
 
 func (c *eventsConfig) register(fs *flag.FlagSet) {
@@ -61,6 +66,7 @@ func (c *eventsConfig) register(fs *flag.FlagSet) {
 	fs.Int64Var(&c.IngestMaxBody, "ingest-max-body", 8<<20, "largest /v1/events body in bytes")
 	fs.DurationVar(&c.PortalCacheTTL, "portal-cache-ttl", 30*time.Second, "how long a verified portal credential is trusted without asking authprovider again")
 	fs.DurationVar(&c.RotationOverlap, "secret-rotation-overlap", 24*time.Hour, "after a signing secret is rotated, the old one keeps signing (a second signature) this long")
+	fs.BoolVar(&c.DiscardUnreadableSecrets, "discard-unreadable-signing-secrets", false, "at start, delete the stored signing secrets relay-secrets.key cannot decrypt (only when that key is lost for good): their handlers get new secrets, fetch them with 'secrets get'")
 	fs.DurationVar(&c.AuthCacheTTL, "auth-cache-ttl", 10*time.Second, "reuse an auth block WITHOUT a token (webhooks, events without a user) this long; blocks with tokens are always minted per delivery; negative disables")
 	fs.IntVar(&c.Replicas, "stream-replicas", 0, "JetStream replicas of the relay's streams and buckets; 0 = automatic: 1 on a single server (embedded), 3 on a cluster; existing streams are raised at start; 1 on a cluster needs --allow-single-replica")
 }
@@ -178,12 +184,6 @@ func mountEvents(ctx context.Context, a *app) error {
 	if err != nil {
 		return fmt.Errorf("service key: %w", err)
 	}
-	// The signing secrets are encrypted at rest with a key kept beside the
-	// other keys, outside the broker.
-	sealKey, _, err := secret.LoadOrCreate(filepath.Join(cfg.DataDir, "relay-secrets.key"), 64)
-	if err != nil {
-		return fmt.Errorf("secrets key: %w", err)
-	}
 	js, err := jetstream.New(a.nc.Conn, jetstream.WithPublishAsyncMaxPending(1024))
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
@@ -196,6 +196,10 @@ func mountEvents(ctx context.Context, a *app) error {
 		return err
 	}
 	adminHash, err := setupRelayAdminKey(ctx, a, js)
+	if err != nil {
+		return err
+	}
+	seal, err := setupSecretsKey(ctx, a, js)
 	if err != nil {
 		return err
 	}
@@ -221,12 +225,11 @@ func mountEvents(ctx context.Context, a *app) error {
 		JS: js, Verifier: auth, Apps: auth, ServiceKey: serviceKey, MaxBody: cfg.Events.IngestMaxBody,
 		CacheTTL: cfg.Events.PortalCacheTTL, Log: a.log, Registry: a.d.Registry,
 	})
-	seal := sha256.Sum256([]byte(sealKey))
 	svc, err := delivery.New(ctx, delivery.Config{
 		JS: js, Auth: auth, Schedule: sched, Timeout: cfg.Events.DeliveryTimeout, Concurrency: cfg.Events.Concurrency,
 		MaxResponseBody: cfg.Events.MaxResponseBody, FollowRedirects: cfg.Events.FollowRedirects, Deny: deny, Self: selfAddrs(a),
 		BreakerFailures: cfg.Events.BreakerFailures, BreakerCooldown: cfg.Events.BreakerCooldown,
-		RotationOverlap: cfg.Events.RotationOverlap, SecretsKey: seal[:], Log: a.log, Registry: a.d.Registry,
+		RotationOverlap: cfg.Events.RotationOverlap, SecretsKey: seal, Log: a.log, Registry: a.d.Registry,
 		Ingested: ingest.Ingested, DedupWindow: cfg.Events.DedupWindow, AuthCacheTTL: cfg.Events.AuthCacheTTL,
 	})
 	if err != nil {
@@ -282,6 +285,88 @@ func setupRelayAdminKey(ctx context.Context, a *app, js jetstream.JetStream) (st
 		return "", fmt.Errorf("relay meta bucket: %w", err)
 	}
 	return secret.Hash(key), nil
+}
+
+// relaySecretsKeyFile is the key the handler signing secrets are
+// encrypted with in the broker; the operator rotates it by renaming it to
+// relaySecretsKeyFile+".old" (see docs/security.md).
+const relaySecretsKeyFile = "relay-secrets.key"
+
+// setupSecretsKey returns the key the signing secrets are encrypted with
+// at rest: derived from <data-dir>/relay-secrets.key, kept beside the
+// other keys and outside the broker, created (0600) on first start.
+//
+// Rotation mirrors nats-store.key: when relay-secrets.key.old is there, a
+// new relay-secrets.key is made (unless a rotation interrupted earlier
+// made it already), every stored secret still under the old key is
+// re-encrypted under the new one, and the old file is removed. A
+// relay-secrets.key.old that does not decrypt what the new key does not
+// either stops the start and changes nothing. Without a rotation, a key
+// that decrypts none of the stored secrets (another instance's, or a lost
+// one's replacement) stops the start too: the relay would otherwise fail
+// every delivery and store new secrets no other instance can read.
+func setupSecretsKey(ctx context.Context, a *app, js jetstream.JetStream) ([]byte, error) {
+	path := filepath.Join(a.cfg.DataDir, relaySecretsKeyFile)
+	oldPath := path + ".old"
+	old, err := secret.Read(oldPath)
+	rotating := err == nil
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("secrets key: %w", err)
+	}
+	current, created, err := secret.LoadOrCreate(path, 64)
+	if err != nil {
+		return nil, fmt.Errorf("secrets key: %w", err)
+	}
+	key := sealKey(current)
+	if rotating {
+		moved, err := delivery.RekeySecrets(ctx, js, key, sealKey(old))
+		if errors.Is(err, delivery.ErrSecretsKey) && created {
+			os.Remove(path) // nothing is under it yet
+		}
+		if errors.Is(err, delivery.ErrSecretsKey) {
+			return nil, fmt.Errorf("secrets key rotation: %w: %s is not the key they were stored with; put the previous %s there "+
+				"(from the backup of the data directory) and start again (no secret was changed)", err, oldPath, relaySecretsKeyFile)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("secrets key rotation: %w (start again to finish it)", err)
+		}
+		if err := os.Remove(oldPath); err != nil {
+			return nil, fmt.Errorf("secrets key rotation: remove the rotated-out key: %w", err)
+		}
+		a.log.Info("relay secrets key rotated: every stored signing secret is encrypted with the new key", "path", path, "reencrypted", moved)
+		return key, nil
+	}
+	if a.cfg.Events.DiscardUnreadableSecrets {
+		n, err := delivery.DiscardUnreadableSecrets(ctx, js, key)
+		if err != nil {
+			return nil, fmt.Errorf("secrets key: %w", err)
+		}
+		a.log.Warn("deleted the signing secrets relay-secrets.key does not decrypt (--discard-unreadable-signing-secrets): their handlers get new secrets, give them the new ones (eventrelay secrets get)",
+			"deleted", n, "path", path)
+		return key, nil
+	}
+	check, err := delivery.CheckSecretsKey(ctx, js, key)
+	if err != nil {
+		return nil, fmt.Errorf("secrets key: %w", err)
+	}
+	if check.Stored > 0 && check.Opened == 0 {
+		what := "is not the key they were stored with"
+		if created {
+			what = "was missing (a new one was made and is removed again)"
+			os.Remove(path)
+		}
+		return nil, fmt.Errorf("secrets key: %s %s, and none of the %d signing secrets in the broker decrypts under it: "+
+			"copy %s from the relay instance that stored them (all instances share one key) or restore it from the backup of the data directory; "+
+			"if the key was rotated, the previous one goes to %s; if it is lost for good, start once with --discard-unreadable-signing-secrets "+
+			"(handlers then need their new secrets)", path, what, check.Stored, relaySecretsKeyFile, oldPath)
+	}
+	return key, nil
+}
+
+// sealKey derives the 32-byte AES key from relay-secrets.key's text.
+func sealKey(s string) []byte {
+	sum := sha256.Sum256([]byte(s))
+	return sum[:]
 }
 
 // authKeyProbe asks authprovider whether it accepts key, with a call that

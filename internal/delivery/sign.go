@@ -2,7 +2,6 @@ package delivery
 
 import (
 	"context"
-	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rand"
@@ -140,11 +139,7 @@ func NewSecrets(ctx context.Context, js jetstream.JetStream, key []byte, overlap
 	if err != nil {
 		return nil, fmt.Errorf("delivery: secrets bucket: %w", err)
 	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, fmt.Errorf("delivery: secrets key: %w", err)
-	}
-	aead, err := cipher.NewGCM(block)
+	aead, err := newAEAD(key)
 	if err != nil {
 		return nil, err
 	}
@@ -159,18 +154,24 @@ func kvKey(name string) string {
 	return hex.EncodeToString(sum[:20])
 }
 
-func (s *Secrets) seal(k string, plain []byte) string {
-	nonce := make([]byte, s.aead.NonceSize())
+func (s *Secrets) seal(k string, plain []byte) string { return sealWith(s.aead, k, plain) }
+
+func (s *Secrets) open(k, sealed string) ([]byte, error) { return openWith(s.aead, k, sealed) }
+
+// sealWith encrypts plain for bucket key k (bound as associated data):
+// base64 of nonce followed by the AES-GCM ciphertext.
+func sealWith(aead cipher.AEAD, k string, plain []byte) string {
+	nonce := make([]byte, aead.NonceSize())
 	rand.Read(nonce)
-	return base64.StdEncoding.EncodeToString(s.aead.Seal(nonce, nonce, plain, []byte(k)))
+	return base64.StdEncoding.EncodeToString(aead.Seal(nonce, nonce, plain, []byte(k)))
 }
 
-func (s *Secrets) open(k, sealed string) ([]byte, error) {
+func openWith(aead cipher.AEAD, k, sealed string) ([]byte, error) {
 	b, err := base64.StdEncoding.DecodeString(sealed)
-	if err != nil || len(b) < s.aead.NonceSize() {
+	if err != nil || len(b) < aead.NonceSize() {
 		return nil, errors.New("delivery: corrupt secret")
 	}
-	plain, err := s.aead.Open(nil, b[:s.aead.NonceSize()], b[s.aead.NonceSize():], []byte(k))
+	plain, err := aead.Open(nil, b[:aead.NonceSize()], b[aead.NonceSize():], []byte(k))
 	if err != nil {
 		return nil, errors.New("delivery: secret does not decrypt (wrong relay-secrets.key?)")
 	}
