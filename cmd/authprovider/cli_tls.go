@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -14,11 +15,45 @@ import (
 )
 
 // addTLSCommands adds `tls init`: a local CA and leaf certificates for a
-// LAN with no public CA.
+// LAN with no public CA, and `tls pin`: the public key pin relay boards
+// (firmware/) take for wss://.
 func addTLSCommands(cmds map[string]command) {
-	cmds["tls"] = command{Summary: "TLS certificates: init (a local CA and a certificate for --hosts)", Run: subcommands("tls", map[string]command{
+	cmds["tls"] = command{Summary: "TLS certificates: init (a local CA and a certificate for --hosts), pin (the key pin for relay boards)", Run: subcommands("tls", map[string]command{
 		"init": {Summary: "create a local CA (once) and a certificate for --hosts in --dir; print what goes where", Run: tlsInit},
+		"pin":  {Summary: "print the public key pin of --cert FILE (certificate, public or private key, PEM) for a relay board's setup page", Run: tlsPin},
 	})}
+}
+
+// tlsPin prints, on its first line, the base64 SubjectPublicKeyInfo the
+// relay board's setup page takes, then its fingerprint.
+func tlsPin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var file string
+	fs := flag.NewFlagSet("authprovider tls pin", flag.ContinueOnError)
+	fs.StringVar(&file, "cert", "", "PEM file: eventrelay's certificate (--tls-cert-file; a chain's first certificate is used), its key, or a public key")
+	p, err := cmdline.Parse(fs, args, cmdline.Options{Prog: "authprovider", Stdout: stdout, Stderr: stderr})
+	if err != nil {
+		return err
+	}
+	if len(p.Args) > 0 {
+		return cmdline.Usagef("tls pin: unexpected argument %q", p.Args[0])
+	}
+	if file == "" {
+		return cmdline.Usagef("tls pin: --cert FILE is required, e.g. --cert /etc/isobox/tls/eventrelay.crt")
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("tls pin: %w", err)
+	}
+	pin, err := certs.PinFromPEM(data)
+	if err != nil {
+		return fmt.Errorf("tls pin: %s: %w", file, err)
+	}
+	from := "key"
+	if pin.Subject != "" {
+		from = fmt.Sprintf("certificate %s, valid until %s; a renewal with the same key keeps this pin", pin.Subject, pin.NotAfter.Format("2006-01-02"))
+	}
+	fmt.Fprintf(stdout, "%s\nfingerprint %s (%s, %s)\n", pin.SPKI, pin.Fingerprint, pin.Kind, from)
+	return nil
 }
 
 func tlsInit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -66,6 +101,8 @@ Where each file goes:
   the portal host, app hosts, LAN devices and browsers: trust %s
     Debian/Ubuntu: cp %s /usr/local/share/ca-certificates/isobox-ca.crt && update-ca-certificates
     PHP (curl and streams) without the system store: curl.cainfo and openssl.cafile = %s
+  relay boards (firmware/, wss://): the pin of eventrelay's key, from
+    authprovider tls pin --cert <eventrelay's certificate>
   Nothing else leaves this machine; ca.key never does.
 `, caState, f.CACert, f.CAUntil.Format("2006-01-02"), f.CAKey,
 		strings.Join(f.Hosts, ", "), f.Cert, f.Key, f.NotAfter.Format("2006-01-02"),

@@ -42,6 +42,19 @@
 #define ISOBOX_FW_URL_MAX 320
 #endif
 
+// Largest pinned eventrelay public key: the DER SubjectPublicKeyInfo of an
+// RSA-3072 key (422 bytes; P-256 is 91, RSA-2048 294). It is kept in the
+// settings sector, which has room for this and not for RSA-4096 (550).
+#ifndef ISOBOX_FW_PIN_MAX
+#define ISOBOX_FW_PIN_MAX 422
+#endif
+
+// Longest pin text accepted from the setup page: base64 of the above with
+// PEM armour and line breaks (about 640 characters), with room to spare.
+#ifndef ISOBOX_FW_PIN_TEXT_MAX
+#define ISOBOX_FW_PIN_TEXT_MAX 1024
+#endif
+
 // Wi-Fi credentials (802.11 limits).
 #ifndef ISOBOX_FW_SSID_MAX
 #define ISOBOX_FW_SSID_MAX 32

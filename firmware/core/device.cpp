@@ -151,6 +151,11 @@ void BootGuard::Store() {
   scratch_.Write(img, sizeof img);
 }
 
+bool StatusLedLit(bool subscribed, bool keyRefused, uint32_t now) {
+  if (subscribed) return true;
+  return keyRefused && (now / 100u) % 2u == 0;
+}
+
 size_t RenderStatus(const StatusView& v, char* out, size_t cap) {
   if (out == nullptr || cap == 0) return 0;
   Html h{out, cap};
@@ -185,6 +190,18 @@ size_t RenderStatus(const StatusView& v, char* out, size_t cap) {
   h.Row("history gaps", v.gaps);
   h.Row("rejected messages", v.rejected);
   h.Row("silent connections dropped", v.silences);
+  h.Row("transport", v.secure ? "wss:// (TLS, pinned key)" : "ws:// (unencrypted, chosen on the setup page)");
+  if (v.pin != nullptr && v.pin[0] != '\0') {
+    h.Raw("<tr><th>eventrelay key (pin)<td>");
+    h.Text(v.key_kind != nullptr ? v.key_kind : "");
+    h.Raw(" ");
+    h.Text(v.pin);
+    h.Raw("\n");
+  }
+  if (v.secure) {
+    h.Row("TLS key refusals", v.key_refusals);
+    if (v.key_refused) h.Row("TLS", "REFUSED: eventrelay's key is not the pinned one");
+  }
   h.Raw("</table>\n");
   if (!h.ok) {
     out[0] = '\0';

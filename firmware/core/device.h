@@ -80,6 +80,14 @@ class BootGuard {
   bool cleared_ = false;
 };
 
+// --- status LED ------------------------------------------------------
+
+// The on-board LED: lit while subscribed; blinking fast (5 Hz) while
+// eventrelay's TLS key is refused — it is not the pinned one, which only a
+// person can settle (a new pin on the setup page, or the old key back on
+// eventrelay); dark otherwise (connecting, waiting, no Wi-Fi).
+bool StatusLedLit(bool subscribed, bool keyRefused, uint32_t now);
+
 // --- status page -----------------------------------------------------
 
 // What the read-only LAN status page shows.
@@ -93,6 +101,11 @@ struct StatusView {
   const char* reset_reason;  // the SDK's text
   uint32_t free_heap;
   uint32_t connects, renewals, gaps, rejected, silences;
+  bool secure;               // wss:// with a pinned key, else plain ws://
+  const char* pin;           // fingerprint of the pinned key ("sha256//..."), nullptr none
+  const char* key_kind;      // "EC P-256", "RSA-2048", ...
+  bool key_refused;          // the last TLS attempt met another key
+  uint32_t key_refusals;
   uint8_t relay_count;
   const char* relay_names[ISOBOX_FW_RELAYS_MAX];
   bool relay_on[ISOBOX_FW_RELAYS_MAX];
@@ -100,7 +113,8 @@ struct StatusView {
 
 // Renders the page as HTML into out (NUL-terminated); returns its length,
 // or 0 if it does not fit in cap. Every string is HTML-escaped. It shows
-// no secret: no Wi-Fi password, no channel id, no AP password.
+// no secret: no Wi-Fi password, no channel id, no AP password. The pinned
+// key is public; its fingerprint is shown.
 size_t RenderStatus(const StatusView& v, char* out, size_t cap);
 
 }  // namespace isobox

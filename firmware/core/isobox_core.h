@@ -7,6 +7,7 @@
 #include "device.h"
 #include "link.h"
 #include "message.h"
+#include "pin.h"
 #include "ports.h"
 #include "relays.h"
 #include "settings.h"

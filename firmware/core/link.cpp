@@ -15,14 +15,16 @@ Link::Link(Clock& clock, Random& rnd, Transport& transport, RelayBank& relays,
       backoff_(rnd),
       parser_(*this) {}
 
-bool Link::Configure(const char* host, uint16_t port, const char* channel, bool replayFromStart) {
+bool Link::Configure(const char* host, uint16_t port, const char* channel, bool replayFromStart,
+                     bool secure) {
   char url[ISOBOX_FW_URL_MAX + 1];
   if (host == nullptr || strlen(host) > ISOBOX_FW_HOST_MAX) return false;
-  if (BuildSubscribeUrl(Endpoint{host, port, false}, channel, nullptr, url, sizeof url) == 0) {
+  if (BuildSubscribeUrl(Endpoint{host, port, secure}, channel, nullptr, url, sizeof url) == 0) {
     return false;
   }
   strcpy(host_, host);
   port_ = port;
+  secure_ = secure;
   strcpy(channel_, channel);
   if (replayFromStart) {
     memset(mid_, '0', kMidLen);
@@ -72,7 +74,7 @@ void Link::Tick() {
     return;
   }
   if (state_ != State::kWaiting || now - since_ < wait_ms_) return;
-  if (BuildSubscribeUrl(Endpoint{host_, port_, false}, channel_, mid_, url_, sizeof url_) == 0 ||
+  if (BuildSubscribeUrl(Endpoint{host_, port_, secure_}, channel_, mid_, url_, sizeof url_) == 0 ||
       !transport_.Open(url_)) {
     Retry();
     return;
@@ -84,6 +86,7 @@ void Link::Tick() {
 void Link::OnOpen() {
   if (state_ != State::kConnecting) return;
   state_ = State::kOpen;
+  key_refused_ = false;
   heard_ = clock_.NowMs();
   parser_.Reset();
   backoff_.Connected(clock_.NowMs());

@@ -39,6 +39,7 @@ struct LinkStats {
   uint32_t renewals = 0;        // channel ids followed
   uint32_t connects = 0;        // connections opened
   uint32_t silences = 0;        // connections dropped by the silence watchdog
+  uint32_t key_refusals = 0;    // TLS handshakes refused: eventrelay's key is not the pinned one
 };
 
 class Link : private MessageSink {
@@ -52,8 +53,10 @@ class Link : private MessageSink {
   // malformed. replayFromStart asks, on the first connection after boot,
   // for all stored history (mid 0…0) so the relays come back in their last
   // commanded state after a power cut; off, a fresh boot only gets new
-  // commands.
-  bool Configure(const char* host, uint16_t port, const char* channel, bool replayFromStart);
+  // commands. secure: wss:// (the transport holds the pinned key and
+  // refuses wss:// without one), else ws://.
+  bool Configure(const char* host, uint16_t port, const char* channel, bool replayFromStart,
+                 bool secure = false);
 
   // Wi-Fi came up or went down. Down closes the socket; state is kept.
   void SetNetwork(bool up);
@@ -68,6 +71,15 @@ class Link : private MessageSink {
     parser_.Feed(data, n);
   }
   void OnFrameEnd() { parser_.EndFrame(); }
+  // The TLS handshake of the current attempt failed because eventrelay's
+  // key is not the pinned one (a re-issued certificate with a new key, or
+  // an impostor). Call before OnClose; the attempt counts as a failure and
+  // key_refused() stays true until a connection opens.
+  void OnKeyRefused() {
+    if (state_ != State::kConnecting) return;
+    ++stats_.key_refusals;
+    key_refused_ = true;
+  }
   // The peer showed it is there without a message (a ping or a pong).
   void OnAlive() { heard_ = clock_.NowMs(); }
 
@@ -75,6 +87,9 @@ class Link : private MessageSink {
   const char* last_mid() const { return mid_; }
   const char* channel() const { return channel_; }
   const char* url() const { return url_; }
+  bool secure() const { return secure_; }
+  // The last attempt was refused for the key (see OnKeyRefused).
+  bool key_refused() const { return key_refused_; }
   // Milliseconds until the next attempt while kWaiting.
   uint32_t wait_ms() const { return wait_ms_; }
   const LinkStats& stats() const { return stats_; }
@@ -95,6 +110,8 @@ class Link : private MessageSink {
   State state_ = State::kIdle;
   bool network_ = false;
   bool configured_ = false;
+  bool secure_ = false;
+  bool key_refused_ = false;
   uint32_t since_ = 0;     // start of the wait or of the connect attempt
   uint32_t heard_ = 0;     // last sign of life on the open connection
   uint32_t wait_ms_ = 0;

@@ -3,6 +3,8 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "pin.h"
+
 namespace isobox {
 
 uint32_t Crc32(const uint8_t* p, size_t n) {
@@ -17,7 +19,7 @@ uint32_t Crc32(const uint8_t* p, size_t n) {
 namespace {
 
 constexpr uint32_t kMagic = 0x31425349;  // "ISB1"
-constexpr uint16_t kVersion = 2;  // 2: RelaySpec.onAtBoot
+constexpr uint16_t kVersion = 3;  // 2: RelaySpec.onAtBoot; 3: tls, pin
 
 // Version 1 (no onAtBoot): read, so that an update keeps a board's settings.
 struct RelaySpecV1 {
@@ -26,9 +28,13 @@ struct RelaySpecV1 {
   uint8_t activeLow;
 };
 constexpr size_t kRelaysAt = offsetof(Settings, relays);
-// sizeof(Settings) as version 1 had it, tail padding included.
-constexpr size_t kSizeV1 = (kRelaysAt + ISOBOX_FW_RELAYS_MAX * sizeof(RelaySpecV1) + alignof(Settings) - 1) /
-                           alignof(Settings) * alignof(Settings);
+// sizeof(Settings) as versions 1 and 2 had it, tail padding included: the
+// fields up to the relays, aligned as their uint16_t port was.
+constexpr size_t kAlignV2 = alignof(uint16_t);
+constexpr size_t kSizeV1 = (kRelaysAt + ISOBOX_FW_RELAYS_MAX * sizeof(RelaySpecV1) + kAlignV2 - 1) / kAlignV2 * kAlignV2;
+constexpr size_t kTlsAt = offsetof(Settings, tls);
+constexpr size_t kSizeV2 = (kTlsAt + kAlignV2 - 1) / kAlignV2 * kAlignV2;
+static_assert(kTlsAt == kRelaysAt + ISOBOX_FW_RELAYS_MAX * sizeof(RelaySpec), "version 3 appends to version 2");
 
 void Put32(uint8_t* p, uint32_t v) {
   for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
@@ -62,6 +68,9 @@ void Normalize(const Settings& s, Settings* t) {
     t->relays[i].activeLow = s.relays[i].activeLow;
     t->relays[i].onAtBoot = s.relays[i].onAtBoot;
   }
+  t->tls = s.tls == kPinnedWss ? kPinnedWss : kPlainWs;
+  t->pin_len = s.pin_len <= sizeof t->pin ? s.pin_len : 0;
+  memcpy(t->pin, s.pin, t->pin_len);
 }
 
 }  // namespace
@@ -85,7 +94,8 @@ bool DecodeSettings(const uint8_t* in, Settings* s) {
   unsigned version = in[4] | in[5] << 8;
   size_t size = static_cast<size_t>(in[6] | in[7] << 8);
   bool v1 = version == 1 && size == kSizeV1;
-  if (!v1 && (version != kVersion || size != sizeof(Settings))) return false;
+  bool v2 = version == 2 && size == kSizeV2;
+  if (!v1 && !v2 && (version != kVersion || size != sizeof(Settings))) return false;
   if (8 + size + 4 > kSettingsImageSize || Get32(in + 8 + size) != Crc32(in, 8 + size)) return false;
   Settings t;
   memset(&t, 0, sizeof t);
@@ -106,7 +116,12 @@ bool DecodeSettings(const uint8_t* in, Settings* s) {
       size_t at = 8 + kRelaysAt + i * sizeof(RelaySpec);
       if (in[at + offsetof(RelaySpec, activeLow)] > 1 || in[at + offsetof(RelaySpec, onAtBoot)] > 1) return false;
     }
-    memcpy(&t, in + 8, sizeof t);
+    if (v2) {
+      memcpy(&t, in + 8, kTlsAt);  // tls = kPlainWs, no pin
+    } else {
+      memcpy(&t, in + 8, sizeof t);
+      if (t.tls > kPinnedWss || t.pin_len > sizeof t.pin) return false;
+    }
   }
   bool ok = Terminated(t.ssid, sizeof t.ssid) && Terminated(t.pass, sizeof t.pass) &&
             Terminated(t.host, sizeof t.host) && Terminated(t.channel, sizeof t.channel) &&
@@ -114,7 +129,9 @@ bool DecodeSettings(const uint8_t* in, Settings* s) {
   for (uint8_t i = 0; ok && i < t.relay_count; ++i)
     ok = Terminated(t.relays[i].name, sizeof t.relays[i].name);
   if (!ok) return false;
-  *s = t;
+  // Bytes after a string's NUL or beyond pin_len are dropped: the decoded
+  // settings re-encode to the same image.
+  Normalize(t, s);
   return true;
 }
 
@@ -136,6 +153,15 @@ int SaveIfChanged(Storage& st, const Settings& s) {
   st.Read(0, stored, sizeof stored);
   if (memcmp(fresh, stored, sizeof fresh) == 0) return 0;
   return st.Write(0, fresh, sizeof fresh) ? 1 : -1;
+}
+
+const char* CheckTransport(const Settings& s) {
+  if (s.tls == kPlainWs) return nullptr;
+  if (s.tls != kPinnedWss) return "unknown transport";
+  if (s.pin_len == 0) return "wss:// needs eventrelay's public key (the pin): paste what `authprovider tls pin --cert FILE` prints";
+  KeyInfo info;
+  PinError e = CheckSpki(s.pin, s.pin_len, &info);
+  return e == PinError::kOk ? nullptr : PinErrorText(e);
 }
 
 bool ParseRelayList(const char* text, Settings* s) {

@@ -14,6 +14,12 @@
 
 namespace isobox {
 
+// How the board reaches eventrelay.
+enum TlsMode : uint8_t {
+  kPlainWs = 0,    // ws://: unencrypted, chosen explicitly on the setup page (or kept from a pre-TLS image)
+  kPinnedWss = 1,  // wss:// to eventrelay's TLS listener, whose public key must equal pin
+};
+
 struct Settings {
   char ssid[ISOBOX_FW_SSID_MAX + 1];
   char pass[ISOBOX_FW_PASS_MAX + 1];
@@ -23,6 +29,12 @@ struct Settings {
   uint8_t replay_from_start;                // 1: restore relays from history at boot
   uint8_t relay_count;
   RelaySpec relays[ISOBOX_FW_RELAYS_MAX];
+  // Version 3. An image of version 1 or 2 (before TLS) reads as kPlainWs
+  // with no pin: ws:// was the only transport then, and an update must not
+  // silence a working board.
+  uint8_t tls;       // TlsMode
+  uint16_t pin_len;  // bytes of pin; 0 = none
+  uint8_t pin[ISOBOX_FW_PIN_MAX];  // eventrelay's public key, DER SubjectPublicKeyInfo (core/pin.h)
 };
 
 // Bytes of the flash image: magic, version, length, settings, CRC-32.
@@ -50,6 +62,11 @@ int SaveIfChanged(Storage& st, const Settings& s);
 // s->relays. Names: letters, digits, '_', '-', '.'; GPIO 0..16. False (and
 // s->relay_count 0) on any error, a duplicate name or GPIO, or too many.
 bool ParseRelayList(const char* text, Settings* s);
+
+// Whether the transport settings can be used: kPinnedWss needs a valid pin
+// (core/pin.h), kPlainWs none. nullptr when usable, else a sentence for the
+// setup page and the serial log.
+const char* CheckTransport(const Settings& s);
 
 }  // namespace isobox
 

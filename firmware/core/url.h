@@ -13,7 +13,7 @@ namespace isobox {
 struct Endpoint {
   const char* host;  // name or IPv4 address: letters, digits, '.', '-'
   uint16_t port;     // 1..65535
-  bool secure;       // wss:// (the Arduino shim speaks only ws:// today)
+  bool secure;       // wss:// (eventrelay's TLS listener; the transport pins its key)
 };
 
 // Writes the URL into out (NUL-terminated) and returns its length, or 0

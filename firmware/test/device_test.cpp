@@ -147,4 +147,54 @@ TEST(device_status_page_escapes_and_bounds) {
   s.assign(out, n);
   CHECK(s.find("<tr><th>last command<td>-") != std::string::npos);
   CHECK(s.find("<tr><th>last mid<td>-") != std::string::npos);
+  CHECK(s.find("<tr><th>transport<td>ws:// (unencrypted, chosen on the setup page)") != std::string::npos);
+  CHECK(s.find("eventrelay key") == std::string::npos);
+  CHECK(s.find("TLS") == std::string::npos);
+}
+
+TEST(device_status_page_shows_the_pin_and_a_refused_key) {
+  isobox::StatusView v{};
+  v.firmware = "0.3.0";
+  v.state = "waiting to reconnect";
+  v.reset_reason = "Power On";
+  v.secure = true;
+  v.pin = "sha256//ZB0eFfjoQUJ0WmaSbd5MjJ/EmBVcs5m5uCTVBisaJwo=";
+  v.key_kind = "EC P-256";
+  v.key_refusals = 3;
+  v.key_refused = true;
+  // Every field at once still fits the sketch's 2 KiB page buffer.
+  v.mid = "17953984070000000000000009";
+  v.last_device = "averylongrelayname_0123456789ab";
+  v.relay_count = ISOBOX_FW_RELAYS_MAX;
+  for (uint8_t i = 0; i < v.relay_count; ++i) v.relay_names[i] = "averylongrelayname_0123456789ab";
+  v.connects = v.renewals = v.gaps = v.rejected = v.silences = 4294967295u;
+  char out[2048];
+  size_t n = isobox::RenderStatus(v, out, sizeof out);
+  CHECK(n > 0);
+  std::string s(out, n);
+  CHECK(s.find("<tr><th>transport<td>wss:// (TLS, pinned key)") != std::string::npos);
+  CHECK(s.find("<tr><th>eventrelay key (pin)<td>EC P-256 sha256//ZB0eFfjoQUJ0WmaSbd5MjJ/EmBVcs5m5uCTVBisaJwo=") !=
+        std::string::npos);
+  CHECK(s.find("<tr><th>TLS key refusals<td>3") != std::string::npos);
+  CHECK(s.find("REFUSED: eventrelay&#39;s key is not the pinned one") != std::string::npos);
+  v.key_refused = false;
+  n = isobox::RenderStatus(v, out, sizeof out);
+  CHECK(std::string(out, n).find("REFUSED") == std::string::npos);
+}
+
+TEST(device_led_lit_subscribed_blinking_on_a_refused_key) {
+  for (uint32_t t : {0u, 150u, 12345u}) {
+    CHECK(isobox::StatusLedLit(true, false, t));
+    CHECK(isobox::StatusLedLit(true, true, t));  // subscribed wins: the key was accepted
+    CHECK(!isobox::StatusLedLit(false, false, t));
+  }
+  // 5 Hz: 100 ms on, 100 ms off, across the 32-bit wrap of millis().
+  CHECK(isobox::StatusLedLit(false, true, 0));
+  CHECK(isobox::StatusLedLit(false, true, 99));
+  CHECK(!isobox::StatusLedLit(false, true, 100));
+  CHECK(!isobox::StatusLedLit(false, true, 199));
+  CHECK(isobox::StatusLedLit(false, true, 200));
+  int lit = 0;
+  for (uint32_t t = 0; t < 1000; t += 10) lit += isobox::StatusLedLit(false, true, t) ? 1 : 0;
+  CHECK_EQ(lit, 50);
 }

@@ -275,3 +275,38 @@ TEST(link_follows_a_repeated_renewal_with_an_old_mid) {
   r.link.Tick();
   CHECK(r.net.opened.size() == 2 && r.net.opened[1] == kBase + kNext + "&mid=" + Mid(20));
 }
+
+TEST(link_secure_uses_wss_and_reports_a_refused_key) {
+  fake::Clock clock;
+  fake::Random rnd;
+  fake::Transport net;
+  fake::Pins pins;
+  isobox::RelayBank relays{pins};
+  Link link{clock, rnd, net, relays};
+  relays.Add("pump", 12, false);
+  relays.Begin();
+  CHECK(link.Configure("10.0.0.2", 8090, kChan, false, true));
+  CHECK(link.secure());
+  link.SetNetwork(true);
+  link.Tick();
+  CHECK_EQ(net.opened.size(), 1);
+  CHECK_STR(net.opened[0], "wss://10.0.0.2:8090/bitrix/subws/?CHANNEL_ID=" + std::string(kChan));
+  // eventrelay answers with another key: the transport says so, then closes.
+  link.OnKeyRefused();
+  link.OnClose();
+  CHECK(link.key_refused());
+  CHECK_EQ(link.stats().key_refusals, 1);
+  CHECK(link.state() == Link::State::kWaiting);
+  // A refusal outside an attempt (a late event) changes nothing.
+  link.OnKeyRefused();
+  CHECK_EQ(link.stats().key_refusals, 1);
+  // It keeps retrying on the back-off (the key may come back), and the
+  // first connection that opens clears the flag.
+  clock.now += link.wait_ms();
+  link.Tick();
+  CHECK_EQ(net.opened.size(), 2);
+  CHECK(link.key_refused());
+  link.OnOpen();
+  CHECK(!link.key_refused());
+  CHECK_EQ(link.stats().key_refusals, 1);
+}

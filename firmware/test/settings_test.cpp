@@ -158,3 +158,67 @@ TEST(settings_power_on_state_and_version_1_images) {
   for (int i = 0; i < 4; ++i) img[8 + size + i] = static_cast<uint8_t>(crc >> (8 * i));
   CHECK(!isobox::DecodeSettings(img, &got));
 }
+
+TEST(settings_version_3_keeps_the_pin_and_version_2_reads_as_plain_ws) {
+  isobox::Settings s = Sample();
+  s.tls = isobox::kPinnedWss;
+  s.pin_len = 91;
+  for (int i = 0; i < 91; ++i) s.pin[i] = static_cast<uint8_t>(i + 1);
+  fake::Storage st;
+  CHECK_EQ(isobox::SaveIfChanged(st, s), 1);
+  isobox::Settings back;
+  CHECK(isobox::LoadSettings(st, &back));
+  CHECK_EQ(back.tls, isobox::kPinnedWss);
+  CHECK_EQ(back.pin_len, 91);
+  CHECK(memcmp(back.pin, s.pin, 91) == 0);
+  CHECK_EQ(back.pin[91], 0);
+  // Another pin is a change; the same one is not.
+  CHECK_EQ(isobox::SaveIfChanged(st, back), 0);
+  back.pin[0] ^= 1;
+  CHECK_EQ(isobox::SaveIfChanged(st, back), 1);
+  // Bytes of the pin beyond pin_len do not make a different image.
+  isobox::Settings junk = back;
+  junk.pin[200] = 0x55;
+  CHECK_EQ(isobox::SaveIfChanged(st, junk), 0);
+
+  // A version 2 image (pre-TLS firmware): its bytes are the fields up to
+  // the relays; it reads as ws:// with no pin.
+  isobox::Settings old = Sample();
+  uint8_t img[isobox::kSettingsImageSize] = {};
+  size_t at = offsetof(isobox::Settings, tls);
+  size_t size = (at + 1) / 2 * 2;
+  memcpy(img, "ISB1", 4);
+  img[4] = 2;
+  img[6] = static_cast<uint8_t>(size & 0xFF);
+  img[7] = static_cast<uint8_t>(size >> 8);
+  memcpy(img + 8, &old, at);
+  uint32_t crc = isobox::Crc32(img, 8 + size);
+  for (int i = 0; i < 4; ++i) img[8 + size + i] = static_cast<uint8_t>(crc >> (8 * i));
+  isobox::Settings got;
+  memset(&got, 0x77, sizeof got);
+  CHECK(isobox::DecodeSettings(img, &got));
+  CHECK_STR(got.channel, old.channel);
+  CHECK_STR(got.relays[0].name, "pump");
+  CHECK_EQ(got.tls, isobox::kPlainWs);
+  CHECK_EQ(got.pin_len, 0);
+  CHECK(isobox::CheckTransport(got) == nullptr);
+  // Version 2 with the size of version 3 (or the reverse) is refused.
+  img[4] = 3;
+  crc = isobox::Crc32(img, 8 + size);
+  for (int i = 0; i < 4; ++i) img[8 + size + i] = static_cast<uint8_t>(crc >> (8 * i));
+  CHECK(!isobox::DecodeSettings(img, &got));
+
+  // A version 3 image with an impossible transport or pin length is refused.
+  for (int field = 0; field < 2; ++field) {
+    uint8_t v3[isobox::kSettingsImageSize];
+    isobox::EncodeSettings(s, v3);
+    if (field == 0) v3[8 + offsetof(isobox::Settings, tls)] = 2;
+    if (field == 1) {
+      uint16_t big = ISOBOX_FW_PIN_MAX + 1;
+      memcpy(v3 + 8 + offsetof(isobox::Settings, pin_len), &big, 2);
+    }
+    uint32_t c = isobox::Crc32(v3, 8 + sizeof(isobox::Settings));
+    for (int i = 0; i < 4; ++i) v3[8 + sizeof(isobox::Settings) + i] = static_cast<uint8_t>(c >> (8 * i));
+    CHECK(!isobox::DecodeSettings(v3, &got));
+  }
+}

@@ -28,7 +28,7 @@
 #define ISOBOX_PORTAL_IDLE_MS 600000ul
 #endif
 #ifndef ISOBOX_FIRMWARE_VERSION
-#define ISOBOX_FIRMWARE_VERSION "0.2.0"
+#define ISOBOX_FIRMWARE_VERSION "0.3.0"
 #endif
 
 namespace {
@@ -90,9 +90,14 @@ RtcScratch rtc_;
 isobox::BootGuard guard_(rtc_);
 isobox::ButtonHold button_;
 char ap_password_[13];
+char pin_fingerprint_[isobox::kFingerprintSize];  // of settings_.pin, for the status page
+char key_kind_[16];
+const char* key_kind_text_ = nullptr;
 
 const char* StateText() {
   if (safe_mode_) return "safe mode (boot loop): setup only";
+  if (link_.key_refused() && link_.state() != isobox::Link::State::kOpen)
+    return "refused: eventrelay's TLS key is not the pinned one (new pin on the setup page, or the old key back)";
   switch (link_.state()) {
     case isobox::Link::State::kOpen: return "subscribed";
     case isobox::Link::State::kConnecting: return "connecting";
@@ -119,6 +124,11 @@ size_t Status(char* out, size_t cap) {
   v.gaps = link_.stats().gaps;
   v.rejected = link_.stats().rejected;
   v.silences = link_.stats().silences;
+  v.secure = link_.secure();
+  v.pin = settings_.pin_len > 0 ? pin_fingerprint_ : nullptr;
+  v.key_kind = key_kind_text_;
+  v.key_refused = link_.key_refused();
+  v.key_refusals = link_.stats().key_refusals;
   v.relay_count = relays_.count();
   for (uint8_t i = 0; i < relays_.count(); ++i) {
     v.relay_names[i] = relays_.spec(i).name;
@@ -172,9 +182,20 @@ void setup() {
     relays_.Add(r.name, r.pin, r.activeLow, r.onAtBoot);
   }
   relays_.Begin();  // every relay off until a command says otherwise
+  bool secure = settings_.tls == isobox::kPinnedWss;
+  const char* transport_error = loaded ? isobox::CheckTransport(settings_) : nullptr;
+  if (transport_error != nullptr) Serial.printf("settings: %s\n", transport_error);
+  if (settings_.pin_len > 0) {
+    isobox::PinFingerprint(settings_.pin, settings_.pin_len, pin_fingerprint_);
+    isobox::KeyInfo info;
+    if (isobox::CheckSpki(settings_.pin, settings_.pin_len, &info) == isobox::PinError::kOk)
+      key_kind_text_ = isobox::KeyKindText(info, key_kind_, sizeof key_kind_);
+    Serial.printf("eventrelay key pinned: %s\n", pin_fingerprint_);
+  }
   configured_ = !safe_mode_ && loaded && settings_.ssid[0] != '\0' && relays_.count() > 0 &&
+                transport_error == nullptr &&
                 link_.Configure(settings_.host, settings_.port, settings_.channel,
-                                settings_.replay_from_start != 0);
+                                settings_.replay_from_start != 0, secure);
   transport_.Attach(&link_);
   portal_.Begin();
 
@@ -201,7 +222,9 @@ void loop() {
   }
   transport_.Loop();
   link_.Tick();
-  digitalWrite(ISOBOX_STATUS_LED_PIN, link_.state() == isobox::Link::State::kOpen ? LOW : HIGH);
+  // Active low: lit while subscribed, blinking fast while the key is refused.
+  bool lit = isobox::StatusLedLit(link_.state() == isobox::Link::State::kOpen, link_.key_refused(), now);
+  digitalWrite(ISOBOX_STATUS_LED_PIN, lit ? LOW : HIGH);
 
   // The button held 5 s opens the setup AP; Wi-Fi loss never does.
   if (button_.Update(digitalRead(ISOBOX_SETUP_BUTTON_PIN) == LOW, now) && !portal_.running()) {

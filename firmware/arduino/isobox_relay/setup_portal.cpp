@@ -107,7 +107,23 @@ void SetupPortal::SendPage(int status, const char* note) {
     if (settings_.relays[i].activeLow) html += F(":low");
     if (settings_.relays[i].onAtBoot) html += F(":on");
   }
-  html += F("'><br><label><input type=checkbox name=replay value=1");
+  // Transport: wss:// with the pinned key unless plain ws:// is chosen
+  // (preselected only for a board already set to it, e.g. from a pre-TLS image).
+  bool tls = settings_.ssid[0] == '\0' || settings_.tls == isobox::kPinnedWss;
+  html += F("'><br>connection to eventrelay<br><label><input type=radio name=tls value=1");
+  if (tls) html += F(" checked");
+  html += F("> wss:// (TLS) with eventrelay's pinned public key</label><br><label><input type=radio name=tls value=0");
+  if (!tls) html += F(" checked");
+  html += F("> plain ws:// (unencrypted: anyone on the LAN segment can read the channel id and forge commands)</label>"
+            "<br>eventrelay public key, as `authprovider tls pin --cert FILE` prints it (empty = keep");
+  if (settings_.pin_len > 0) {
+    char fp[isobox::kFingerprintSize];
+    isobox::PinFingerprint(settings_.pin, settings_.pin_len, fp);
+    html += F("; now ");
+    html += fp;
+  }
+  html += F(")<br><textarea name=pin rows=4 cols=64 maxlength=1024></textarea>");
+  html += F("<br><label><input type=checkbox name=replay value=1");
   if (settings_.replay_from_start) html += F(" checked");
   html += F("> restore relays from the channel's history after a power cut</label>"
             "<br><button>Save and restart</button></form>");
@@ -134,9 +150,33 @@ void SetupPortal::HandleSave() {
   if (channel[0] != '\0') strcpy(next.channel, channel);
   next.port = static_cast<uint16_t>(port);
   next.replay_from_start = server_.arg("replay") == "1" ? 1 : 0;
+  String tls = server_.arg("tls");
+  if (tls != "0" && tls != "1") {
+    SendPage(400, "Choose wss:// (TLS) or plain ws://.");
+    return;
+  }
+  next.tls = tls == "1" ? isobox::kPinnedWss : isobox::kPlainWs;
+  String pinText = server_.arg("pin");
+  pinText.trim();
+  if (pinText.length() > 0) {
+    size_t n = 0;
+    isobox::KeyInfo info;
+    isobox::PinError e = isobox::ParsePin(pinText.c_str(), next.pin, sizeof next.pin, &n, &info);
+    if (e != isobox::PinError::kOk) {
+      String note = F("eventrelay public key: ");
+      note += isobox::PinErrorText(e);
+      SendPage(400, note.c_str());
+      return;
+    }
+    next.pin_len = static_cast<uint16_t>(n);
+  }
+  if (const char* why = isobox::CheckTransport(next)) {
+    SendPage(400, why);
+    return;
+  }
   char url[ISOBOX_FW_URL_MAX + 1];
-  if (isobox::BuildSubscribeUrl(isobox::Endpoint{next.host, next.port, false}, next.channel, nullptr, url,
-                                sizeof url) == 0) {
+  if (isobox::BuildSubscribeUrl(isobox::Endpoint{next.host, next.port, next.tls == isobox::kPinnedWss}, next.channel,
+                                nullptr, url, sizeof url) == 0) {
     SendPage(400, "The host or the signed channel id (<32 hex>.<signature>) is not valid.");
     return;
   }

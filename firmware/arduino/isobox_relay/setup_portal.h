@@ -1,7 +1,8 @@
 // The board's web server on port 80. On the board's own setup access point
 // (opened only when the board is unconfigured, in safe mode, or the button
 // is held) it serves a one-page form for Wi-Fi, the eventrelay address,
-// the signed channel id and the relay list, with a network scan and a
+// the signed channel id, wss:// with eventrelay's pinned public key or
+// plain ws:// (an explicit choice), and the relay list, with a network scan and a
 // captive-portal DNS that sends every name to the form. On the LAN it
 // serves only the read-only status page. Secrets are write-only (left empty
 // = keep); saving writes the flash only if something changed, then reboots.

@@ -33,6 +33,8 @@ class String {
   String& operator+=(int);
   String& operator+=(unsigned);
   bool operator==(const char*) const;
+  bool operator!=(const char*) const;
+  void trim();
   unsigned length() const;
   const char* c_str() const;
   long toInt() const;
