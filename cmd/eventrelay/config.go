@@ -43,6 +43,11 @@ type config struct {
 	Events eventsConfig // delivery settings, events.go
 	Push   pushConfig   // push channel settings, push.go
 	Listen listenConfig // limits and TLS of every listener, listen.go
+
+	// flags and parsed are the server's flag set, bound to this config, and
+	// where each value came from: the admin API's effective settings.
+	flags  *flag.FlagSet
+	parsed *cmdline.Parsed
 }
 
 func (c *config) register(fs *flag.FlagSet) {
@@ -101,6 +106,7 @@ func parseConfig(args []string, stdout, stderr io.Writer) (*config, error) {
 	if len(p.Args) > 0 {
 		return nil, cmdline.Usagef("unexpected argument %q: the server takes flags only (commands: eventrelay help)", p.Args[0])
 	}
+	c.flags, c.parsed = fs, p
 	if c.NATSPasswordFile != "" {
 		if c.NATSAuth.Password != "" {
 			return nil, errors.New("--nats-password and --nats-password-file: give one")

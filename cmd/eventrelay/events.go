@@ -246,13 +246,15 @@ func mountEvents(ctx context.Context, a *app) error {
 	a.d.OnDrain(svc.Stop)
 	a.http.Handle("/v1/events", ingest)
 
-	a.grpcAuth["isobox.relay.v1.Relay"] = func(ctx context.Context, _ string) (context.Context, error) {
+	adminCheck := func(ctx context.Context, _ string) (context.Context, error) {
 		key := grpcauth.BearerToken(ctx)
 		if key == "" || !secret.Matches(key, adminHash) {
 			return nil, status.Error(codes.Unauthenticated, "a valid relay admin key is required (Authorization: Bearer <key from relay-admin.key>)")
 		}
 		return ctx, nil
 	}
+	a.grpcAuth["isobox.relay.v1.Relay"] = adminCheck
+	a.grpcAuth["isobox.relay.v1.RelayOps"] = adminCheck // push.go
 	relayv1.RegisterRelayServer(a.grpc, svc.Admin())
 	a.gatewayRegs = append(a.gatewayRegs, relayv1.RegisterRelayHandler)
 	a.log.Info("event relay ready", "replicas", replicas, "retry_schedule", cfg.Events.RetrySchedule, "dedup_window", cfg.Events.DedupWindow.String(),

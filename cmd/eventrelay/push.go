@@ -8,6 +8,10 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	relayv1 "github.com/isobox/isobox/api/isobox/relay/v1"
+	"github.com/isobox/isobox/internal/devices"
 	"github.com/isobox/isobox/internal/events"
 	"github.com/isobox/isobox/internal/push"
 	"github.com/isobox/isobox/internal/secret"
@@ -120,6 +124,10 @@ func mountPush(ctx context.Context, a *app) error {
 	if err != nil {
 		return err
 	}
+	if err := mountOps(ctx, a, srv, signer, replicas); err != nil {
+		srv.Close(ctx)
+		return err
+	}
 	sub := srv.SubscribeHandler()
 	a.http.Handle("/bitrix/sub/", sub)
 	a.http.Handle("/bitrix/subws/", sub)
@@ -131,5 +139,29 @@ func mountPush(ctx context.Context, a *app) error {
 	// soon as shutdown begins; OnDrain then waits for the WebSockets.
 	context.AfterFunc(ctx, srv.Shutdown)
 	a.d.OnDrain(srv.Close)
+	return nil
+}
+
+// mountOps adds the RelayOps admin service (push state, devices, test
+// messages, settings) and the device tracker.
+func mountOps(ctx context.Context, a *app, srv *push.Server, signer *push.Signer, replicas int) error {
+	js, err := jetstream.New(a.nc.Conn)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	tracker, err := devices.Open(ctx, devices.Config{JS: js, Replicas: replicas, Instance: srv.InstanceID(), Source: srv.WebSockets, Log: a.log})
+	if err != nil {
+		return err
+	}
+	tctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() { defer close(done); tracker.Run(tctx) }()
+	a.d.OnDrain(func(context.Context) { stop(); <-done })
+	cfg := a.cfg
+	relayv1.RegisterRelayOpsServer(a.grpc, &opsServer{
+		push: srv, devices: tracker, publish: srv.PublishHandler(), signer: signer, signBodies: cfg.Push.PublishSignature,
+		settings: func() []*relayv1.Setting { return effectiveSettings(cfg.flags, cfg.parsed) },
+	})
+	a.gatewayRegs = append(a.gatewayRegs, relayv1.RegisterRelayOpsHandler)
 	return nil
 }

@@ -21,7 +21,7 @@ import (
 var relayStreams = []string{
 	events.StreamIn, events.StreamQueue, events.StreamDead, events.StreamLog,
 	"KV_" + events.BucketHandlers, "KV_" + events.BucketSecrets, "KV_" + events.BucketMeta,
-	"ISOBOX_PUSH",
+	"ISOBOX_PUSH", "KV_ISOBOX_PUSH_DEVICES",
 }
 
 func relayArgs(dir string, extra ...string) []string {

@@ -95,7 +95,16 @@ func (srv *Server) startCluster() error {
 		presence.Unsubscribe()
 		return fmt.Errorf("push: subscribe %s: %w", subjectStat, err)
 	}
-	srv.subs = append(srv.subs, hello, presence, stat)
+	channels, err := srv.nc.Subscribe(subjectChannels, func(m *nats.Msg) {
+		m.Respond(encodeChannels(srv.hub.localChannels(maxChannelsAnswer)))
+	})
+	if err != nil {
+		hello.Unsubscribe()
+		presence.Unsubscribe()
+		stat.Unsubscribe()
+		return fmt.Errorf("push: subscribe %s: %w", subjectChannels, err)
+	}
+	srv.subs = append(srv.subs, hello, presence, stat, channels)
 	// Introduce ourselves and learn who is there: every instance answers a
 	// hello that has a reply subject.
 	if err := srv.gather(context.Background(), subjectHello, []byte(srv.id), func(b []byte) {

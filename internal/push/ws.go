@@ -8,7 +8,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -28,6 +30,14 @@ type wsConn struct {
 	done chan struct{} // closed when the reader has ended
 	// frameBytes caps a frame (frameCut).
 	frameBytes int
+	// What the admin API shows of it (state.go): the client's address and
+	// User-Agent, the frameBytes= it asked for, when it connected, and the
+	// sequence of the last message written to it.
+	remote     string
+	agent      string
+	askedFrame int
+	since      time.Time
+	sent       atomic.Uint64
 }
 
 // smallHijacker hands coder/websocket the hijacked connection with 512-byte
@@ -81,7 +91,8 @@ func (srv *Server) serveWS(w http.ResponseWriter, r *http.Request, req subReques
 	}
 	c.SetReadLimit(4096)
 	s := req.newSub(srv.cfg.MaxQueueBytes)
-	ws := &wsConn{srv: srv, sub: s, c: c, nc: hj.conn, id: srv.connID.Add(1), done: make(chan struct{}), frameBytes: req.frameBytes}
+	ws := &wsConn{srv: srv, sub: s, c: c, nc: hj.conn, id: srv.connID.Add(1), done: make(chan struct{}), frameBytes: req.frameBytes,
+		remote: clientHost(r.RemoteAddr), agent: truncateAgent(r.UserAgent()), askedFrame: req.frameBytes, since: time.Now()}
 	if ws.frameBytes == 0 {
 		ws.frameBytes = maxFrameBytes
 	}
@@ -221,8 +232,26 @@ func (ws *wsConn) flush() {
 			ws.c.CloseNow()
 			return
 		}
+		ws.sent.Store(items[len(items)-1].m.mid.seq)
 		ws.srv.met.delivered.Add(float64(len(items)))
 	}
+}
+
+// clientHost is the host part of a remote address.
+func clientHost(remoteAddr string) string {
+	if host, _, err := net.SplitHostPort(remoteAddr); err == nil {
+		return host
+	}
+	return remoteAddr
+}
+
+// truncateAgent cuts a User-Agent to 256 bytes, dropping what is not
+// UTF-8 (a rune cut in two included).
+func truncateAgent(ua string) string {
+	if len(ua) > 256 {
+		ua = ua[:256]
+	}
+	return strings.ToValidUTF8(ua, "")
 }
 
 // ping sends a ping control frame and waits for the pong; a client that

@@ -1178,6 +1178,748 @@ func (x *SigningSecret) GetPreviousUntil() int64 {
 	return 0
 }
 
+type ListPushChannelsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many channels (default 500, max 10000).
+	Limit         int32 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPushChannelsRequest) Reset() {
+	*x = ListPushChannelsRequest{}
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPushChannelsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPushChannelsRequest) ProtoMessage() {}
+
+func (x *ListPushChannelsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPushChannelsRequest.ProtoReflect.Descriptor instead.
+func (*ListPushChannelsRequest) Descriptor() ([]byte, []int) {
+	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ListPushChannelsRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// PushInstance is one relay instance's push numbers.
+type PushInstance struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Websockets int64                  `protobuf:"varint,2,opt,name=websockets,proto3" json:"websockets,omitempty"`
+	Polls      int64                  `protobuf:"varint,3,opt,name=polls,proto3" json:"polls,omitempty"`
+	// Channels with subscribers on this instance.
+	Channels int64 `protobuf:"varint,4,opt,name=channels,proto3" json:"channels,omitempty"`
+	// The mid of the last message it fanned out.
+	LastMid       string `protobuf:"bytes,5,opt,name=last_mid,json=lastMid,proto3" json:"last_mid,omitempty"`
+	UptimeS       int64  `protobuf:"varint,6,opt,name=uptime_s,json=uptimeS,proto3" json:"uptime_s,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushInstance) Reset() {
+	*x = PushInstance{}
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushInstance) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushInstance) ProtoMessage() {}
+
+func (x *PushInstance) ProtoReflect() protoreflect.Message {
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushInstance.ProtoReflect.Descriptor instead.
+func (*PushInstance) Descriptor() ([]byte, []int) {
+	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *PushInstance) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PushInstance) GetWebsockets() int64 {
+	if x != nil {
+		return x.Websockets
+	}
+	return 0
+}
+
+func (x *PushInstance) GetPolls() int64 {
+	if x != nil {
+		return x.Polls
+	}
+	return 0
+}
+
+func (x *PushInstance) GetChannels() int64 {
+	if x != nil {
+		return x.Channels
+	}
+	return 0
+}
+
+func (x *PushInstance) GetLastMid() string {
+	if x != nil {
+		return x.LastMid
+	}
+	return ""
+}
+
+func (x *PushInstance) GetUptimeS() int64 {
+	if x != nil {
+		return x.UptimeS
+	}
+	return 0
+}
+
+// PushChannel is one channel with subscribers, added up over instances.
+type PushChannel struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 32 hex digits.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Public        bool   `protobuf:"varint,2,opt,name=public,proto3" json:"public,omitempty"`
+	Websockets    int32  `protobuf:"varint,3,opt,name=websockets,proto3" json:"websockets,omitempty"`
+	Polls         int32  `protobuf:"varint,4,opt,name=polls,proto3" json:"polls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushChannel) Reset() {
+	*x = PushChannel{}
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushChannel) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushChannel) ProtoMessage() {}
+
+func (x *PushChannel) ProtoReflect() protoreflect.Message {
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushChannel.ProtoReflect.Descriptor instead.
+func (*PushChannel) Descriptor() ([]byte, []int) {
+	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *PushChannel) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PushChannel) GetPublic() bool {
+	if x != nil {
+		return x.Public
+	}
+	return false
+}
+
+func (x *PushChannel) GetWebsockets() int32 {
+	if x != nil {
+		return x.Websockets
+	}
+	return 0
+}
+
+func (x *PushChannel) GetPolls() int32 {
+	if x != nil {
+		return x.Polls
+	}
+	return 0
+}
+
+type ListPushChannelsResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Instances []*PushInstance        `protobuf:"bytes,1,rep,name=instances,proto3" json:"instances,omitempty"`
+	Channels  []*PushChannel         `protobuf:"bytes,2,rep,name=channels,proto3" json:"channels,omitempty"`
+	// More channels have subscribers than were listed.
+	Truncated     bool `protobuf:"varint,3,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPushChannelsResponse) Reset() {
+	*x = ListPushChannelsResponse{}
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPushChannelsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPushChannelsResponse) ProtoMessage() {}
+
+func (x *ListPushChannelsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPushChannelsResponse.ProtoReflect.Descriptor instead.
+func (*ListPushChannelsResponse) Descriptor() ([]byte, []int) {
+	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ListPushChannelsResponse) GetInstances() []*PushInstance {
+	if x != nil {
+		return x.Instances
+	}
+	return nil
+}
+
+func (x *ListPushChannelsResponse) GetChannels() []*PushChannel {
+	if x != nil {
+		return x.Channels
+	}
+	return nil
+}
+
+func (x *ListPushChannelsResponse) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
+type ListDevicesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many (default 500, max 10000).
+	Limit         int32 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDevicesRequest) Reset() {
+	*x = ListDevicesRequest{}
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDevicesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDevicesRequest) ProtoMessage() {}
+
+func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDevicesRequest.ProtoReflect.Descriptor instead.
+func (*ListDevicesRequest) Descriptor() ([]byte, []int) {
+	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ListDevicesRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// Device is a relay board (firmware/) seen on the push channel: a
+// WebSocket subscriber whose handshake names the board's WebSocket library
+// (User-Agent arduino-WebSocket-Client) or that asked for small frames
+// (frameBytes=). One device is one client address and channel set.
+type Device struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Stable id of the address and channels.
+	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// What it called itself (its User-Agent); untrusted text.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// Client address it connected from.
+	Remote string `protobuf:"bytes,3,opt,name=remote,proto3" json:"remote,omitempty"`
+	// Its channels: "p<32 hex>" private, "u<32 hex>" public.
+	Channels []string `protobuf:"bytes,4,rep,name=channels,proto3" json:"channels,omitempty"`
+	// The relay instance it is (or was last) connected to.
+	Instance string `protobuf:"bytes,5,opt,name=instance,proto3" json:"instance,omitempty"`
+	// Connected now (its relay instance confirmed it within the last three
+	// minutes).
+	Connected bool `protobuf:"varint,6,opt,name=connected,proto3" json:"connected,omitempty"`
+	// Unix milliseconds: when the current (or last) connection began, and
+	// when it was last seen connected.
+	ConnectedSinceMs int64 `protobuf:"varint,7,opt,name=connected_since_ms,json=connectedSinceMs,proto3" json:"connected_since_ms,omitempty"`
+	LastSeenMs       int64 `protobuf:"varint,8,opt,name=last_seen_ms,json=lastSeenMs,proto3" json:"last_seen_ms,omitempty"`
+	// The mid of the last message written to it; empty if none.
+	LastMid string `protobuf:"bytes,9,opt,name=last_mid,json=lastMid,proto3" json:"last_mid,omitempty"`
+	// The frameBytes= it asked for; 0 if none.
+	FrameBytes    int32 `protobuf:"varint,10,opt,name=frame_bytes,json=frameBytes,proto3" json:"frame_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Device) Reset() {
+	*x = Device{}
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Device) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Device) ProtoMessage() {}
+
+func (x *Device) ProtoReflect() protoreflect.Message {
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Device.ProtoReflect.Descriptor instead.
+func (*Device) Descriptor() ([]byte, []int) {
+	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *Device) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *Device) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Device) GetRemote() string {
+	if x != nil {
+		return x.Remote
+	}
+	return ""
+}
+
+func (x *Device) GetChannels() []string {
+	if x != nil {
+		return x.Channels
+	}
+	return nil
+}
+
+func (x *Device) GetInstance() string {
+	if x != nil {
+		return x.Instance
+	}
+	return ""
+}
+
+func (x *Device) GetConnected() bool {
+	if x != nil {
+		return x.Connected
+	}
+	return false
+}
+
+func (x *Device) GetConnectedSinceMs() int64 {
+	if x != nil {
+		return x.ConnectedSinceMs
+	}
+	return 0
+}
+
+func (x *Device) GetLastSeenMs() int64 {
+	if x != nil {
+		return x.LastSeenMs
+	}
+	return 0
+}
+
+func (x *Device) GetLastMid() string {
+	if x != nil {
+		return x.LastMid
+	}
+	return ""
+}
+
+func (x *Device) GetFrameBytes() int32 {
+	if x != nil {
+		return x.FrameBytes
+	}
+	return 0
+}
+
+type ListDevicesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Devices       []*Device              `protobuf:"bytes,1,rep,name=devices,proto3" json:"devices,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDevicesResponse) Reset() {
+	*x = ListDevicesResponse{}
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDevicesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDevicesResponse) ProtoMessage() {}
+
+func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDevicesResponse.ProtoReflect.Descriptor instead.
+func (*ListDevicesResponse) Descriptor() ([]byte, []int) {
+	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ListDevicesResponse) GetDevices() []*Device {
+	if x != nil {
+		return x.Devices
+	}
+	return nil
+}
+
+type SendTestPushRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Channel id (32 hex digits); public = a public channel.
+	Channel string `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	Public  bool   `protobuf:"varint,2,opt,name=public,proto3" json:"public,omitempty"`
+	// Shown to whoever reads the message (params.text); at most 1000 bytes.
+	Text          string `protobuf:"bytes,3,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SendTestPushRequest) Reset() {
+	*x = SendTestPushRequest{}
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SendTestPushRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SendTestPushRequest) ProtoMessage() {}
+
+func (x *SendTestPushRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SendTestPushRequest.ProtoReflect.Descriptor instead.
+func (*SendTestPushRequest) Descriptor() ([]byte, []int) {
+	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *SendTestPushRequest) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+func (x *SendTestPushRequest) GetPublic() bool {
+	if x != nil {
+		return x.Public
+	}
+	return false
+}
+
+func (x *SendTestPushRequest) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+type SendTestPushResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Subscribers of the channel when it was sent, over all instances.
+	Subscribers int32 `protobuf:"varint,1,opt,name=subscribers,proto3" json:"subscribers,omitempty"`
+	// The published body.
+	Body          string `protobuf:"bytes,2,opt,name=body,proto3" json:"body,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SendTestPushResponse) Reset() {
+	*x = SendTestPushResponse{}
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SendTestPushResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SendTestPushResponse) ProtoMessage() {}
+
+func (x *SendTestPushResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SendTestPushResponse.ProtoReflect.Descriptor instead.
+func (*SendTestPushResponse) Descriptor() ([]byte, []int) {
+	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *SendTestPushResponse) GetSubscribers() int32 {
+	if x != nil {
+		return x.Subscribers
+	}
+	return 0
+}
+
+func (x *SendTestPushResponse) GetBody() string {
+	if x != nil {
+		return x.Body
+	}
+	return ""
+}
+
+type GetSettingsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSettingsRequest) Reset() {
+	*x = GetSettingsRequest{}
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSettingsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSettingsRequest) ProtoMessage() {}
+
+func (x *GetSettingsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSettingsRequest.ProtoReflect.Descriptor instead.
+func (*GetSettingsRequest) Descriptor() ([]byte, []int) {
+	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{26}
+}
+
+// Setting is one flag with the value in effect.
+type Setting struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Secrets: "(set, not shown)"; credentials in URLs are masked.
+	Value string `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	// flag, env, file or default.
+	Source        string `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Setting) Reset() {
+	*x = Setting{}
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Setting) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Setting) ProtoMessage() {}
+
+func (x *Setting) ProtoReflect() protoreflect.Message {
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Setting.ProtoReflect.Descriptor instead.
+func (*Setting) Descriptor() ([]byte, []int) {
+	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *Setting) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Setting) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *Setting) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+type GetSettingsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Settings      []*Setting             `protobuf:"bytes,1,rep,name=settings,proto3" json:"settings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSettingsResponse) Reset() {
+	*x = GetSettingsResponse{}
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSettingsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSettingsResponse) ProtoMessage() {}
+
+func (x *GetSettingsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSettingsResponse.ProtoReflect.Descriptor instead.
+func (*GetSettingsResponse) Descriptor() ([]byte, []int) {
+	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *GetSettingsResponse) GetSettings() []*Setting {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
 var File_isobox_relay_v1_relay_proto protoreflect.FileDescriptor
 
 const file_isobox_relay_v1_relay_proto_rawDesc = "" +
@@ -1272,7 +2014,61 @@ const file_isobox_relay_v1_relay_proto_rawDesc = "" +
 	"\rSigningSecret\x12\x16\n" +
 	"\x06secret\x18\x01 \x01(\tR\x06secret\x12\x1a\n" +
 	"\bprevious\x18\x02 \x01(\tR\bprevious\x12%\n" +
-	"\x0eprevious_until\x18\x03 \x01(\x03R\rpreviousUntil2\xea\x06\n" +
+	"\x0eprevious_until\x18\x03 \x01(\x03R\rpreviousUntil\"/\n" +
+	"\x17ListPushChannelsRequest\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\x05R\x05limit\"\xa6\x01\n" +
+	"\fPushInstance\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1e\n" +
+	"\n" +
+	"websockets\x18\x02 \x01(\x03R\n" +
+	"websockets\x12\x14\n" +
+	"\x05polls\x18\x03 \x01(\x03R\x05polls\x12\x1a\n" +
+	"\bchannels\x18\x04 \x01(\x03R\bchannels\x12\x19\n" +
+	"\blast_mid\x18\x05 \x01(\tR\alastMid\x12\x19\n" +
+	"\buptime_s\x18\x06 \x01(\x03R\auptimeS\"k\n" +
+	"\vPushChannel\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06public\x18\x02 \x01(\bR\x06public\x12\x1e\n" +
+	"\n" +
+	"websockets\x18\x03 \x01(\x05R\n" +
+	"websockets\x12\x14\n" +
+	"\x05polls\x18\x04 \x01(\x05R\x05polls\"\xaf\x01\n" +
+	"\x18ListPushChannelsResponse\x12;\n" +
+	"\tinstances\x18\x01 \x03(\v2\x1d.isobox.relay.v1.PushInstanceR\tinstances\x128\n" +
+	"\bchannels\x18\x02 \x03(\v2\x1c.isobox.relay.v1.PushChannelR\bchannels\x12\x1c\n" +
+	"\ttruncated\x18\x03 \x01(\bR\ttruncated\"*\n" +
+	"\x12ListDevicesRequest\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\x05R\x05limit\"\xa8\x02\n" +
+	"\x06Device\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
+	"\x06remote\x18\x03 \x01(\tR\x06remote\x12\x1a\n" +
+	"\bchannels\x18\x04 \x03(\tR\bchannels\x12\x1a\n" +
+	"\binstance\x18\x05 \x01(\tR\binstance\x12\x1c\n" +
+	"\tconnected\x18\x06 \x01(\bR\tconnected\x12,\n" +
+	"\x12connected_since_ms\x18\a \x01(\x03R\x10connectedSinceMs\x12 \n" +
+	"\flast_seen_ms\x18\b \x01(\x03R\n" +
+	"lastSeenMs\x12\x19\n" +
+	"\blast_mid\x18\t \x01(\tR\alastMid\x12\x1f\n" +
+	"\vframe_bytes\x18\n" +
+	" \x01(\x05R\n" +
+	"frameBytes\"H\n" +
+	"\x13ListDevicesResponse\x121\n" +
+	"\adevices\x18\x01 \x03(\v2\x17.isobox.relay.v1.DeviceR\adevices\"[\n" +
+	"\x13SendTestPushRequest\x12\x18\n" +
+	"\achannel\x18\x01 \x01(\tR\achannel\x12\x16\n" +
+	"\x06public\x18\x02 \x01(\bR\x06public\x12\x12\n" +
+	"\x04text\x18\x03 \x01(\tR\x04text\"L\n" +
+	"\x14SendTestPushResponse\x12 \n" +
+	"\vsubscribers\x18\x01 \x01(\x05R\vsubscribers\x12\x12\n" +
+	"\x04body\x18\x02 \x01(\tR\x04body\"\x14\n" +
+	"\x12GetSettingsRequest\"K\n" +
+	"\aSetting\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\x12\x16\n" +
+	"\x06source\x18\x03 \x01(\tR\x06source\"K\n" +
+	"\x13GetSettingsResponse\x124\n" +
+	"\bsettings\x18\x01 \x03(\v2\x18.isobox.relay.v1.SettingR\bsettings2\xea\x06\n" +
 	"\x05Relay\x12a\n" +
 	"\x0eListDeliveries\x12&.isobox.relay.v1.ListDeliveriesRequest\x1a'.isobox.relay.v1.ListDeliveriesResponse\x12M\n" +
 	"\vGetDelivery\x12#.isobox.relay.v1.GetDeliveryRequest\x1a\x19.isobox.relay.v1.Delivery\x12Y\n" +
@@ -1283,7 +2079,12 @@ const file_isobox_relay_v1_relay_proto_rawDesc = "" +
 	"\rResumeHandler\x12\x1f.isobox.relay.v1.HandlerRequest\x1a\x18.isobox.relay.v1.Handler\x12F\n" +
 	"\x05Stats\x12\x1d.isobox.relay.v1.StatsRequest\x1a\x1e.isobox.relay.v1.StatsResponse\x12Y\n" +
 	"\x10GetSigningSecret\x12%.isobox.relay.v1.SigningSecretRequest\x1a\x1e.isobox.relay.v1.SigningSecret\x12\\\n" +
-	"\x13RotateSigningSecret\x12%.isobox.relay.v1.SigningSecretRequest\x1a\x1e.isobox.relay.v1.SigningSecretB6Z4github.com/isobox/isobox/api/isobox/relay/v1;relayv1b\x06proto3"
+	"\x13RotateSigningSecret\x12%.isobox.relay.v1.SigningSecretRequest\x1a\x1e.isobox.relay.v1.SigningSecret2\x84\x03\n" +
+	"\bRelayOps\x12g\n" +
+	"\x10ListPushChannels\x12(.isobox.relay.v1.ListPushChannelsRequest\x1a).isobox.relay.v1.ListPushChannelsResponse\x12X\n" +
+	"\vListDevices\x12#.isobox.relay.v1.ListDevicesRequest\x1a$.isobox.relay.v1.ListDevicesResponse\x12[\n" +
+	"\fSendTestPush\x12$.isobox.relay.v1.SendTestPushRequest\x1a%.isobox.relay.v1.SendTestPushResponse\x12X\n" +
+	"\vGetSettings\x12#.isobox.relay.v1.GetSettingsRequest\x1a$.isobox.relay.v1.GetSettingsResponseB6Z4github.com/isobox/isobox/api/isobox/relay/v1;relayv1b\x06proto3"
 
 var (
 	file_isobox_relay_v1_relay_proto_rawDescOnce sync.Once
@@ -1297,7 +2098,7 @@ func file_isobox_relay_v1_relay_proto_rawDescGZIP() []byte {
 	return file_isobox_relay_v1_relay_proto_rawDescData
 }
 
-var file_isobox_relay_v1_relay_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_isobox_relay_v1_relay_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_isobox_relay_v1_relay_proto_goTypes = []any{
 	(*Delivery)(nil),                 // 0: isobox.relay.v1.Delivery
 	(*Attempt)(nil),                  // 1: isobox.relay.v1.Attempt
@@ -1316,37 +2117,61 @@ var file_isobox_relay_v1_relay_proto_goTypes = []any{
 	(*StatsResponse)(nil),            // 14: isobox.relay.v1.StatsResponse
 	(*SigningSecretRequest)(nil),     // 15: isobox.relay.v1.SigningSecretRequest
 	(*SigningSecret)(nil),            // 16: isobox.relay.v1.SigningSecret
+	(*ListPushChannelsRequest)(nil),  // 17: isobox.relay.v1.ListPushChannelsRequest
+	(*PushInstance)(nil),             // 18: isobox.relay.v1.PushInstance
+	(*PushChannel)(nil),              // 19: isobox.relay.v1.PushChannel
+	(*ListPushChannelsResponse)(nil), // 20: isobox.relay.v1.ListPushChannelsResponse
+	(*ListDevicesRequest)(nil),       // 21: isobox.relay.v1.ListDevicesRequest
+	(*Device)(nil),                   // 22: isobox.relay.v1.Device
+	(*ListDevicesResponse)(nil),      // 23: isobox.relay.v1.ListDevicesResponse
+	(*SendTestPushRequest)(nil),      // 24: isobox.relay.v1.SendTestPushRequest
+	(*SendTestPushResponse)(nil),     // 25: isobox.relay.v1.SendTestPushResponse
+	(*GetSettingsRequest)(nil),       // 26: isobox.relay.v1.GetSettingsRequest
+	(*Setting)(nil),                  // 27: isobox.relay.v1.Setting
+	(*GetSettingsResponse)(nil),      // 28: isobox.relay.v1.GetSettingsResponse
 }
 var file_isobox_relay_v1_relay_proto_depIdxs = []int32{
 	1,  // 0: isobox.relay.v1.Delivery.history:type_name -> isobox.relay.v1.Attempt
 	2,  // 1: isobox.relay.v1.Delivery.payload:type_name -> isobox.relay.v1.PayloadField
 	0,  // 2: isobox.relay.v1.ListDeliveriesResponse.deliveries:type_name -> isobox.relay.v1.Delivery
 	9,  // 3: isobox.relay.v1.ListHandlersResponse.handlers:type_name -> isobox.relay.v1.Handler
-	3,  // 4: isobox.relay.v1.Relay.ListDeliveries:input_type -> isobox.relay.v1.ListDeliveriesRequest
-	5,  // 5: isobox.relay.v1.Relay.GetDelivery:input_type -> isobox.relay.v1.GetDeliveryRequest
-	6,  // 6: isobox.relay.v1.Relay.ReplayDelivery:input_type -> isobox.relay.v1.ReplayDeliveryRequest
-	7,  // 7: isobox.relay.v1.Relay.ReplayDeadLetters:input_type -> isobox.relay.v1.ReplayDeadLettersRequest
-	10, // 8: isobox.relay.v1.Relay.ListHandlers:input_type -> isobox.relay.v1.ListHandlersRequest
-	12, // 9: isobox.relay.v1.Relay.PauseHandler:input_type -> isobox.relay.v1.HandlerRequest
-	12, // 10: isobox.relay.v1.Relay.ResumeHandler:input_type -> isobox.relay.v1.HandlerRequest
-	13, // 11: isobox.relay.v1.Relay.Stats:input_type -> isobox.relay.v1.StatsRequest
-	15, // 12: isobox.relay.v1.Relay.GetSigningSecret:input_type -> isobox.relay.v1.SigningSecretRequest
-	15, // 13: isobox.relay.v1.Relay.RotateSigningSecret:input_type -> isobox.relay.v1.SigningSecretRequest
-	4,  // 14: isobox.relay.v1.Relay.ListDeliveries:output_type -> isobox.relay.v1.ListDeliveriesResponse
-	0,  // 15: isobox.relay.v1.Relay.GetDelivery:output_type -> isobox.relay.v1.Delivery
-	8,  // 16: isobox.relay.v1.Relay.ReplayDelivery:output_type -> isobox.relay.v1.ReplayResponse
-	8,  // 17: isobox.relay.v1.Relay.ReplayDeadLetters:output_type -> isobox.relay.v1.ReplayResponse
-	11, // 18: isobox.relay.v1.Relay.ListHandlers:output_type -> isobox.relay.v1.ListHandlersResponse
-	9,  // 19: isobox.relay.v1.Relay.PauseHandler:output_type -> isobox.relay.v1.Handler
-	9,  // 20: isobox.relay.v1.Relay.ResumeHandler:output_type -> isobox.relay.v1.Handler
-	14, // 21: isobox.relay.v1.Relay.Stats:output_type -> isobox.relay.v1.StatsResponse
-	16, // 22: isobox.relay.v1.Relay.GetSigningSecret:output_type -> isobox.relay.v1.SigningSecret
-	16, // 23: isobox.relay.v1.Relay.RotateSigningSecret:output_type -> isobox.relay.v1.SigningSecret
-	14, // [14:24] is the sub-list for method output_type
-	4,  // [4:14] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	18, // 4: isobox.relay.v1.ListPushChannelsResponse.instances:type_name -> isobox.relay.v1.PushInstance
+	19, // 5: isobox.relay.v1.ListPushChannelsResponse.channels:type_name -> isobox.relay.v1.PushChannel
+	22, // 6: isobox.relay.v1.ListDevicesResponse.devices:type_name -> isobox.relay.v1.Device
+	27, // 7: isobox.relay.v1.GetSettingsResponse.settings:type_name -> isobox.relay.v1.Setting
+	3,  // 8: isobox.relay.v1.Relay.ListDeliveries:input_type -> isobox.relay.v1.ListDeliveriesRequest
+	5,  // 9: isobox.relay.v1.Relay.GetDelivery:input_type -> isobox.relay.v1.GetDeliveryRequest
+	6,  // 10: isobox.relay.v1.Relay.ReplayDelivery:input_type -> isobox.relay.v1.ReplayDeliveryRequest
+	7,  // 11: isobox.relay.v1.Relay.ReplayDeadLetters:input_type -> isobox.relay.v1.ReplayDeadLettersRequest
+	10, // 12: isobox.relay.v1.Relay.ListHandlers:input_type -> isobox.relay.v1.ListHandlersRequest
+	12, // 13: isobox.relay.v1.Relay.PauseHandler:input_type -> isobox.relay.v1.HandlerRequest
+	12, // 14: isobox.relay.v1.Relay.ResumeHandler:input_type -> isobox.relay.v1.HandlerRequest
+	13, // 15: isobox.relay.v1.Relay.Stats:input_type -> isobox.relay.v1.StatsRequest
+	15, // 16: isobox.relay.v1.Relay.GetSigningSecret:input_type -> isobox.relay.v1.SigningSecretRequest
+	15, // 17: isobox.relay.v1.Relay.RotateSigningSecret:input_type -> isobox.relay.v1.SigningSecretRequest
+	17, // 18: isobox.relay.v1.RelayOps.ListPushChannels:input_type -> isobox.relay.v1.ListPushChannelsRequest
+	21, // 19: isobox.relay.v1.RelayOps.ListDevices:input_type -> isobox.relay.v1.ListDevicesRequest
+	24, // 20: isobox.relay.v1.RelayOps.SendTestPush:input_type -> isobox.relay.v1.SendTestPushRequest
+	26, // 21: isobox.relay.v1.RelayOps.GetSettings:input_type -> isobox.relay.v1.GetSettingsRequest
+	4,  // 22: isobox.relay.v1.Relay.ListDeliveries:output_type -> isobox.relay.v1.ListDeliveriesResponse
+	0,  // 23: isobox.relay.v1.Relay.GetDelivery:output_type -> isobox.relay.v1.Delivery
+	8,  // 24: isobox.relay.v1.Relay.ReplayDelivery:output_type -> isobox.relay.v1.ReplayResponse
+	8,  // 25: isobox.relay.v1.Relay.ReplayDeadLetters:output_type -> isobox.relay.v1.ReplayResponse
+	11, // 26: isobox.relay.v1.Relay.ListHandlers:output_type -> isobox.relay.v1.ListHandlersResponse
+	9,  // 27: isobox.relay.v1.Relay.PauseHandler:output_type -> isobox.relay.v1.Handler
+	9,  // 28: isobox.relay.v1.Relay.ResumeHandler:output_type -> isobox.relay.v1.Handler
+	14, // 29: isobox.relay.v1.Relay.Stats:output_type -> isobox.relay.v1.StatsResponse
+	16, // 30: isobox.relay.v1.Relay.GetSigningSecret:output_type -> isobox.relay.v1.SigningSecret
+	16, // 31: isobox.relay.v1.Relay.RotateSigningSecret:output_type -> isobox.relay.v1.SigningSecret
+	20, // 32: isobox.relay.v1.RelayOps.ListPushChannels:output_type -> isobox.relay.v1.ListPushChannelsResponse
+	23, // 33: isobox.relay.v1.RelayOps.ListDevices:output_type -> isobox.relay.v1.ListDevicesResponse
+	25, // 34: isobox.relay.v1.RelayOps.SendTestPush:output_type -> isobox.relay.v1.SendTestPushResponse
+	28, // 35: isobox.relay.v1.RelayOps.GetSettings:output_type -> isobox.relay.v1.GetSettingsResponse
+	22, // [22:36] is the sub-list for method output_type
+	8,  // [8:22] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_isobox_relay_v1_relay_proto_init() }
@@ -1360,9 +2185,9 @@ func file_isobox_relay_v1_relay_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_isobox_relay_v1_relay_proto_rawDesc), len(file_isobox_relay_v1_relay_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   29,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_isobox_relay_v1_relay_proto_goTypes,
 		DependencyIndexes: file_isobox_relay_v1_relay_proto_depIdxs,

@@ -497,3 +497,243 @@ var Relay_ServiceDesc = grpc.ServiceDesc{
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "isobox/relay/v1/relay.proto",
 }
+
+const (
+	RelayOps_ListPushChannels_FullMethodName = "/isobox.relay.v1.RelayOps/ListPushChannels"
+	RelayOps_ListDevices_FullMethodName      = "/isobox.relay.v1.RelayOps/ListDevices"
+	RelayOps_SendTestPush_FullMethodName     = "/isobox.relay.v1.RelayOps/SendTestPush"
+	RelayOps_GetSettings_FullMethodName      = "/isobox.relay.v1.RelayOps/GetSettings"
+)
+
+// RelayOpsClient is the client API for RelayOps service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// RelayOps is the rest of the relay's admin API: the push channel's state
+// and the LAN relay boards seen on it, test messages, and the relay's
+// effective settings. Same key as Relay.
+type RelayOpsClient interface {
+	// ListPushChannels lists the relay instances and the push channels with
+	// subscribers on any of them, the most subscribed first.
+	ListPushChannels(ctx context.Context, in *ListPushChannelsRequest, opts ...grpc.CallOption) (*ListPushChannelsResponse, error)
+	// ListDevices lists the relay boards seen on the push channel, most
+	// recently seen first.
+	ListDevices(ctx context.Context, in *ListDevicesRequest, opts ...grpc.CallOption) (*ListDevicesResponse, error)
+	// SendTestPush publishes a test message (module "isobox", command
+	// "test") to a channel, as the portal publishes.
+	SendTestPush(ctx context.Context, in *SendTestPushRequest, opts ...grpc.CallOption) (*SendTestPushResponse, error)
+	// GetSettings returns the relay's effective configuration, secrets
+	// redacted.
+	GetSettings(ctx context.Context, in *GetSettingsRequest, opts ...grpc.CallOption) (*GetSettingsResponse, error)
+}
+
+type relayOpsClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewRelayOpsClient(cc grpc.ClientConnInterface) RelayOpsClient {
+	return &relayOpsClient{cc}
+}
+
+func (c *relayOpsClient) ListPushChannels(ctx context.Context, in *ListPushChannelsRequest, opts ...grpc.CallOption) (*ListPushChannelsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListPushChannelsResponse)
+	err := c.cc.Invoke(ctx, RelayOps_ListPushChannels_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *relayOpsClient) ListDevices(ctx context.Context, in *ListDevicesRequest, opts ...grpc.CallOption) (*ListDevicesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListDevicesResponse)
+	err := c.cc.Invoke(ctx, RelayOps_ListDevices_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *relayOpsClient) SendTestPush(ctx context.Context, in *SendTestPushRequest, opts ...grpc.CallOption) (*SendTestPushResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SendTestPushResponse)
+	err := c.cc.Invoke(ctx, RelayOps_SendTestPush_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *relayOpsClient) GetSettings(ctx context.Context, in *GetSettingsRequest, opts ...grpc.CallOption) (*GetSettingsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetSettingsResponse)
+	err := c.cc.Invoke(ctx, RelayOps_GetSettings_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RelayOpsServer is the server API for RelayOps service.
+// All implementations must embed UnimplementedRelayOpsServer
+// for forward compatibility.
+//
+// RelayOps is the rest of the relay's admin API: the push channel's state
+// and the LAN relay boards seen on it, test messages, and the relay's
+// effective settings. Same key as Relay.
+type RelayOpsServer interface {
+	// ListPushChannels lists the relay instances and the push channels with
+	// subscribers on any of them, the most subscribed first.
+	ListPushChannels(context.Context, *ListPushChannelsRequest) (*ListPushChannelsResponse, error)
+	// ListDevices lists the relay boards seen on the push channel, most
+	// recently seen first.
+	ListDevices(context.Context, *ListDevicesRequest) (*ListDevicesResponse, error)
+	// SendTestPush publishes a test message (module "isobox", command
+	// "test") to a channel, as the portal publishes.
+	SendTestPush(context.Context, *SendTestPushRequest) (*SendTestPushResponse, error)
+	// GetSettings returns the relay's effective configuration, secrets
+	// redacted.
+	GetSettings(context.Context, *GetSettingsRequest) (*GetSettingsResponse, error)
+	mustEmbedUnimplementedRelayOpsServer()
+}
+
+// UnimplementedRelayOpsServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedRelayOpsServer struct{}
+
+func (UnimplementedRelayOpsServer) ListPushChannels(context.Context, *ListPushChannelsRequest) (*ListPushChannelsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListPushChannels not implemented")
+}
+func (UnimplementedRelayOpsServer) ListDevices(context.Context, *ListDevicesRequest) (*ListDevicesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListDevices not implemented")
+}
+func (UnimplementedRelayOpsServer) SendTestPush(context.Context, *SendTestPushRequest) (*SendTestPushResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SendTestPush not implemented")
+}
+func (UnimplementedRelayOpsServer) GetSettings(context.Context, *GetSettingsRequest) (*GetSettingsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetSettings not implemented")
+}
+func (UnimplementedRelayOpsServer) mustEmbedUnimplementedRelayOpsServer() {}
+func (UnimplementedRelayOpsServer) testEmbeddedByValue()                  {}
+
+// UnsafeRelayOpsServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to RelayOpsServer will
+// result in compilation errors.
+type UnsafeRelayOpsServer interface {
+	mustEmbedUnimplementedRelayOpsServer()
+}
+
+func RegisterRelayOpsServer(s grpc.ServiceRegistrar, srv RelayOpsServer) {
+	// If the following call panics, it indicates UnimplementedRelayOpsServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&RelayOps_ServiceDesc, srv)
+}
+
+func _RelayOps_ListPushChannels_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListPushChannelsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RelayOpsServer).ListPushChannels(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RelayOps_ListPushChannels_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RelayOpsServer).ListPushChannels(ctx, req.(*ListPushChannelsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RelayOps_ListDevices_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListDevicesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RelayOpsServer).ListDevices(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RelayOps_ListDevices_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RelayOpsServer).ListDevices(ctx, req.(*ListDevicesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RelayOps_SendTestPush_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SendTestPushRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RelayOpsServer).SendTestPush(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RelayOps_SendTestPush_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RelayOpsServer).SendTestPush(ctx, req.(*SendTestPushRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RelayOps_GetSettings_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetSettingsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RelayOpsServer).GetSettings(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RelayOps_GetSettings_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RelayOpsServer).GetSettings(ctx, req.(*GetSettingsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// RelayOps_ServiceDesc is the grpc.ServiceDesc for RelayOps service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var RelayOps_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "isobox.relay.v1.RelayOps",
+	HandlerType: (*RelayOpsServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "ListPushChannels",
+			Handler:    _RelayOps_ListPushChannels_Handler,
+		},
+		{
+			MethodName: "ListDevices",
+			Handler:    _RelayOps_ListDevices_Handler,
+		},
+		{
+			MethodName: "SendTestPush",
+			Handler:    _RelayOps_SendTestPush_Handler,
+		},
+		{
+			MethodName: "GetSettings",
+			Handler:    _RelayOps_GetSettings_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "isobox/relay/v1/relay.proto",
+}

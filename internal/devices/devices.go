@@ -1,0 +1,299 @@
+// Package devices keeps track of the LAN relay boards (firmware/) seen on
+// the push channel, for the relay's admin API and web console: where each
+// board connects from, what it listens to, when it was last seen, the last
+// message it was sent, and whether it is connected now.
+//
+// A board is recognised by what it sends when it subscribes: its WebSocket
+// library's User-Agent (arduino-WebSocket-Client) or isobox's frameBytes=
+// parameter for small devices. The firmware sends no name of its own, and
+// several boards may share an app's channel, so a device is one client
+// address with one channel set.
+//
+// The records live in a JetStream key-value bucket shared by every relay
+// instance, not in one instance's memory: a board reconnects to whichever
+// instance it reaches, and an operator asks "which boards did not come
+// back after the restart?" exactly when an instance's memory was lost. The
+// bucket is bounded: 16 MiB, 4 KiB per record, records not written for 30
+// days expire. Each instance scans its own WebSocket subscribers every few
+// seconds and writes a record when a board connects, is sent a message,
+// leaves, or once a minute while it stays (so that a record whose instance
+// died stops counting as connected within three minutes).
+package devices
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/isobox/isobox/internal/push"
+)
+
+// Bucket is the key-value bucket of device records.
+const Bucket = "ISOBOX_PUSH_DEVICES"
+
+// Bounds of the bucket.
+const (
+	MaxBytes     = 16 << 20
+	MaxValueSize = 4 << 10
+	Keep         = 30 * 24 * time.Hour
+)
+
+// boardAgent is the User-Agent of the WebSocket library the firmware uses
+// (Links2004/arduinoWebSockets).
+const boardAgent = "arduino-WebSocket-Client"
+
+// IsDevice reports whether a subscriber is a relay board.
+func IsDevice(s push.Subscriber) bool {
+	return strings.HasPrefix(s.UserAgent, boardAgent) || s.FrameBytes > 0
+}
+
+// Record is what is kept of one device.
+type Record struct {
+	Key      string   `json:"key"`
+	Name     string   `json:"name"`
+	Remote   string   `json:"remote"`
+	Channels []string `json:"channels"`
+	Instance string   `json:"instance"`
+	// Connected as last written; List also requires a recent SeenMs.
+	Connected  bool   `json:"connected"`
+	SinceMs    int64  `json:"since_ms"`
+	SeenMs     int64  `json:"seen_ms"`
+	LastMid    string `json:"last_mid,omitempty"`
+	FrameBytes int    `json:"frame_bytes,omitempty"`
+}
+
+// Config configures a Tracker.
+type Config struct {
+	JS jetstream.JetStream
+	// Replicas of the bucket on a NATS cluster.
+	Replicas int
+	// Instance names this relay instance (push.Server.InstanceID).
+	Instance string
+	// Source lists this instance's WebSocket subscribers
+	// (push.Server.WebSockets).
+	Source func() []push.Subscriber
+	// Scan is how often Source is read; zero means 5s. Beat is how often a
+	// connected device's record is written when nothing changed; zero
+	// means 1m.
+	Scan, Beat time.Duration
+	Log        *slog.Logger
+}
+
+// Tracker writes this instance's devices to the bucket and lists everyone's.
+type Tracker struct {
+	cfg   Config
+	kv    jetstream.KeyValue
+	now   func() time.Time
+	local map[string]written // devices this instance has connected, by key
+	full  bool               // the last scan could not write (bucket full): said once
+}
+
+type written struct {
+	rec Record
+	rev uint64
+	at  time.Time
+}
+
+// Open creates the bucket (or updates its limits).
+func Open(ctx context.Context, cfg Config) (*Tracker, error) {
+	if cfg.JS == nil || cfg.Source == nil {
+		return nil, errors.New("devices: JS and Source are required")
+	}
+	if cfg.Scan <= 0 {
+		cfg.Scan = 5 * time.Second
+	}
+	if cfg.Beat <= 0 {
+		cfg.Beat = time.Minute
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	kv, err := cfg.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:       Bucket,
+		Description:  "isobox: LAN relay boards seen on the push channel",
+		History:      1,
+		TTL:          Keep,
+		MaxBytes:     MaxBytes,
+		MaxValueSize: MaxValueSize,
+		Storage:      jetstream.FileStorage,
+		Replicas:     max(cfg.Replicas, 1),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("devices: bucket %s: %w", Bucket, err)
+	}
+	return &Tracker{cfg: cfg, kv: kv, now: time.Now, local: map[string]written{}}, nil
+}
+
+// Run scans until ctx ends, then records this instance's devices as gone.
+func (t *Tracker) Run(ctx context.Context) {
+	tick := time.NewTicker(t.cfg.Scan)
+	defer tick.Stop()
+	for {
+		if err := t.Scan(ctx); err != nil && ctx.Err() == nil {
+			t.cfg.Log.Warn("devices: scan", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			t.leaveAll(sctx)
+			cancel()
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// key names a device: its address and sorted channels.
+func key(remote string, channels []string) string {
+	cs := slices.Clone(channels)
+	slices.Sort(cs)
+	sum := sha256.Sum256([]byte(remote + "\n" + strings.Join(cs, ",")))
+	return "d" + hex.EncodeToString(sum[:16])
+}
+
+// Scan reads this instance's subscribers once and writes what changed.
+func (t *Tracker) Scan(ctx context.Context) error {
+	now := t.now()
+	current := map[string]Record{}
+	for _, s := range t.cfg.Source() {
+		if !IsDevice(s) {
+			continue
+		}
+		k := key(s.Remote, s.Channels)
+		r := Record{Key: k, Name: s.UserAgent, Remote: s.Remote, Channels: s.Channels, Instance: t.cfg.Instance, Connected: true,
+			SinceMs: s.Since.UnixMilli(), SeenMs: now.UnixMilli(), LastMid: s.LastMid, FrameBytes: s.FrameBytes}
+		if o, ok := current[k]; ok { // two connections from one address: the newer one, the latest mid
+			if o.SinceMs > r.SinceMs {
+				r.SinceMs, r.Name, r.FrameBytes = o.SinceMs, o.Name, o.FrameBytes
+			}
+			r.LastMid = max(r.LastMid, o.LastMid)
+		}
+		current[k] = r
+	}
+	var errs []error
+	for k, r := range current {
+		w, ok := t.local[k]
+		if ok && w.rec.LastMid == r.LastMid && w.rec.SinceMs == r.SinceMs && now.Sub(w.at) < t.cfg.Beat {
+			continue
+		}
+		rev, err := t.put(ctx, r)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		t.local[k] = written{rec: r, rev: rev, at: now}
+	}
+	for k, w := range t.local {
+		if _, ok := current[k]; ok {
+			continue
+		}
+		if err := t.leave(ctx, w, now); err != nil {
+			errs = append(errs, err)
+		}
+		delete(t.local, k)
+	}
+	if len(errs) > 0 {
+		if !t.full {
+			t.full = true
+			t.cfg.Log.Warn("devices: records not written (is the bucket full? it keeps 16 MiB, records expire after 30 days)", "errors", len(errs), "first", errs[0])
+		}
+		return nil
+	}
+	t.full = false
+	return nil
+}
+
+func (t *Tracker) put(ctx context.Context, r Record) (uint64, error) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return 0, err
+	}
+	if len(b) > MaxValueSize-256 { // a board with very many channels: keep what fits
+		r.Channels = r.Channels[:min(len(r.Channels), 8)]
+		r.Name = r.Name[:min(len(r.Name), 64)]
+		if b, err = json.Marshal(r); err != nil {
+			return 0, err
+		}
+	}
+	rev, err := t.kv.Put(ctx, r.Key, b)
+	if err != nil {
+		return 0, fmt.Errorf("devices: write %s: %w", r.Key, err)
+	}
+	return rev, nil
+}
+
+// leave records that a device left this instance, unless the record was
+// written since by another instance (the board reconnected there).
+func (t *Tracker) leave(ctx context.Context, w written, now time.Time) error {
+	r := w.rec
+	r.Connected, r.SeenMs = false, now.UnixMilli()
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if _, err := t.kv.Update(ctx, r.Key, b, w.rev); err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return nil // another instance has it now
+		}
+		return fmt.Errorf("devices: write %s: %w", r.Key, err)
+	}
+	return nil
+}
+
+func (t *Tracker) leaveAll(ctx context.Context) {
+	now := t.now()
+	for k, w := range t.local {
+		if err := t.leave(ctx, w, now); err != nil {
+			t.cfg.Log.Warn("devices: record a board as gone at shutdown", "err", err)
+		}
+		delete(t.local, k)
+	}
+}
+
+// List returns every instance's devices, most recently seen first, at most
+// limit. A record says connected only while its instance keeps confirming
+// it (within three beats).
+func (t *Tracker) List(ctx context.Context, limit int) ([]Record, error) {
+	lister, err := t.kv.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("devices: list: %w", err)
+	}
+	defer lister.Stop()
+	now := t.now()
+	var out []Record
+	for k := range lister.Keys() {
+		e, err := t.kv.Get(ctx, k)
+		if err != nil {
+			if errors.Is(err, jetstream.ErrKeyNotFound) {
+				continue // expired or purged meanwhile
+			}
+			return nil, fmt.Errorf("devices: read %s: %w", k, err)
+		}
+		var r Record
+		if json.Unmarshal(e.Value(), &r) != nil {
+			continue
+		}
+		r.Connected = r.Connected && now.Sub(time.UnixMilli(r.SeenMs)) < 3*t.cfg.Beat
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b Record) int {
+		if c := cmp.Compare(b.SeenMs, a.SeenMs); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Key, b.Key)
+	})
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}

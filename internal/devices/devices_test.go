@@ -1,0 +1,169 @@
+package devices
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/isobox/isobox/internal/push"
+	"github.com/isobox/isobox/internal/testkit"
+)
+
+// subs is a relay instance's WebSocket subscribers as a test sets them.
+type subs struct {
+	mu sync.Mutex
+	s  []push.Subscriber
+}
+
+func (s *subs) set(v ...push.Subscriber) { s.mu.Lock(); s.s = v; s.mu.Unlock() }
+func (s *subs) get() []push.Subscriber {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]push.Subscriber(nil), s.s...)
+}
+
+func js(t *testing.T, url string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+func tracker(t *testing.T, url, instance string, src *subs, clock *testkit.Clock) *Tracker {
+	t.Helper()
+	tr, err := Open(context.Background(), Config{JS: js(t, url), Instance: instance, Source: src.get})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.now = clock.Now
+	return tr
+}
+
+func scan(t *testing.T, tr *Tracker) {
+	t.Helper()
+	if err := tr.Scan(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func list(t *testing.T, tr *Tracker) []Record {
+	t.Helper()
+	recs, err := tr.List(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+const board = "arduino-WebSocket-Client"
+
+// Two relay instances share the bucket: a board that moves from one to
+// the other is shown connected to the second, and the first one's
+// "left" does not overwrite that; browsers are not devices.
+func TestBoardMovesBetweenInstances(t *testing.T) {
+	url := testkit.NATS(t).ClientURL()
+	clock := &testkit.Clock{}
+	var a, b subs
+	ta := tracker(t, url, "relay-a", &a, clock)
+	tb := tracker(t, url, "relay-b", &b, clock)
+
+	since := clock.Now()
+	dev := push.Subscriber{Remote: "10.0.0.7", UserAgent: board, Channels: []string{"p0123456789abcdef0123456789abcdef"}, Since: since}
+	browser := push.Subscriber{Remote: "10.0.0.8", UserAgent: "Mozilla/5.0", Channels: []string{"pfedcba9876543210fedcba9876543210"}, Since: since}
+	small := push.Subscriber{Remote: "10.0.0.9", UserAgent: "curl/8", FrameBytes: 2048, Channels: []string{"u00112233445566778899aabbccddeeff"}, Since: since}
+	a.set(dev, browser, small)
+	scan(t, ta)
+	recs := list(t, ta)
+	if len(recs) != 2 {
+		t.Fatalf("devices %+v: want the board and the small-frames client, not the browser", recs)
+	}
+	for _, r := range recs {
+		if !r.Connected || r.Instance != "relay-a" || r.Remote == "10.0.0.8" {
+			t.Errorf("record %+v", r)
+		}
+	}
+
+	// The board reconnects to relay-b (after relay-a lost it) before
+	// relay-a notices it is gone.
+	clock.Advance(time.Second)
+	dev.Since, dev.LastMid = clock.Now(), "17000000000000000000000042"
+	b.set(dev)
+	scan(t, tb)
+	a.set(small)
+	scan(t, ta)
+	for _, r := range list(t, tb) {
+		if r.Remote == "10.0.0.7" && (!r.Connected || r.Instance != "relay-b" || r.LastMid != dev.LastMid) {
+			t.Errorf("the moved board: %+v; want connected to relay-b with its mid", r)
+		}
+	}
+
+	// relay-b loses it: not connected, last seen and mid kept.
+	clock.Advance(time.Second)
+	b.set()
+	left := clock.Now()
+	scan(t, tb)
+	for _, r := range list(t, ta) {
+		if r.Remote == "10.0.0.7" && (r.Connected || r.LastMid != dev.LastMid || r.SeenMs < left.UnixMilli()) {
+			t.Errorf("the board after leaving: %+v", r)
+		}
+	}
+}
+
+// A record whose instance stopped confirming it (the instance died) stops
+// counting as connected after three beats; a live instance's heartbeat
+// keeps its boards connected.
+func TestDeadInstanceBoardsTurnDisconnected(t *testing.T) {
+	url := testkit.NATS(t).ClientURL()
+	clock := &testkit.Clock{}
+	var a, b subs
+	ta := tracker(t, url, "relay-a", &a, clock)
+	tb := tracker(t, url, "relay-b", &b, clock)
+	a.set(push.Subscriber{Remote: "10.0.0.7", UserAgent: board, Channels: []string{"p0123456789abcdef0123456789abcdef"}, Since: clock.Now()})
+	b.set(push.Subscriber{Remote: "10.0.0.9", UserAgent: board, Channels: []string{"p0123456789abcdef0123456789abcdef"}, Since: clock.Now()})
+	scan(t, ta)
+	scan(t, tb)
+	// relay-a dies: it scans no more. relay-b keeps scanning across four
+	// beats.
+	for range 4 {
+		clock.Advance(time.Minute)
+		scan(t, tb)
+	}
+	got := map[string]bool{}
+	for _, r := range list(t, tb) {
+		got[r.Remote] = r.Connected
+	}
+	if got["10.0.0.7"] || !got["10.0.0.9"] || len(got) != 2 {
+		t.Errorf("connected by address %v: want relay-a's board gone, relay-b's connected", got)
+	}
+}
+
+// Untrusted text from the handshake stays bounded: a board with a huge
+// channel list or name still gets a record within the bucket's value size.
+func TestHugeSubscriberStillRecorded(t *testing.T) {
+	url := testkit.NATS(t).ClientURL()
+	clock := &testkit.Clock{}
+	var a subs
+	ta := tracker(t, url, "relay-a", &a, clock)
+	var chans []string
+	for range 100 {
+		chans = append(chans, "p"+strings.Repeat("a", 32))
+	}
+	a.set(push.Subscriber{Remote: "10.0.0.7", UserAgent: board + strings.Repeat("x", 200), Channels: chans, Since: clock.Now()})
+	scan(t, ta)
+	recs := list(t, ta)
+	if len(recs) != 1 || len(recs[0].Channels) == 0 || len(recs[0].Channels) > 8 {
+		t.Fatalf("records %+v", recs)
+	}
+}
