@@ -184,7 +184,11 @@ func mountEvents(ctx context.Context, a *app) error {
 	if err != nil {
 		return fmt.Errorf("service key: %w", err)
 	}
-	js, err := jetstream.New(a.nc.Conn, jetstream.WithPublishAsyncMaxPending(1024))
+	// An asynchronous publish whose acknowledgement never comes (its
+	// stream leader died or lost JetStream) fails after 30 s instead of
+	// holding one of the 1024 pending slots for ever; its waiters bound
+	// their own waits below that (ingest 2 s per attempt, the fan-out 10 s).
+	js, err := jetstream.New(a.nc.Conn, jetstream.WithPublishAsyncMaxPending(1024), jetstream.WithPublishAsyncTimeout(30*time.Second))
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}

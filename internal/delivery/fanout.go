@@ -161,6 +161,10 @@ func (s *Service) fanout(ctx context.Context, cons jetstream.Consumer) {
 	}
 }
 
+// queuePublishWait bounds the wait for a round's queue publishes to be
+// acknowledged, as publishGroup bounds a retry's.
+const queuePublishWait = 10 * time.Second
+
 // maxGroupBytes bounds a queue message (below NATS's default 1 MiB max
 // payload); a handler's events of one round take several if needed.
 const maxGroupBytes = 512 << 10
@@ -236,11 +240,21 @@ func (s *Service) fanoutRound(ctx context.Context, msgs []jetstream.Msg) error {
 		}
 		futures = append(futures, f)
 	}
+	// A publish whose acknowledgement never comes (its stream leader
+	// lost JetStream or died mid-publish: `make faults`, "disk full
+	// nats-1") must not hold the round, and with it this instance's
+	// fan-out, for ever: after queuePublishWait the round fails, its
+	// ingest messages are redelivered and the round is repeated (the
+	// groups carry content ids, so one already stored is stored once).
+	wait := time.NewTimer(queuePublishWait)
+	defer wait.Stop()
 	for _, f := range futures {
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
 			return fmt.Errorf("queue publish: %w", err)
+		case <-wait.C:
+			return fmt.Errorf("queue publish: no acknowledgement within %v", queuePublishWait)
 		case <-ctx.Done():
 			return ctx.Err()
 		}

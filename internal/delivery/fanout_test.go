@@ -172,3 +172,68 @@ func queued(ctx context.Context, t *testing.T, js jetstream.JetStream) []*group 
 	}
 	return gs
 }
+
+// A queue publish that is never acknowledged (its stream leader lost
+// JetStream mid-publish) fails the round instead of holding it, and with
+// it the instance's whole fan-out, for ever. Found by `make faults`,
+// "disk full nats-1": both relays' fan-outs waited on such publishes, the
+// fan-out consumer had no pull waiting, and 10,735 acknowledged events sat
+// undelivered until a relay restarted.
+func TestFanoutRoundGivesUpOnAnUnacknowledgedQueuePublish(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	s, js := newBareService(ctx, t)
+	const portal, url = "bx.stall", "http://handler.lan/hook"
+	items, err := events.ParseForm(portal, "QUERY[0][client_id]=&QUERY[0][auth][application_token]=tok&QUERY[0][query][QUERY_URL]="+url+
+		"&QUERY[0][query][QUERY_DATA][event]=ONTASKADD&QUERY[0][query][QUERY_DATA][data][ID]=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	events.KeyIDs(portal, "", items)
+	c := events.Commit{Batches: []*events.Batch{{Portal: portal, ReceivedMs: time.Now().UnixMilli(), Items: items}}}
+	if _, err := js.Publish(ctx, events.SubjectIn, c.Encode()); err != nil {
+		t.Fatal(err)
+	}
+	s.handlers[handlerKey(portal, "", "tok", url).Key] = &worker{}
+	cons, err := js.CreateOrUpdateConsumer(ctx, events.StreamIn, jetstream.ConsumerConfig{Durable: "test", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, _ := m.Metadata()
+	s.seen.readMsg(meta.Sequence.Stream, m.Data())
+
+	// The queue's subjects have a listener that never answers, as a
+	// stream leader that lost JetStream: the publish is sent, no
+	// acknowledgement comes back.
+	if err := js.DeleteStream(ctx, events.StreamQueue); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(js.Conn().ConnectedUrl())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	sub, err := nc.SubscribeSync(events.SubjectQueue + ">")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	err = s.fanoutRound(ctx, []jetstream.Msg{m})
+	if ctx.Err() != nil {
+		t.Fatalf("the round waited for the queue publish until the caller gave up (%v)", err)
+	}
+	if err == nil {
+		t.Fatal("the round succeeded without its queue publish being acknowledged")
+	}
+	if _, rerr := sub.NextMsg(time.Second); rerr != nil {
+		t.Errorf("the queue publish never reached the listener (%v): the round failed for another reason: %v", rerr, err)
+	}
+}
