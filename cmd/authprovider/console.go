@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/subtle"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"path/filepath"
 	"regexp"
@@ -17,13 +14,12 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	relayv1 "github.com/isobox/isobox/api/isobox/relay/v1"
 	"github.com/isobox/isobox/internal/certs"
 	"github.com/isobox/isobox/internal/console"
+	"github.com/isobox/isobox/internal/gateway"
 	"github.com/isobox/isobox/internal/oauth/adminapi"
 	"github.com/isobox/isobox/internal/portal"
 	"github.com/isobox/isobox/internal/secret"
@@ -68,15 +64,14 @@ func mountConsole(ctx context.Context, a *app) error {
 		if keyPath == "" {
 			keyPath = filepath.Join(a.cfg.DataDir, "relay-admin.key")
 		}
-		client := relayv1.NewRelayClient(conn)
 		// The key is read per call: eventrelay may write it after
 		// authprovider started.
-		dial = func(ctx context.Context) (relayv1.RelayClient, context.Context, error) {
+		dial = func(ctx context.Context) (grpc.ClientConnInterface, context.Context, error) {
 			key, err := secret.Read(keyPath)
 			if err != nil {
 				return nil, nil, fmt.Errorf("eventrelay admin key (--console-relay-admin-key-file): %w", err)
 			}
-			return client, metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+key), nil
+			return conn, metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+key), nil
 		}
 	}
 	con, err := console.New(console.Config{
@@ -124,52 +119,28 @@ func effectiveSettings(cfg *config) [][2]string {
 	return out
 }
 
-// gatewayPeers carries the address of a REST gateway call's HTTP client to
-// the gRPC audit interceptor. The gateway reaches gRPC over loopback, so the
-// gRPC peer says nothing; and any gRPC caller can send metadata (the
-// X-Forwarded-For the gateway forwards, too). So the gateway adds the
-// client's address next to a key made for this process, and only metadata
-// with that key is believed.
+// gatewayPeers names the client of an admin API call (gateway.Peers) as
+// the console does: behind --console-trusted-proxies, by X-Forwarded-For.
 type gatewayPeers struct {
-	key     string
+	*gateway.Peers
 	proxies console.Proxies
 }
-
-const gatewayPeerMD = "x-isobox-gateway-peer"
 
 func newGatewayPeers(trusted string) (*gatewayPeers, error) {
 	ps, err := console.ParseProxies(trusted)
 	if err != nil {
 		return nil, fmt.Errorf("--console-trusted-proxies: %w", err)
 	}
-	return &gatewayPeers{key: rand.Text(), proxies: ps}, nil
+	return &gatewayPeers{Peers: gateway.NewPeers(ps.ClientIP), proxies: ps}, nil
 }
 
 // metadata is the gateway's runtime.WithMetadata hook.
-func (g *gatewayPeers) metadata(_ context.Context, r *http.Request) metadata.MD {
-	return metadata.Pairs(gatewayPeerMD, g.key+" "+g.proxies.ClientIP(r))
+func (g *gatewayPeers) metadata(ctx context.Context, r *http.Request) metadata.MD {
+	return g.Peers.Metadata(ctx, r)
 }
 
-// remote is where a gRPC call came from: the HTTP client of the REST
-// gateway when the call came through it, else the gRPC peer.
-func (g *gatewayPeers) remote(ctx context.Context) string {
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		for _, v := range md.Get(gatewayPeerMD) {
-			if k, addr, ok := strings.Cut(v, " "); ok && subtle.ConstantTimeCompare([]byte(k), []byte(g.key)) == 1 {
-				return addr + " (REST gateway)"
-			}
-		}
-	}
-	p, ok := peer.FromContext(ctx)
-	if !ok {
-		return ""
-	}
-	remote := p.Addr.String()
-	if host, _, err := net.SplitHostPort(remote); err == nil {
-		remote = host
-	}
-	return remote
-}
+// remote is where a gRPC call came from.
+func (g *gatewayPeers) remote(ctx context.Context) string { return g.Peers.Remote(ctx) }
 
 // auditedAdminMethods are the admin API methods that change something.
 var auditedAdminMethods = map[string]string{

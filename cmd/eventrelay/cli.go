@@ -47,6 +47,10 @@ func addCLICommands(cmds map[string]command) {
 		"list":   {Summary: "list dead letters, newest first (--app, --handler, --event, --limit)", Run: dlqList},
 		"replay": {Summary: "replay dead letters (--handler KEY, --since 2h|RFC3339; all of them after a confirmation on the terminal, or --yes)", Run: dlqReplay},
 	})}
+	cmds["audit"] = command{Summary: "list or export the relay's audit log (changes made through its admin API)", Run: subcommands("audit", map[string]command{
+		"list":   {Summary: "list audit entries, newest first (--since, --actor, --limit)", Run: auditList},
+		"export": {Summary: "write the audit log as JSON lines, oldest first (--since, --after-seq)", Run: auditExport},
+	})}
 	cmds["stats"] = command{Summary: "show the relay's counters", Run: statsCmd}
 	cmds["secrets"] = command{Summary: "show or rotate a signing secret", Run: subcommands("secrets", map[string]command{
 		"get":    {Summary: "print the signing secret of an app (--client-id) or webhook (--application-token)", Run: secretsGet},
@@ -109,9 +113,9 @@ func (c *cli) noArgs(name string) error {
 	return nil
 }
 
-// dial connects to the relay's admin API; the returned context carries the
-// admin key.
-func (c *cli) dial(ctx context.Context) (relayv1.RelayClient, context.Context, func(), error) {
+// connect dials the relay's gRPC API; the returned context carries the
+// admin key and who runs the command.
+func (c *cli) connect(ctx context.Context) (*grpc.ClientConn, context.Context, func(), error) {
 	path := c.keyFile
 	if path == "" {
 		path = relayAdminKeyPath(c.dataDir)
@@ -134,8 +138,27 @@ func (c *cli) dial(ctx context.Context) (relayv1.RelayClient, context.Context, f
 		return nil, nil, nil, fmt.Errorf("connect to %s: %w", c.grpcAddr, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+key)
-	return relayv1.NewRelayClient(conn), ctx, func() { cancel(); conn.Close() }, nil
+	// Who runs the command, for the relay's audit log.
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+key, sourceMD, "cli", actorMD, cliActor())
+	return conn, ctx, func() { cancel(); conn.Close() }, nil
+}
+
+// dial connects to the relay's admin API (Relay).
+func (c *cli) dial(ctx context.Context) (relayv1.RelayClient, context.Context, func(), error) {
+	conn, ctx, done, err := c.connect(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return relayv1.NewRelayClient(conn), ctx, done, nil
+}
+
+// dialOps connects to the relay's RelayOps API.
+func (c *cli) dialOps(ctx context.Context) (relayv1.RelayOpsClient, context.Context, func(), error) {
+	conn, ctx, done, err := c.connect(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return relayv1.NewRelayOpsClient(conn), ctx, done, nil
 }
 
 // explainUnreachable turns the errors an administrator meets first — the

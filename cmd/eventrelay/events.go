@@ -23,6 +23,7 @@ import (
 
 	relayv1 "github.com/isobox/isobox/api/isobox/relay/v1"
 	tokenv1 "github.com/isobox/isobox/api/isobox/token/v1"
+	"github.com/isobox/isobox/internal/auditlog"
 	"github.com/isobox/isobox/internal/delivery"
 	"github.com/isobox/isobox/internal/events"
 	"github.com/isobox/isobox/internal/grpcauth"
@@ -197,6 +198,9 @@ func mountEvents(ctx context.Context, a *app) error {
 		return err
 	}
 	if err := events.Setup(ctx, js, events.StreamsConfig{DedupWindow: cfg.Events.DedupWindow, Retention: cfg.Events.Retention, Replicas: replicas, Log: a.log}); err != nil {
+		return err
+	}
+	if a.audit, err = auditlog.Open(ctx, js, replicas); err != nil {
 		return err
 	}
 	adminHash, err := setupRelayAdminKey(ctx, a, js)

@@ -12,10 +12,10 @@ import (
 	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	relayv1 "github.com/isobox/isobox/api/isobox/relay/v1"
+	"github.com/isobox/isobox/internal/auditlog"
 	"github.com/isobox/isobox/internal/cmdline"
 	"github.com/isobox/isobox/internal/devices"
 	"github.com/isobox/isobox/internal/push"
@@ -35,32 +35,11 @@ type opsServer struct {
 	signer     *push.Signer
 	signBodies bool
 	settings   func() []*relayv1.Setting
+	audit      *auditlog.Log
 }
 
-// actorMD is the metadata key in which an admin API caller names the
-// person behind the call: the console's logged-in user, the CLI's OS user.
-// The caller holds the admin key, so it is believed as far as the key is.
-const actorMD = "x-isobox-actor"
-
-// actorOf is the caller's actor, "admin-key" when none was named.
-func actorOf(ctx context.Context) string {
-	md, _ := metadata.FromIncomingContext(ctx)
-	for _, v := range md.Get(actorMD) {
-		v = strings.Map(func(r rune) rune {
-			if r < 0x20 || r == 0x7f {
-				return -1
-			}
-			return r
-		}, strings.ToValidUTF8(v, ""))
-		if v = strings.TrimSpace(v); v != "" {
-			if len(v) > 64 {
-				v = strings.ToValidUTF8(v[:64], "")
-			}
-			return v
-		}
-	}
-	return "admin-key"
-}
+// unavailable is a storage error as the API's answer.
+func unavailable(err error) error { return status.Error(codes.Unavailable, err.Error()) }
 
 func clampLimit(n int32) int {
 	switch {

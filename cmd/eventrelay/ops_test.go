@@ -21,9 +21,10 @@ import (
 
 // opsRelay is a running eventrelay binary and its admin key.
 type opsRelay struct {
-	p      *testkit.Proc
-	key    string
-	signer *push.Signer
+	p         *testkit.Proc
+	key       string
+	signer    *push.Signer
+	bin, data string
 }
 
 // startOpsRelay starts eventrelay with sigKey as its push signature key.
@@ -31,7 +32,8 @@ func startOpsRelay(t *testing.T, sigKey string, extra ...string) *opsRelay {
 	t.Helper()
 	dir := t.TempDir()
 	args := append(freeArgs("http-addr", "publish-addr", "grpc-addr", "admin-addr"), "--nats-sync-always=false", "--push-signature-key", sigKey)
-	p := testkit.Start(t, dir, testkit.Build(t, "github.com/isobox/isobox/cmd/eventrelay"), append(args, extra...), "http", "publish", "grpc", "admin")
+	bin := testkit.Build(t, "github.com/isobox/isobox/cmd/eventrelay")
+	p := testkit.Start(t, dir, bin, append(args, extra...), "http", "publish", "grpc", "admin")
 	key, err := secret.Read(filepath.Join(dir, "data", "relay-admin.key"))
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +42,7 @@ func startOpsRelay(t *testing.T, sigKey string, extra ...string) *opsRelay {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &opsRelay{p: p, key: key, signer: signer}
+	return &opsRelay{p: p, key: key, signer: signer, bin: bin, data: filepath.Join(dir, "data")}
 }
 
 // call makes a REST call on the admin listener with the admin key (or

@@ -160,7 +160,7 @@ func mountOps(ctx context.Context, a *app, srv *push.Server, signer *push.Signer
 	cfg := a.cfg
 	relayv1.RegisterRelayOpsServer(a.grpc, &opsServer{
 		push: srv, devices: tracker, publish: srv.PublishHandler(), signer: signer, signBodies: cfg.Push.PublishSignature,
-		settings: func() []*relayv1.Setting { return effectiveSettings(cfg.flags, cfg.parsed) },
+		settings: func() []*relayv1.Setting { return effectiveSettings(cfg.flags, cfg.parsed) }, audit: a.audit,
 	})
 	a.gatewayRegs = append(a.gatewayRegs, relayv1.RegisterRelayOpsHandler)
 	return nil

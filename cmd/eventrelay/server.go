@@ -12,6 +12,7 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 
+	"github.com/isobox/isobox/internal/auditlog"
 	"github.com/isobox/isobox/internal/broker"
 	"github.com/isobox/isobox/internal/daemon"
 	"github.com/isobox/isobox/internal/datadir"
@@ -43,6 +44,10 @@ type app struct {
 	gatewayRegs []gateway.Registrar
 	// tls is the listeners' and links' TLS material (nil parts: plain).
 	tls *tlsSetup
+	// peers names the client of a REST gateway call for the audit log.
+	peers *gateway.Peers
+	// audit is the relay's audit log (events.go); nil until opened.
+	audit *auditlog.Log
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -85,12 +90,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		publish:  http.NewServeMux(),
 		grpcAuth: grpcauth.Checks{},
 		tls:      tlsSet,
+		peers:    gateway.NewPeers(nil),
 	}
 	tlsSet.apply(a.d, &cfg.Listen)
 	a.d.OnClose(func(context.Context) { nc.Close() })
 	a.admin = a.d.AdminHandler()
-	a.grpc = grpc.NewServer(append(a.grpcAuth.ServerOptions(), a.d.GRPCOptions()...)...)
-	a.gateway = gateway.New()
+	// Authentication first, then the audit of what an authenticated call
+	// changed (audit.go).
+	opts := append(a.grpcAuth.ServerOptions(), grpc.ChainUnaryInterceptor(a.auditAPI))
+	a.grpc = grpc.NewServer(append(opts, a.d.GRPCOptions()...)...)
+	a.gateway = gateway.New(runtime.WithMetadata(a.peers.Metadata))
 	// grpc-gateway reads a whole body before the gRPC call authenticates it:
 	// cap it, so that no caller can make the service buffer much.
 	a.admin.Handle("/v1/", http.MaxBytesHandler(a.gateway, gateway.MaxBody))

@@ -91,6 +91,18 @@ func TestConsoleInBrowser(t *testing.T) {
 		"--grpc-addr", relayGRPC, "--data-dir", data, "--auth-grpc-addr", ap.Addr("grpc"), "--retry-schedule", "200ms",
 		"--breaker-failures", "10"}, "http", "publish", "grpc", "admin")
 
+	relayCLI := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(erBin, append(args, "--grpc-addr", relayGRPC, "--data-dir", data)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("eventrelay %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	// A change through eventrelay's own CLI: the console's audit page
+	// shows it beside authprovider's entries.
+	relayCLI("dlq", "replay", "--yes")
+
 	// The handler answers 500 until it is healed.
 	var healed atomic.Bool
 	var delivered atomic.Int64
@@ -144,5 +156,14 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	if strings.Contains(exp, "Evil app") || strings.Contains(exp, "Viewer app") {
 		t.Errorf("a refused change is in the audit log:\n%s", exp)
+	}
+	// The console's relay changes are in eventrelay's own log too, under
+	// the console's user.
+	rexp := relayCLI("audit", "export")
+	for _, want := range []string{`"source":"console","actor":"admin","action":"dlq.replay"`, `"source":"console","actor":"admin","action":"handler.pause"`,
+		`"source":"console","actor":"admin","action":"signing-secret.rotate"`, `"source":"cli"`} {
+		if !strings.Contains(rexp, want) {
+			t.Errorf("eventrelay audit export lacks %s:\n%s", want, rexp)
+		}
 	}
 }

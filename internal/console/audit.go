@@ -22,14 +22,17 @@ const (
 // Entry is one change in the audit log: who (Source, Actor, Remote) did
 // what (Action on Target, Detail) and when.
 type Entry struct {
-	ID     string    `json:"id"`
-	At     time.Time `json:"at"`
-	Source string    `json:"source"`
-	Actor  string    `json:"actor"`
-	Action string    `json:"action"`
-	Target string    `json:"target,omitempty"`
-	Detail string    `json:"detail,omitempty"`
-	Remote string    `json:"remote,omitempty"`
+	ID string    `json:"id"`
+	At time.Time `json:"at"`
+	// Service is the service whose log holds it (the console's merged
+	// view: authprovider or eventrelay); not stored.
+	Service string `json:"service,omitempty"`
+	Source  string `json:"source"`
+	Actor   string `json:"actor"`
+	Action  string `json:"action"`
+	Target  string `json:"target,omitempty"`
+	Detail  string `json:"detail,omitempty"`
+	Remote  string `json:"remote,omitempty"`
 }
 
 // Audit is the audit log in the database.

@@ -26,6 +26,8 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc"
+
 	relayv1 "github.com/isobox/isobox/api/isobox/relay/v1"
 	"github.com/isobox/isobox/internal/oauth"
 	"github.com/isobox/isobox/internal/portal"
@@ -42,9 +44,9 @@ const Prefix = "/console/"
 
 const cookieName = "isobox_console"
 
-// RelayDialer returns the relay's admin client and a context that carries
-// its key, derived from ctx.
-type RelayDialer func(ctx context.Context) (relayv1.RelayClient, context.Context, error)
+// RelayDialer returns the connection to the relay's admin API (services
+// Relay and RelayOps) and a context that carries its key, derived from ctx.
+type RelayDialer func(ctx context.Context) (grpc.ClientConnInterface, context.Context, error)
 
 // Config configures the console.
 type Config struct {
@@ -182,11 +184,11 @@ func (c *Console) sample(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	rc, rctx, err := c.cfg.Relay(ctx)
+	conn, rctx, err := c.cfg.Relay(ctx)
 	if err != nil {
 		return
 	}
-	st, err := rc.Stats(rctx, &relayv1.StatsRequest{})
+	st, err := relayv1.NewRelayClient(conn).Stats(rctx, &relayv1.StatsRequest{})
 	if err != nil {
 		return
 	}

@@ -3,17 +3,21 @@ package console
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	relayv1 "github.com/isobox/isobox/api/isobox/relay/v1"
@@ -117,6 +121,7 @@ func (c *Console) auth(nav string, anyRole bool, fn handlerFunc) http.Handler {
 		}
 		p := c.newPage(r, nav)
 		p.User, p.CSRF, p.Admin = sess.User, sess.CSRF, sess.User.Role == RoleAdmin
+		r = r.WithContext(context.WithValue(r.Context(), actorKey{}, actor{name: sess.User.Name, ip: c.clientIP(r)}))
 		if r.Method == http.MethodPost {
 			r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
 			if !sameOrigin(r) || !tokensEqual(r.PostFormValue("csrf"), sess.CSRF) {
@@ -292,17 +297,44 @@ func (c *Console) setLang(w http.ResponseWriter, r *http.Request) {
 
 var errNoRelay = errors.New("eventrelay is not configured (--console-relay-grpc-addr)")
 
-func (c *Console) relay(ctx context.Context) (relayv1.RelayClient, context.Context, context.CancelFunc, error) {
+// actorKey carries the logged-in user and address of a request to the
+// relay calls it makes.
+type actorKey struct{}
+
+type actor struct{ name, ip string }
+
+// relayConn dials the relay's admin API. The call carries the console's
+// user and the user's address, which the relay writes to its audit log.
+func (c *Console) relayConn(ctx context.Context) (grpc.ClientConnInterface, context.Context, context.CancelFunc, error) {
 	if c.cfg.Relay == nil {
 		return nil, nil, nil, errNoRelay
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	rc, rctx, err := c.cfg.Relay(ctx)
+	conn, rctx, err := c.cfg.Relay(ctx)
 	if err != nil {
 		cancel()
 		return nil, nil, nil, err
 	}
-	return rc, rctx, cancel, nil
+	if a, ok := ctx.Value(actorKey{}).(actor); ok {
+		rctx = metadata.AppendToOutgoingContext(rctx, "x-isobox-source", "console", "x-isobox-actor", a.name, "x-isobox-remote", a.ip)
+	}
+	return conn, rctx, cancel, nil
+}
+
+func (c *Console) relay(ctx context.Context) (relayv1.RelayClient, context.Context, context.CancelFunc, error) {
+	conn, rctx, cancel, err := c.relayConn(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return relayv1.NewRelayClient(conn), rctx, cancel, nil
+}
+
+func (c *Console) relayOps(ctx context.Context) (relayv1.RelayOpsClient, context.Context, context.CancelFunc, error) {
+	conn, rctx, cancel, err := c.relayConn(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return relayv1.NewRelayOpsClient(conn), rctx, cancel, nil
 }
 
 // ---- overview ----
@@ -750,13 +782,70 @@ func (c *Console) appOp(w http.ResponseWriter, r *http.Request, p *page) error {
 
 // ---- audit ----
 
+// auditView is the audit page: both services' entries, merged.
+type auditView struct {
+	Entries  []Entry
+	RelayErr string
+}
+
+// relayAudit returns the relay's audit entries, newest first, without
+// those the console made (its own log has them, with the same actor):
+// changes made through eventrelay's CLI or REST API.
+func (c *Console) relayAudit(ctx context.Context, limit int, actor string) ([]Entry, error) {
+	ops, rctx, cancel, err := c.relayOps(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	resp, err := ops.ListAudit(rctx, &relayv1.ListAuditRequest{Limit: int32(limit), Actor: actor})
+	if err != nil {
+		return nil, err
+	}
+	var out []Entry
+	for _, e := range resp.Entries {
+		if e.Source == SourceConsole {
+			continue
+		}
+		out = append(out, Entry{ID: e.Id, At: time.UnixMilli(e.AtMs).UTC(), Service: "eventrelay", Source: e.Source, Actor: e.Actor,
+			Action: e.Action, Target: e.Target, Detail: e.Detail, Remote: e.Remote})
+	}
+	return out, nil
+}
+
+// mergeAudit merges two newest-first lists into one, at most limit.
+func mergeAudit(a, b []Entry, limit int) []Entry {
+	out := make([]Entry, 0, min(len(a)+len(b), limit))
+	for len(out) < limit && (len(a) > 0 || len(b) > 0) {
+		if len(b) == 0 || len(a) > 0 && !a[0].At.Before(b[0].At) {
+			out, a = append(out, a[0]), a[1:]
+		} else {
+			out, b = append(out, b[0]), b[1:]
+		}
+	}
+	return out
+}
+
 func (c *Console) audit(w http.ResponseWriter, r *http.Request, p *page) error {
 	p.Title = p.T("nav.audit")
-	es, err := c.cfg.Audit.List(r.Context(), AuditFilter{Actor: r.URL.Query().Get("actor"), Limit: 500})
+	const limit = 500
+	actor := r.URL.Query().Get("actor")
+	es, err := c.cfg.Audit.List(r.Context(), AuditFilter{Actor: actor, Limit: limit})
 	if err != nil {
 		return err
 	}
-	p.Data = es
+	for i := range es {
+		es[i].Service = "authprovider"
+	}
+	v := auditView{}
+	if c.cfg.Relay != nil {
+		rs, err := c.relayAudit(r.Context(), limit, actor)
+		if err != nil {
+			v.RelayErr = grpcMessage(err)
+		}
+		es = mergeAudit(es, rs, limit)
+	}
+	v.Entries = es
+	p.Data = v
 	c.render(w, http.StatusOK, "audit", p)
 	return nil
 }
@@ -764,7 +853,37 @@ func (c *Console) audit(w http.ResponseWriter, r *http.Request, p *page) error {
 func (c *Console) auditExport(w http.ResponseWriter, r *http.Request, p *page) error {
 	w.Header().Set("Content-Type", "application/jsonl; charset=utf-8")
 	w.Header().Set("Content-Disposition", `attachment; filename="isobox-audit.jsonl"`)
-	_, err := c.cfg.Audit.Export(r.Context(), w, AuditFilter{})
+	// Both services' entries, oldest first: authprovider's from its
+	// database, eventrelay's (the 10,000 newest not made by the console)
+	// merged in by time.
+	var rs []Entry
+	if c.cfg.Relay != nil {
+		var err error
+		if rs, err = c.relayAudit(r.Context(), 10000, ""); err != nil {
+			c.log.Warn("console: audit export without eventrelay's entries", "err", err)
+		}
+		slices.Reverse(rs)
+	}
+	enc := json.NewEncoder(w)
+	flush := func(until time.Time) error {
+		for len(rs) > 0 && (until.IsZero() || rs[0].At.Before(until)) {
+			if err := enc.Encode(rs[0]); err != nil {
+				return err
+			}
+			rs = rs[1:]
+		}
+		return nil
+	}
+	err := c.cfg.Audit.each(r.Context(), AuditFilter{Limit: 1 << 30}, "ASC", func(e Entry) error {
+		if err := flush(e.At); err != nil {
+			return err
+		}
+		e.Service = "authprovider"
+		return enc.Encode(e)
+	})
+	if err == nil {
+		err = flush(time.Time{})
+	}
 	if err != nil {
 		c.log.Error("console: audit export", "err", err)
 	}

@@ -1920,6 +1920,293 @@ func (x *GetSettingsResponse) GetSettings() []*Setting {
 	return nil
 }
 
+// AuditEntry is one change: who (source, actor, remote) did what (action
+// on target, detail) and when.
+type AuditEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Position in the log (the stream sequence).
+	Seq uint64 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	// Unix milliseconds.
+	AtMs int64 `protobuf:"varint,3,opt,name=at_ms,json=atMs,proto3" json:"at_ms,omitempty"`
+	// admin-api, cli or console.
+	Source string `protobuf:"bytes,4,opt,name=source,proto3" json:"source,omitempty"`
+	// The console's user, the CLI's OS user, or "admin-key".
+	Actor string `protobuf:"bytes,5,opt,name=actor,proto3" json:"actor,omitempty"`
+	// e.g. delivery.replay, dlq.replay, handler.pause, signing-secret.rotate,
+	// push.test.
+	Action string `protobuf:"bytes,6,opt,name=action,proto3" json:"action,omitempty"`
+	Target string `protobuf:"bytes,7,opt,name=target,proto3" json:"target,omitempty"`
+	Detail string `protobuf:"bytes,8,opt,name=detail,proto3" json:"detail,omitempty"`
+	// The caller's address: the gRPC peer, the REST gateway's client, or the
+	// console user's address (with the console's own).
+	Remote        string `protobuf:"bytes,9,opt,name=remote,proto3" json:"remote,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditEntry) Reset() {
+	*x = AuditEntry{}
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditEntry) ProtoMessage() {}
+
+func (x *AuditEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
+func (*AuditEntry) Descriptor() ([]byte, []int) {
+	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *AuditEntry) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *AuditEntry) GetAtMs() int64 {
+	if x != nil {
+		return x.AtMs
+	}
+	return 0
+}
+
+func (x *AuditEntry) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetRemote() string {
+	if x != nil {
+		return x.Remote
+	}
+	return ""
+}
+
+type ListAuditRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many (default 200, max 10000).
+	Limit int32 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Only this actor's entries.
+	Actor string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	// Unix milliseconds; 0 = no bound.
+	SinceMs       int64 `protobuf:"varint,3,opt,name=since_ms,json=sinceMs,proto3" json:"since_ms,omitempty"`
+	UntilMs       int64 `protobuf:"varint,4,opt,name=until_ms,json=untilMs,proto3" json:"until_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditRequest) Reset() {
+	*x = ListAuditRequest{}
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditRequest) ProtoMessage() {}
+
+func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
+func (*ListAuditRequest) Descriptor() ([]byte, []int) {
+	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ListAuditRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *ListAuditRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *ListAuditRequest) GetSinceMs() int64 {
+	if x != nil {
+		return x.SinceMs
+	}
+	return 0
+}
+
+func (x *ListAuditRequest) GetUntilMs() int64 {
+	if x != nil {
+		return x.UntilMs
+	}
+	return 0
+}
+
+type ListAuditResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entries       []*AuditEntry          `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditResponse) Reset() {
+	*x = ListAuditResponse{}
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditResponse) ProtoMessage() {}
+
+func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
+func (*ListAuditResponse) Descriptor() ([]byte, []int) {
+	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ListAuditResponse) GetEntries() []*AuditEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+type ExportAuditRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unix milliseconds; 0 = from the start.
+	SinceMs int64 `protobuf:"varint,1,opt,name=since_ms,json=sinceMs,proto3" json:"since_ms,omitempty"`
+	// Only entries after this position (AuditEntry.seq); 0 = all.
+	AfterSeq      uint64 `protobuf:"varint,2,opt,name=after_seq,json=afterSeq,proto3" json:"after_seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportAuditRequest) Reset() {
+	*x = ExportAuditRequest{}
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportAuditRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportAuditRequest) ProtoMessage() {}
+
+func (x *ExportAuditRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_isobox_relay_v1_relay_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportAuditRequest.ProtoReflect.Descriptor instead.
+func (*ExportAuditRequest) Descriptor() ([]byte, []int) {
+	return file_isobox_relay_v1_relay_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ExportAuditRequest) GetSinceMs() int64 {
+	if x != nil {
+		return x.SinceMs
+	}
+	return 0
+}
+
+func (x *ExportAuditRequest) GetAfterSeq() uint64 {
+	if x != nil {
+		return x.AfterSeq
+	}
+	return 0
+}
+
 var File_isobox_relay_v1_relay_proto protoreflect.FileDescriptor
 
 const file_isobox_relay_v1_relay_proto_rawDesc = "" +
@@ -2068,7 +2355,28 @@ const file_isobox_relay_v1_relay_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value\x12\x16\n" +
 	"\x06source\x18\x03 \x01(\tR\x06source\"K\n" +
 	"\x13GetSettingsResponse\x124\n" +
-	"\bsettings\x18\x01 \x03(\v2\x18.isobox.relay.v1.SettingR\bsettings2\xea\x06\n" +
+	"\bsettings\x18\x01 \x03(\v2\x18.isobox.relay.v1.SettingR\bsettings\"\xd1\x01\n" +
+	"\n" +
+	"AuditEntry\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x13\n" +
+	"\x05at_ms\x18\x03 \x01(\x03R\x04atMs\x12\x16\n" +
+	"\x06source\x18\x04 \x01(\tR\x06source\x12\x14\n" +
+	"\x05actor\x18\x05 \x01(\tR\x05actor\x12\x16\n" +
+	"\x06action\x18\x06 \x01(\tR\x06action\x12\x16\n" +
+	"\x06target\x18\a \x01(\tR\x06target\x12\x16\n" +
+	"\x06detail\x18\b \x01(\tR\x06detail\x12\x16\n" +
+	"\x06remote\x18\t \x01(\tR\x06remote\"t\n" +
+	"\x10ListAuditRequest\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\x05R\x05limit\x12\x14\n" +
+	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x19\n" +
+	"\bsince_ms\x18\x03 \x01(\x03R\asinceMs\x12\x19\n" +
+	"\buntil_ms\x18\x04 \x01(\x03R\auntilMs\"J\n" +
+	"\x11ListAuditResponse\x125\n" +
+	"\aentries\x18\x01 \x03(\v2\x1b.isobox.relay.v1.AuditEntryR\aentries\"L\n" +
+	"\x12ExportAuditRequest\x12\x19\n" +
+	"\bsince_ms\x18\x01 \x01(\x03R\asinceMs\x12\x1b\n" +
+	"\tafter_seq\x18\x02 \x01(\x04R\bafterSeq2\xea\x06\n" +
 	"\x05Relay\x12a\n" +
 	"\x0eListDeliveries\x12&.isobox.relay.v1.ListDeliveriesRequest\x1a'.isobox.relay.v1.ListDeliveriesResponse\x12M\n" +
 	"\vGetDelivery\x12#.isobox.relay.v1.GetDeliveryRequest\x1a\x19.isobox.relay.v1.Delivery\x12Y\n" +
@@ -2079,12 +2387,14 @@ const file_isobox_relay_v1_relay_proto_rawDesc = "" +
 	"\rResumeHandler\x12\x1f.isobox.relay.v1.HandlerRequest\x1a\x18.isobox.relay.v1.Handler\x12F\n" +
 	"\x05Stats\x12\x1d.isobox.relay.v1.StatsRequest\x1a\x1e.isobox.relay.v1.StatsResponse\x12Y\n" +
 	"\x10GetSigningSecret\x12%.isobox.relay.v1.SigningSecretRequest\x1a\x1e.isobox.relay.v1.SigningSecret\x12\\\n" +
-	"\x13RotateSigningSecret\x12%.isobox.relay.v1.SigningSecretRequest\x1a\x1e.isobox.relay.v1.SigningSecret2\x84\x03\n" +
+	"\x13RotateSigningSecret\x12%.isobox.relay.v1.SigningSecretRequest\x1a\x1e.isobox.relay.v1.SigningSecret2\xab\x04\n" +
 	"\bRelayOps\x12g\n" +
 	"\x10ListPushChannels\x12(.isobox.relay.v1.ListPushChannelsRequest\x1a).isobox.relay.v1.ListPushChannelsResponse\x12X\n" +
 	"\vListDevices\x12#.isobox.relay.v1.ListDevicesRequest\x1a$.isobox.relay.v1.ListDevicesResponse\x12[\n" +
 	"\fSendTestPush\x12$.isobox.relay.v1.SendTestPushRequest\x1a%.isobox.relay.v1.SendTestPushResponse\x12X\n" +
-	"\vGetSettings\x12#.isobox.relay.v1.GetSettingsRequest\x1a$.isobox.relay.v1.GetSettingsResponseB6Z4github.com/isobox/isobox/api/isobox/relay/v1;relayv1b\x06proto3"
+	"\vGetSettings\x12#.isobox.relay.v1.GetSettingsRequest\x1a$.isobox.relay.v1.GetSettingsResponse\x12R\n" +
+	"\tListAudit\x12!.isobox.relay.v1.ListAuditRequest\x1a\".isobox.relay.v1.ListAuditResponse\x12Q\n" +
+	"\vExportAudit\x12#.isobox.relay.v1.ExportAuditRequest\x1a\x1b.isobox.relay.v1.AuditEntry0\x01B6Z4github.com/isobox/isobox/api/isobox/relay/v1;relayv1b\x06proto3"
 
 var (
 	file_isobox_relay_v1_relay_proto_rawDescOnce sync.Once
@@ -2098,7 +2408,7 @@ func file_isobox_relay_v1_relay_proto_rawDescGZIP() []byte {
 	return file_isobox_relay_v1_relay_proto_rawDescData
 }
 
-var file_isobox_relay_v1_relay_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_isobox_relay_v1_relay_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_isobox_relay_v1_relay_proto_goTypes = []any{
 	(*Delivery)(nil),                 // 0: isobox.relay.v1.Delivery
 	(*Attempt)(nil),                  // 1: isobox.relay.v1.Attempt
@@ -2129,6 +2439,10 @@ var file_isobox_relay_v1_relay_proto_goTypes = []any{
 	(*GetSettingsRequest)(nil),       // 26: isobox.relay.v1.GetSettingsRequest
 	(*Setting)(nil),                  // 27: isobox.relay.v1.Setting
 	(*GetSettingsResponse)(nil),      // 28: isobox.relay.v1.GetSettingsResponse
+	(*AuditEntry)(nil),               // 29: isobox.relay.v1.AuditEntry
+	(*ListAuditRequest)(nil),         // 30: isobox.relay.v1.ListAuditRequest
+	(*ListAuditResponse)(nil),        // 31: isobox.relay.v1.ListAuditResponse
+	(*ExportAuditRequest)(nil),       // 32: isobox.relay.v1.ExportAuditRequest
 }
 var file_isobox_relay_v1_relay_proto_depIdxs = []int32{
 	1,  // 0: isobox.relay.v1.Delivery.history:type_name -> isobox.relay.v1.Attempt
@@ -2139,39 +2453,44 @@ var file_isobox_relay_v1_relay_proto_depIdxs = []int32{
 	19, // 5: isobox.relay.v1.ListPushChannelsResponse.channels:type_name -> isobox.relay.v1.PushChannel
 	22, // 6: isobox.relay.v1.ListDevicesResponse.devices:type_name -> isobox.relay.v1.Device
 	27, // 7: isobox.relay.v1.GetSettingsResponse.settings:type_name -> isobox.relay.v1.Setting
-	3,  // 8: isobox.relay.v1.Relay.ListDeliveries:input_type -> isobox.relay.v1.ListDeliveriesRequest
-	5,  // 9: isobox.relay.v1.Relay.GetDelivery:input_type -> isobox.relay.v1.GetDeliveryRequest
-	6,  // 10: isobox.relay.v1.Relay.ReplayDelivery:input_type -> isobox.relay.v1.ReplayDeliveryRequest
-	7,  // 11: isobox.relay.v1.Relay.ReplayDeadLetters:input_type -> isobox.relay.v1.ReplayDeadLettersRequest
-	10, // 12: isobox.relay.v1.Relay.ListHandlers:input_type -> isobox.relay.v1.ListHandlersRequest
-	12, // 13: isobox.relay.v1.Relay.PauseHandler:input_type -> isobox.relay.v1.HandlerRequest
-	12, // 14: isobox.relay.v1.Relay.ResumeHandler:input_type -> isobox.relay.v1.HandlerRequest
-	13, // 15: isobox.relay.v1.Relay.Stats:input_type -> isobox.relay.v1.StatsRequest
-	15, // 16: isobox.relay.v1.Relay.GetSigningSecret:input_type -> isobox.relay.v1.SigningSecretRequest
-	15, // 17: isobox.relay.v1.Relay.RotateSigningSecret:input_type -> isobox.relay.v1.SigningSecretRequest
-	17, // 18: isobox.relay.v1.RelayOps.ListPushChannels:input_type -> isobox.relay.v1.ListPushChannelsRequest
-	21, // 19: isobox.relay.v1.RelayOps.ListDevices:input_type -> isobox.relay.v1.ListDevicesRequest
-	24, // 20: isobox.relay.v1.RelayOps.SendTestPush:input_type -> isobox.relay.v1.SendTestPushRequest
-	26, // 21: isobox.relay.v1.RelayOps.GetSettings:input_type -> isobox.relay.v1.GetSettingsRequest
-	4,  // 22: isobox.relay.v1.Relay.ListDeliveries:output_type -> isobox.relay.v1.ListDeliveriesResponse
-	0,  // 23: isobox.relay.v1.Relay.GetDelivery:output_type -> isobox.relay.v1.Delivery
-	8,  // 24: isobox.relay.v1.Relay.ReplayDelivery:output_type -> isobox.relay.v1.ReplayResponse
-	8,  // 25: isobox.relay.v1.Relay.ReplayDeadLetters:output_type -> isobox.relay.v1.ReplayResponse
-	11, // 26: isobox.relay.v1.Relay.ListHandlers:output_type -> isobox.relay.v1.ListHandlersResponse
-	9,  // 27: isobox.relay.v1.Relay.PauseHandler:output_type -> isobox.relay.v1.Handler
-	9,  // 28: isobox.relay.v1.Relay.ResumeHandler:output_type -> isobox.relay.v1.Handler
-	14, // 29: isobox.relay.v1.Relay.Stats:output_type -> isobox.relay.v1.StatsResponse
-	16, // 30: isobox.relay.v1.Relay.GetSigningSecret:output_type -> isobox.relay.v1.SigningSecret
-	16, // 31: isobox.relay.v1.Relay.RotateSigningSecret:output_type -> isobox.relay.v1.SigningSecret
-	20, // 32: isobox.relay.v1.RelayOps.ListPushChannels:output_type -> isobox.relay.v1.ListPushChannelsResponse
-	23, // 33: isobox.relay.v1.RelayOps.ListDevices:output_type -> isobox.relay.v1.ListDevicesResponse
-	25, // 34: isobox.relay.v1.RelayOps.SendTestPush:output_type -> isobox.relay.v1.SendTestPushResponse
-	28, // 35: isobox.relay.v1.RelayOps.GetSettings:output_type -> isobox.relay.v1.GetSettingsResponse
-	22, // [22:36] is the sub-list for method output_type
-	8,  // [8:22] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	29, // 8: isobox.relay.v1.ListAuditResponse.entries:type_name -> isobox.relay.v1.AuditEntry
+	3,  // 9: isobox.relay.v1.Relay.ListDeliveries:input_type -> isobox.relay.v1.ListDeliveriesRequest
+	5,  // 10: isobox.relay.v1.Relay.GetDelivery:input_type -> isobox.relay.v1.GetDeliveryRequest
+	6,  // 11: isobox.relay.v1.Relay.ReplayDelivery:input_type -> isobox.relay.v1.ReplayDeliveryRequest
+	7,  // 12: isobox.relay.v1.Relay.ReplayDeadLetters:input_type -> isobox.relay.v1.ReplayDeadLettersRequest
+	10, // 13: isobox.relay.v1.Relay.ListHandlers:input_type -> isobox.relay.v1.ListHandlersRequest
+	12, // 14: isobox.relay.v1.Relay.PauseHandler:input_type -> isobox.relay.v1.HandlerRequest
+	12, // 15: isobox.relay.v1.Relay.ResumeHandler:input_type -> isobox.relay.v1.HandlerRequest
+	13, // 16: isobox.relay.v1.Relay.Stats:input_type -> isobox.relay.v1.StatsRequest
+	15, // 17: isobox.relay.v1.Relay.GetSigningSecret:input_type -> isobox.relay.v1.SigningSecretRequest
+	15, // 18: isobox.relay.v1.Relay.RotateSigningSecret:input_type -> isobox.relay.v1.SigningSecretRequest
+	17, // 19: isobox.relay.v1.RelayOps.ListPushChannels:input_type -> isobox.relay.v1.ListPushChannelsRequest
+	21, // 20: isobox.relay.v1.RelayOps.ListDevices:input_type -> isobox.relay.v1.ListDevicesRequest
+	24, // 21: isobox.relay.v1.RelayOps.SendTestPush:input_type -> isobox.relay.v1.SendTestPushRequest
+	26, // 22: isobox.relay.v1.RelayOps.GetSettings:input_type -> isobox.relay.v1.GetSettingsRequest
+	30, // 23: isobox.relay.v1.RelayOps.ListAudit:input_type -> isobox.relay.v1.ListAuditRequest
+	32, // 24: isobox.relay.v1.RelayOps.ExportAudit:input_type -> isobox.relay.v1.ExportAuditRequest
+	4,  // 25: isobox.relay.v1.Relay.ListDeliveries:output_type -> isobox.relay.v1.ListDeliveriesResponse
+	0,  // 26: isobox.relay.v1.Relay.GetDelivery:output_type -> isobox.relay.v1.Delivery
+	8,  // 27: isobox.relay.v1.Relay.ReplayDelivery:output_type -> isobox.relay.v1.ReplayResponse
+	8,  // 28: isobox.relay.v1.Relay.ReplayDeadLetters:output_type -> isobox.relay.v1.ReplayResponse
+	11, // 29: isobox.relay.v1.Relay.ListHandlers:output_type -> isobox.relay.v1.ListHandlersResponse
+	9,  // 30: isobox.relay.v1.Relay.PauseHandler:output_type -> isobox.relay.v1.Handler
+	9,  // 31: isobox.relay.v1.Relay.ResumeHandler:output_type -> isobox.relay.v1.Handler
+	14, // 32: isobox.relay.v1.Relay.Stats:output_type -> isobox.relay.v1.StatsResponse
+	16, // 33: isobox.relay.v1.Relay.GetSigningSecret:output_type -> isobox.relay.v1.SigningSecret
+	16, // 34: isobox.relay.v1.Relay.RotateSigningSecret:output_type -> isobox.relay.v1.SigningSecret
+	20, // 35: isobox.relay.v1.RelayOps.ListPushChannels:output_type -> isobox.relay.v1.ListPushChannelsResponse
+	23, // 36: isobox.relay.v1.RelayOps.ListDevices:output_type -> isobox.relay.v1.ListDevicesResponse
+	25, // 37: isobox.relay.v1.RelayOps.SendTestPush:output_type -> isobox.relay.v1.SendTestPushResponse
+	28, // 38: isobox.relay.v1.RelayOps.GetSettings:output_type -> isobox.relay.v1.GetSettingsResponse
+	31, // 39: isobox.relay.v1.RelayOps.ListAudit:output_type -> isobox.relay.v1.ListAuditResponse
+	29, // 40: isobox.relay.v1.RelayOps.ExportAudit:output_type -> isobox.relay.v1.AuditEntry
+	25, // [25:41] is the sub-list for method output_type
+	9,  // [9:25] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_isobox_relay_v1_relay_proto_init() }
@@ -2185,7 +2504,7 @@ func file_isobox_relay_v1_relay_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_isobox_relay_v1_relay_proto_rawDesc), len(file_isobox_relay_v1_relay_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   29,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

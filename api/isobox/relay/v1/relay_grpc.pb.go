@@ -503,6 +503,8 @@ const (
 	RelayOps_ListDevices_FullMethodName      = "/isobox.relay.v1.RelayOps/ListDevices"
 	RelayOps_SendTestPush_FullMethodName     = "/isobox.relay.v1.RelayOps/SendTestPush"
 	RelayOps_GetSettings_FullMethodName      = "/isobox.relay.v1.RelayOps/GetSettings"
+	RelayOps_ListAudit_FullMethodName        = "/isobox.relay.v1.RelayOps/ListAudit"
+	RelayOps_ExportAudit_FullMethodName      = "/isobox.relay.v1.RelayOps/ExportAudit"
 )
 
 // RelayOpsClient is the client API for RelayOps service.
@@ -525,6 +527,11 @@ type RelayOpsClient interface {
 	// GetSettings returns the relay's effective configuration, secrets
 	// redacted.
 	GetSettings(ctx context.Context, in *GetSettingsRequest, opts ...grpc.CallOption) (*GetSettingsResponse, error)
+	// ListAudit lists the relay's audit log, newest first: every change
+	// made through this API (CLI, web console, REST).
+	ListAudit(ctx context.Context, in *ListAuditRequest, opts ...grpc.CallOption) (*ListAuditResponse, error)
+	// ExportAudit streams the audit log, oldest first.
+	ExportAudit(ctx context.Context, in *ExportAuditRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AuditEntry], error)
 }
 
 type relayOpsClient struct {
@@ -575,6 +582,35 @@ func (c *relayOpsClient) GetSettings(ctx context.Context, in *GetSettingsRequest
 	return out, nil
 }
 
+func (c *relayOpsClient) ListAudit(ctx context.Context, in *ListAuditRequest, opts ...grpc.CallOption) (*ListAuditResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAuditResponse)
+	err := c.cc.Invoke(ctx, RelayOps_ListAudit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *relayOpsClient) ExportAudit(ctx context.Context, in *ExportAuditRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AuditEntry], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &RelayOps_ServiceDesc.Streams[0], RelayOps_ExportAudit_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ExportAuditRequest, AuditEntry]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RelayOps_ExportAuditClient = grpc.ServerStreamingClient[AuditEntry]
+
 // RelayOpsServer is the server API for RelayOps service.
 // All implementations must embed UnimplementedRelayOpsServer
 // for forward compatibility.
@@ -595,6 +631,11 @@ type RelayOpsServer interface {
 	// GetSettings returns the relay's effective configuration, secrets
 	// redacted.
 	GetSettings(context.Context, *GetSettingsRequest) (*GetSettingsResponse, error)
+	// ListAudit lists the relay's audit log, newest first: every change
+	// made through this API (CLI, web console, REST).
+	ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error)
+	// ExportAudit streams the audit log, oldest first.
+	ExportAudit(*ExportAuditRequest, grpc.ServerStreamingServer[AuditEntry]) error
 	mustEmbedUnimplementedRelayOpsServer()
 }
 
@@ -616,6 +657,12 @@ func (UnimplementedRelayOpsServer) SendTestPush(context.Context, *SendTestPushRe
 }
 func (UnimplementedRelayOpsServer) GetSettings(context.Context, *GetSettingsRequest) (*GetSettingsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetSettings not implemented")
+}
+func (UnimplementedRelayOpsServer) ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAudit not implemented")
+}
+func (UnimplementedRelayOpsServer) ExportAudit(*ExportAuditRequest, grpc.ServerStreamingServer[AuditEntry]) error {
+	return status.Error(codes.Unimplemented, "method ExportAudit not implemented")
 }
 func (UnimplementedRelayOpsServer) mustEmbedUnimplementedRelayOpsServer() {}
 func (UnimplementedRelayOpsServer) testEmbeddedByValue()                  {}
@@ -710,6 +757,35 @@ func _RelayOps_GetSettings_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RelayOps_ListAudit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAuditRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RelayOpsServer).ListAudit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RelayOps_ListAudit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RelayOpsServer).ListAudit(ctx, req.(*ListAuditRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RelayOps_ExportAudit_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ExportAuditRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(RelayOpsServer).ExportAudit(m, &grpc.GenericServerStream[ExportAuditRequest, AuditEntry]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RelayOps_ExportAuditServer = grpc.ServerStreamingServer[AuditEntry]
+
 // RelayOps_ServiceDesc is the grpc.ServiceDesc for RelayOps service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -733,7 +809,17 @@ var RelayOps_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "GetSettings",
 			Handler:    _RelayOps_GetSettings_Handler,
 		},
+		{
+			MethodName: "ListAudit",
+			Handler:    _RelayOps_ListAudit_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "ExportAudit",
+			Handler:       _RelayOps_ExportAudit_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "isobox/relay/v1/relay.proto",
 }
