@@ -15,6 +15,10 @@ const HOOK = env('HOOK_URL');               // the handler (fails until HOOK_URL
 const SHOTS = env('SHOTS_DIR');
 const ADMIN_PW = env('ADMIN_PASSWORD');
 const VIEWER_PW = env('VIEWER_PASSWORD');
+const DEVICE_CHANNEL = env('DEVICE_CHANNEL'); // the channel a relay board (e2e_test.go) listens on
+const SIG_KEY = env('SIGNATURE_KEY');          // eventrelay's push signature key: never on a page
+// Markup in untrusted text: a delivery payload, a handler URL, a device name.
+const XSS = '<script>alert(1)</script>"><img src=x onerror=alert(2)>';
 
 let step = '';
 const t0 = Date.now();
@@ -45,12 +49,12 @@ async function reloadUntil(page, url, selector, seconds = 30) {
   }
 }
 
-async function ingest(clientID, event, id) {
+async function ingest(clientID, event, id, url = HOOK + '/deal', title = '') {
   const item = {
     client_id: clientID,
     auth: { EVENT_SESSION: 7, LOCAL_USER: 1, application_token: 'apptoken-console' },
     additional: { sendAuth: true, sendRefreshToken: false, category: 'default' },
-    query: { DOMAIN: 'portal.lan', QUERY_URL: HOOK + '/deal', QUERY_DATA: { event, event_handler_id: 3, data: { FIELDS: { ID: id } }, ts: 1700000000 } },
+    query: { DOMAIN: 'portal.lan', QUERY_URL: url, QUERY_DATA: { event, event_handler_id: 3, data: { FIELDS: title ? { ID: id, TITLE: title } : { ID: id } }, ts: 1700000000 } },
   };
   const r = await fetch(INGEST, { method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + PORTAL }, body: JSON.stringify([item]) });
   const body = await r.text();
@@ -62,7 +66,8 @@ async function ingest(clientID, event, id) {
   const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox'] });
   const ctx = await browser.newContext({ viewport: { width: 1360, height: 860 }, locale: 'en-US' });
   const page = await ctx.newPage();
-  page.on('dialog', (d) => d.accept()); // the console's confirmations
+  let alerts = 0; // a script run from untrusted text would alert
+  page.on('dialog', (d) => { if (d.type() === 'alert') alerts++; d.accept(); }); // the console's confirmations
 
   log('the login page, then log in as admin');
   await page.goto(BASE + '/console/login');
@@ -165,6 +170,38 @@ async function ingest(clientID, event, id) {
   assert.match(await page.textContent('main'), /--access-ttl/);
   await shot(page, 'settings');
 
+  log('untrusted markup is shown as text: a delivery payload, a handler URL');
+  const xid = await ingest(clientID, 'ONCRMDEALUPDATE', 43, HOOK + '/deal?x=' + XSS, XSS);
+  await reloadUntil(page, BASE + '/console/deliveries/' + xid, 'h2 span.badge');
+  assert.ok((await page.textContent('main')).includes(XSS), 'the payload\'s markup is not shown literally');
+  assert.equal(await page.locator('main img[src=x]').count(), 0, 'the payload became markup');
+  await page.goto(BASE + '/console/handlers');
+  assert.ok((await page.textContent('main')).includes('/deal?x=' + XSS), 'the handler URL is not shown literally');
+  assert.equal(await page.locator('main img[src=x]').count(), 0, 'the handler URL became markup');
+
+  log('push: channels online, a test message to the board');
+  await reloadUntil(page, BASE + '/console/push', `#push-channels td:text-is("${DEVICE_CHANNEL}")`);
+  await page.fill('#push-test input[name=channel]', DEVICE_CHANNEL);
+  await page.fill('#push-test input[name=text]', 'hello board');
+  await Promise.all([page.waitForNavigation(), page.click('#push-test button')]);
+  assert.match(await page.textContent('.flash.ok'), /has 1 subscribers/);
+  await shot(page, 'push');
+
+  log('devices: the board, its name as text');
+  await reloadUntil(page, BASE + '/console/devices', '#devices tr:has(span.badge.ok)');
+  const devText = await page.textContent('#devices');
+  assert.ok(devText.includes(XSS) && devText.includes('frameBytes=2048') && devText.includes('p' + DEVICE_CHANNEL), 'device row: ' + devText);
+  assert.equal(await page.locator('main img[src=x]').count(), 0, 'the device name became markup');
+  await shot(page, 'devices');
+
+  log('relay settings: effective, secrets redacted');
+  await page.goto(BASE + '/console/relay-settings');
+  const rset = await page.textContent('main');
+  assert.ok(rset.includes('--retry-schedule') && rset.includes('200ms') && /--push-signature-key\s*\(set, not shown\)\s*env/.test(rset), 'relay settings: ' + rset.slice(0, 400));
+  assert.ok(!(await page.content()).includes(SIG_KEY), 'the signature key is on the page');
+  await shot(page, 'relaysettings');
+  assert.equal(alerts, 0, 'a script from untrusted text ran');
+
   log('Russian');
   await page.goto(BASE + '/console/');
   await Promise.all([page.waitForNavigation(), page.click('.langs a:text-is("ru")')]);
@@ -193,6 +230,16 @@ async function ingest(clientID, event, id) {
   assert.equal(await page.locator('form[action$="/pause"]').count(), 0, 'viewer sees pause');
   await page.goto(BASE + '/console/portals');
   assert.equal(await page.locator('form[action="/console/portals/allow"]').count(), 0, 'viewer sees approve');
+  await page.goto(BASE + '/console/push');
+  assert.equal(await page.locator('#push-test').count(), 0, 'viewer sees the test message form');
+  const pushStatus = await page.evaluate(async (ch) => {
+    const csrf = document.querySelector('input[name=csrf]').value;
+    const r = await fetch('/console/push/test', { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: 'csrf=' + encodeURIComponent(csrf) + '&channel=' + ch + '&text=viewer' });
+    return r.status;
+  }, DEVICE_CHANNEL);
+  assert.equal(pushStatus, 403, 'a viewer sent a test message');
+  await page.goto(BASE + '/console/devices');
+  assert.ok((await page.textContent('#devices')).includes(XSS), 'a viewer cannot see the devices');
   // Forging the form with the viewer's own session and token: refused.
   const status = await page.evaluate(async () => {
     const csrf = document.querySelector('input[name=csrf]').value;

@@ -9,6 +9,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -21,7 +22,11 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/coder/websocket"
+
+	"github.com/isobox/isobox/internal/push"
 	"github.com/isobox/isobox/internal/testkit"
 )
 
@@ -84,6 +89,10 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	portal.ClientID, portal.ClientSecret = raw["client_id"].(string), raw["client_secret"].(string)
 
+	// eventrelay's push signature key from the environment: the relay
+	// settings page must show it redacted.
+	sigKey := "e2e-signature-key-" + strings.Repeat("5", 40)
+	t.Setenv("EVENTRELAY_PUSH_SIGNATURE_KEY", sigKey)
 	relayGRPC := "127.0.0.1:" + freePort(t)
 	ap := testkit.Start(t, dir, apBin, []string{"--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
 		"--data-dir", data, "--console-relay-grpc-addr", relayGRPC, "--console-sample-interval", "500ms"}, "http", "grpc", "admin")
@@ -126,6 +135,33 @@ func TestConsoleInBrowser(t *testing.T) {
 	}))
 	defer evil.Close()
 
+	// A relay board whose name (User-Agent) is markup, listening with
+	// small frames as the firmware may.
+	signer, err := push.NewSigner(sigKey, "sha1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const deviceChannel = "0123456789abcdef0123456789abcdef"
+	dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer dcancel()
+	board, _, err := websocket.Dial(dctx, "ws://"+relay.Addr("http")+"/bitrix/subws/?CHANNEL_ID="+signer.SignChannel(deviceChannel)+"&frameBytes=2048",
+		&websocket.DialOptions{HTTPHeader: http.Header{"User-Agent": {`<script>alert(1)</script>"><img src=x onerror=alert(2)>`}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer board.CloseNow()
+	boardGot := make(chan string, 4)
+	go func() {
+		for {
+			_, b, err := board.Read(dctx)
+			if err != nil {
+				close(boardGot)
+				return
+			}
+			boardGot <- string(b)
+		}
+	}()
+
 	shots := t.TempDir()
 	if os.Getenv("ISOBOX_UPDATE_SCREENSHOTS") == "1" {
 		shots, _ = filepath.Abs(filepath.Join("..", "..", "docs"))
@@ -133,7 +169,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	cmd := exec.Command("node", "console.spec.js")
 	cmd.Env = append(os.Environ(), "CONSOLE_URL="+consoleURL, "EVIL_URL="+evil.URL, "INGEST_URL=http://"+relay.Addr("http")+"/v1/events",
 		"PORTAL_AUTH="+portal.ClientID+":"+portal.ClientSecret, "HOOK_URL="+hook.URL, "SHOTS_DIR="+shots,
-		"ADMIN_PASSWORD="+adminPW, "VIEWER_PASSWORD="+viewerPW)
+		"ADMIN_PASSWORD="+adminPW, "VIEWER_PASSWORD="+viewerPW, "DEVICE_CHANNEL="+deviceChannel, "SIGNATURE_KEY="+sigKey)
 	out, err := cmd.CombinedOutput()
 	t.Logf("console.spec.js:\n%s", out)
 	if err != nil {
@@ -142,10 +178,26 @@ func TestConsoleInBrowser(t *testing.T) {
 	if delivered.Load() != 1 {
 		t.Errorf("the replayed event reached the healed handler %d times, want 1", delivered.Load())
 	}
-	for _, name := range []string{"login", "overview", "overview-ru", "apps", "deliveries", "delivery", "dlq", "handlers", "audit", "settings", "portals", "tokens"} {
+	for _, name := range []string{"login", "overview", "overview-ru", "apps", "deliveries", "delivery", "dlq", "handlers", "audit", "settings", "portals", "tokens", "push", "devices", "relaysettings"} {
 		if st, err := os.Stat(filepath.Join(shots, "console-"+name+".png")); err != nil || st.Size() < 5000 {
 			t.Errorf("screenshot %s: %v", name, err)
 		}
+	}
+	// The board got the console's test message (and only the admin's).
+	select {
+	case f := <-boardGot:
+		if !strings.Contains(f, `"module_id":"isobox","command":"test"`) || !strings.Contains(f, `"text":"hello board","sent_by":"admin"`) {
+			t.Errorf("the board got %q", f)
+		}
+	case <-dctx.Done():
+		t.Error("the board got no test message")
+	}
+	select {
+	case f, ok := <-boardGot:
+		if ok {
+			t.Errorf("the board got a second frame %q (the viewer's test message?)", f)
+		}
+	default:
 	}
 	// The browser's changes are in the audit log the CLI exports.
 	exp := cli("", "audit", "export")

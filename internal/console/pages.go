@@ -86,6 +86,10 @@ func (c *Console) routes() {
 	m.Handle("GET "+Prefix+"audit", c.auth("audit", false, c.audit))
 	m.Handle("GET "+Prefix+"audit.jsonl", c.auth("audit", false, c.auditExport))
 	m.Handle("GET "+Prefix+"settings", c.auth("settings", false, c.settings))
+	m.Handle("GET "+Prefix+"push", c.auth("push", false, c.push))
+	m.Handle("POST "+Prefix+"push/test", c.auth("push", false, c.pushTest))
+	m.Handle("GET "+Prefix+"devices", c.auth("devices", false, c.devices))
+	m.Handle("GET "+Prefix+"relay-settings", c.auth("relaysettings", false, c.relaySettings))
 	c.mux = m
 }
 
