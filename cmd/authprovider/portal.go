@@ -155,10 +155,30 @@ func restMetrics(reg prometheus.Registerer, log *slog.Logger, known func(string)
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 		next.ServeHTTP(sw, r)
 		took := time.Since(start)
-		calls.WithLabelValues(method, strconv.Itoa(sw.code)).Inc()
+		calls.WithLabelValues(method, codeLabel(sw.code)).Inc()
 		dur.WithLabelValues(method).Observe(took.Seconds())
-		log.Debug("rest call", "method", method, "status", sw.code, "took", took.String(), "remote", r.RemoteAddr)
+		if log.Enabled(r.Context(), slog.LevelDebug) { // no argument boxing per call otherwise
+			log.Debug("rest call", "method", method, "status", sw.code, "took", took.String(), "remote", r.RemoteAddr)
+		}
 	})
+}
+
+// codeLabel is the status label of isobox_rest_calls_total, without an
+// allocation for the usual ones.
+func codeLabel(code int) string {
+	switch code {
+	case http.StatusOK:
+		return "200"
+	case http.StatusBadRequest:
+		return "400"
+	case http.StatusUnauthorized:
+		return "401"
+	case http.StatusForbidden:
+		return "403"
+	case http.StatusNotFound:
+		return "404"
+	}
+	return strconv.Itoa(code)
 }
 
 // statusWriter remembers the status written.

@@ -120,13 +120,29 @@ func requestBase(r *http.Request) string {
 func (h *Handler) readForm(w http.ResponseWriter, r *http.Request, limit int64) (*phpform.Array, *bitrix.Error) {
 	raw := r.URL.RawQuery
 	if r.Method == http.MethodPost || r.Method == http.MethodPut {
-		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+		b, err := readBody(w, r, limit)
 		if err != nil {
 			return nil, bitrix.BodyError(err)
 		}
 		raw = string(b)
 	}
 	return ParseForm(raw)
+}
+
+// readBody reads a request body of at most limit bytes: into one buffer
+// of its length when the length is announced (the portal's calls), else
+// growing as io.ReadAll does.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	body := http.MaxBytesReader(w, r.Body, limit)
+	if n := r.ContentLength; n >= 0 && n <= limit {
+		// net/http ends the body after ContentLength bytes.
+		b := make([]byte, n)
+		if _, err := io.ReadFull(body, b); err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+	return io.ReadAll(body)
 }
 
 // ParseForm parses a call's form body with PHP's parse_str semantics.
@@ -453,6 +469,10 @@ func (h *Handler) serveMethod(w http.ResponseWriter, r *http.Request, method str
 			h.log.Error("portal: "+method, "portal", portal.ID, "err", err)
 		}
 		bitrix.WriteError(w, be)
+		return
+	}
+	if ra, ok := res.(resultAppender); ok {
+		writeResult(w, ra)
 		return
 	}
 	bitrix.WriteJSON(w, http.StatusOK, struct {
