@@ -72,42 +72,41 @@ func msOf(t time.Time) int64 {
 }
 
 // auditCall is the prologue of the audit commands: their flags (--since
-// and extra), no arguments, a RelayOps connection.
+// and extra), no arguments, a RelayOps connection (ctx carries its key).
 type auditCall struct {
 	c     *cli
 	since int64 // unix ms, 0 = none
 	ops   relayv1.RelayOpsClient
-	ctx   context.Context
 	done  func()
 }
 
-func startAudit(ctx context.Context, name string, args []string, stdout, stderr io.Writer, extra func(fs *flag.FlagSet)) (*auditCall, error) {
+func startAudit(ctx context.Context, name string, args []string, stdout, stderr io.Writer, extra func(fs *flag.FlagSet)) (*auditCall, context.Context, error) {
 	var since string
 	c, err := parseCLI(name, args, stdout, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&since, "since", "", "only entries since then: a duration back (24h) or an RFC 3339 time")
 		extra(fs)
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := c.noArgs(name); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	t, err := sinceFlag(since)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ops, ctx, done, err := c.dialOps(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &auditCall{c: c, since: msOf(t), ops: ops, ctx: ctx, done: done}, nil
+	return &auditCall{c: c, since: msOf(t), ops: ops, done: done}, ctx, nil
 }
 
 func auditList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var actor string
 	var limit int
-	a, err := startAudit(ctx, "audit list", args, stdout, stderr, func(fs *flag.FlagSet) {
+	a, ctx, err := startAudit(ctx, "audit list", args, stdout, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&actor, "actor", "", "only this actor's entries")
 		fs.IntVar(&limit, "limit", 200, "at most this many (max 10000)")
 	})
@@ -115,7 +114,7 @@ func auditList(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer a.done()
-	resp, err := a.ops.ListAudit(a.ctx, &relayv1.ListAuditRequest{Limit: int32(limit), Actor: actor, SinceMs: a.since})
+	resp, err := a.ops.ListAudit(ctx, &relayv1.ListAuditRequest{Limit: int32(limit), Actor: actor, SinceMs: a.since})
 	if err != nil {
 		return cliError(err)
 	}
@@ -132,14 +131,14 @@ func auditList(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 func auditExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var after uint64
-	a, err := startAudit(ctx, "audit export", args, stdout, stderr, func(fs *flag.FlagSet) {
+	a, ctx, err := startAudit(ctx, "audit export", args, stdout, stderr, func(fs *flag.FlagSet) {
 		fs.Uint64Var(&after, "after-seq", 0, "only entries after this position (the seq of the last line of an earlier export)")
 	})
 	if err != nil {
 		return err
 	}
 	defer a.done()
-	stream, err := a.ops.ExportAudit(a.ctx, &relayv1.ExportAuditRequest{SinceMs: a.since, AfterSeq: after})
+	stream, err := a.ops.ExportAudit(ctx, &relayv1.ExportAuditRequest{SinceMs: a.since, AfterSeq: after})
 	if err != nil {
 		return cliError(err)
 	}
