@@ -125,6 +125,11 @@ func ServerConfig(p *Pair, clientCAs *x509.CertPool, auth ClientAuth) *tls.Confi
 	c := &tls.Config{
 		MinVersion:     tls.VersionTLS12,
 		GetCertificate: p.GetCertificate,
+		// TLS 1.2 with AEAD suites only (TLS 1.3's are all AEAD): Go's
+		// defaults still accept the CBC suites, which a client talked
+		// down to them would use. Every client isobox meets (Go, PHP's
+		// curl, browsers, BearSSL on the ESP8266) offers these.
+		CipherSuites: aeadSuites(),
 	}
 	if clientCAs != nil {
 		c.ClientCAs = clientCAs
@@ -205,4 +210,13 @@ func Load(certFile, keyFile, caFile string, log *slog.Logger) (*Pair, *x509.Cert
 		}
 	}
 	return pair, cas, nil
+}
+
+// aeadSuites returns the TLS 1.2 suites a server accepts: ECDHE key
+// exchange with AES-GCM or ChaCha20-Poly1305.
+func aeadSuites() []uint16 {
+	return []uint16{
+		tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+		tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+	}
 }
