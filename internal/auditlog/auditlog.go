@@ -90,13 +90,20 @@ func cut(s string, n int) string {
 	return strings.ToValidUTF8(s, "")
 }
 
+// NewID returns an entry id for time at: sortable (the time in
+// milliseconds first, then randomness), 29 characters. The web console's
+// audit log uses the same form.
+func NewID(at time.Time) string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return fmt.Sprintf("%013x%s", at.UnixMilli(), hex.EncodeToString(b))[:29]
+}
+
 // Record appends e; its ID and At are set here. Detail must hold no
 // secret.
 func (l *Log) Record(ctx context.Context, e Entry) error {
-	b := make([]byte, 8)
-	rand.Read(b)
 	at := l.now().UTC()
-	e.ID = fmt.Sprintf("%013x%s", at.UnixMilli(), hex.EncodeToString(b))[:29]
+	e.ID = NewID(at)
 	e.At, e.Seq = at, 0
 	e.Source, e.Actor, e.Action = cut(e.Source, 16), cut(e.Actor, 64), cut(e.Action, 64)
 	e.Target, e.Detail, e.Remote = cut(e.Target, 255), cut(e.Detail, 4000), cut(e.Remote, 128)

@@ -6,24 +6,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/isobox/isobox/internal/testkit"
 )
 
 func openLog(t *testing.T) (*Log, *testkit.Clock) {
 	t.Helper()
-	nc, err := nats.Connect(testkit.NATS(t).ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := Open(context.Background(), js, 1)
+	l, err := Open(context.Background(), testkit.JetStream(t, testkit.NATS(t).ClientURL()), 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,13 +2,12 @@ package console
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"time"
 
+	"github.com/isobox/isobox/internal/auditlog"
 	"github.com/isobox/isobox/internal/store"
 )
 
@@ -47,11 +46,8 @@ func NewAudit(db *store.DB) *Audit { return &Audit{db: db, now: time.Now} }
 // Record appends e (its ID and At are set here). Detail must hold no
 // secret.
 func (a *Audit) Record(ctx context.Context, e Entry) error {
-	b := make([]byte, 8)
-	rand.Read(b)
 	at := a.now()
-	// Sortable ids: time first, then randomness.
-	e.ID = fmt.Sprintf("%013x%s", at.UnixMilli(), hex.EncodeToString(b))[:29]
+	e.ID = auditlog.NewID(at)
 	_, err := a.db.ExecContext(ctx, `INSERT INTO audit_log (id, at_ms, source, actor, action, target, detail, remote) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		e.ID, at.UnixMilli(), truncate(e.Source, 16), truncate(e.Actor, 64), truncate(e.Action, 64), truncate(e.Target, 255), truncate(e.Detail, 4000), truncate(e.Remote, 128))
 	if err != nil {

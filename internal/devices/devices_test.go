@@ -7,9 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/isobox/isobox/internal/push"
 	"github.com/isobox/isobox/internal/testkit"
 )
@@ -27,23 +24,9 @@ func (s *subs) get() []push.Subscriber {
 	return append([]push.Subscriber(nil), s.s...)
 }
 
-func js(t *testing.T, url string) jetstream.JetStream {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
-}
-
 func tracker(t *testing.T, url, instance string, src *subs, clock *testkit.Clock) *Tracker {
 	t.Helper()
-	tr, err := Open(context.Background(), Config{JS: js(t, url), Instance: instance, Source: src.get})
+	tr, err := Open(context.Background(), Config{JS: testkit.JetStream(t, url), Instance: instance, Source: src.get})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // NATS starts a NATS server with JetStream on a random loopback port, storing
@@ -52,4 +54,20 @@ func NATSWith(t testing.TB, storeDir string, configure func(*server.Options)) *s
 		srv.WaitForShutdown()
 	})
 	return srv
+}
+
+// JetStream connects to the NATS server at url (closed when the test ends)
+// and returns its JetStream context.
+func JetStream(t testing.TB, url string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
 }
