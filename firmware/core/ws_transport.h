@@ -30,12 +30,30 @@
 //  - disconnect() (and the DISCONNECTED event it fires) may not run inside
 //    the library's own callback, which still uses the socket afterwards:
 //    Close only marks the socket for release after loop() returns.
+//
+// wss:// (eventrelay's TLS listener): the library's own TLS path checks a
+// certificate's SHA-1 fingerprint or nothing at all (setInsecure), and
+// cannot pin a key. So wss:// needs a client class with
+//   beginPinned(host, port, path, der, len)  begin a TLS attempt whose
+//       socket accepts only the server key der (DER SubjectPublicKeyInfo):
+//       BearSSL's known-key mode on the board
+//       (arduino/isobox_relay/pinned_tls.h), OpenSSL with the same check
+//       on the host (test/ws_host/tls_net.h);
+//   takeKeyRefused()    true once after an attempt refused for the key;
+//   pinnedConnection()  the open connection was made by the pinned socket
+//       (false means the library was built without it: refused).
+// With a client class without beginPinned (the board's ws://-only build)
+// or without a pin (SetPin), Open refuses every wss:// URL: never TLS that
+// checks nothing.
 #ifndef ISOBOX_FW_WS_TRANSPORT_H
 #define ISOBOX_FW_WS_TRANSPORT_H
 
 #include <WebSocketsClient.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <type_traits>
+#include <utility>
 
 #include "link.h"
 #include "ports.h"
@@ -51,6 +69,13 @@ struct Heartbeat {
   uint32_t timeout_ms = 3000;
   uint8_t misses = 2;
 };
+
+// Whether WsClient can make pinned TLS connections (see above).
+template <class C, class = void>
+struct CanPin : std::false_type {};
+template <class C>
+struct CanPin<C, std::void_t<decltype(std::declval<C&>().beginPinned(
+                     "", uint16_t{0}, "", static_cast<const uint8_t*>(nullptr), size_t{0}))>> : std::true_type {};
 
 template <class WsClient>
 class WsTransport : public Transport {
@@ -81,13 +106,27 @@ class WsTransport : public Transport {
     ws_.setReconnectInterval(kNever);
   }
 
+  // The key wss:// connections must meet (DER SubjectPublicKeyInfo, checked
+  // by core/pin.h CheckSpki); it must outlive the transport (the settings).
+  void SetPin(const uint8_t* der, size_t n) {
+    pin_ = n > 0 ? der : nullptr;
+    pin_len_ = pin_ != nullptr ? n : 0;
+  }
+  static constexpr bool kCanPin = CanPin<WsClient>::value;
+
   bool Open(const char* url) override {
     WsTarget t;
-    if (!SplitWsUrl(url, &t) || t.secure) return false;  // TLS: not in this adapter yet
+    if (!SplitWsUrl(url, &t)) return false;
+    if (t.secure && (!kCanPin || pin_ == nullptr)) return false;  // no unverified TLS, ever
     phase_ = Phase::kIdle;  // events of the old socket are not the link's
     Release();              // frees what a failed attempt left (begin() would leak it)
     ws_.setReconnectInterval(0);
-    ws_.begin(t.host, t.port, t.path, "");  // no subprotocol: eventrelay expects none
+    secure_ = t.secure;
+    if (secure_) {
+      BeginPinned(t);
+    } else {
+      ws_.begin(t.host, t.port, t.path, "");  // no subprotocol: eventrelay expects none
+    }
     phase_ = Phase::kArmed;
     ++opens_;
     return true;
@@ -117,6 +156,9 @@ class WsTransport : public Transport {
 
   Phase phase() const { return phase_; }
   uint32_t opens() const { return opens_; }
+  // wss:// connections refused because the library's TLS client was not
+  // the pinned one (a build without it).
+  uint32_t unpinned() const { return unpinned_; }
   WsClient& client() { return ws_; }
 
  private:
@@ -125,15 +167,37 @@ class WsTransport : public Transport {
     ws_.disconnect();
   }
 
+  void BeginPinned(const WsTarget& t) {
+    if constexpr (kCanPin) ws_.beginPinned(t.host, t.port, t.path, pin_, pin_len_);
+  }
+  bool TakeKeyRefused() {
+    if constexpr (kCanPin) return ws_.takeKeyRefused();
+    return false;
+  }
+  bool PinnedConnection() {
+    if constexpr (kCanPin) return ws_.pinnedConnection();
+    return false;
+  }
+
   void OnEvent(WStype_t type, uint8_t* payload, size_t length) {
     if (link_ == nullptr || phase_ == Phase::kIdle) return;
     const char* data = reinterpret_cast<const char*>(payload);
     switch (type) {
       case WStype_CONNECTED:
+        if (secure_ && !PinnedConnection()) {
+          // TLS that did not check the pin (the library made its own
+          // client): drop it before a byte is read, as a failed attempt.
+          ++unpinned_;
+          phase_ = Phase::kIdle;
+          release_ = true;
+          link_->OnClose();
+          break;
+        }
         link_->OnOpen();
         break;
       case WStype_DISCONNECTED:
         phase_ = Phase::kIdle;
+        if (secure_ && TakeKeyRefused()) link_->OnKeyRefused();
         link_->OnClose();
         break;
       case WStype_TEXT:  // a whole frame
@@ -161,7 +225,11 @@ class WsTransport : public Transport {
   Link* link_ = nullptr;
   Phase phase_ = Phase::kIdle;
   bool release_ = false;
+  bool secure_ = false;
+  const uint8_t* pin_ = nullptr;
+  size_t pin_len_ = 0;
   uint32_t opens_ = 0;
+  uint32_t unpinned_ = 0;
 };
 
 }  // namespace isobox

@@ -46,6 +46,10 @@ type relay struct {
 	httpAddr string
 	args     []string
 	p        *testkit.Proc
+	// scheme and client reach the publish endpoint: https with the test
+	// CA when eventrelay serves TLS (tls_test.go).
+	scheme string
+	client *http.Client
 }
 
 func freePort(t *testing.T) string {
@@ -58,7 +62,8 @@ func freePort(t *testing.T) string {
 }
 
 func startRelay(t *testing.T, extra ...string) *relay {
-	r := &relay{t: t, bin: testkit.Build(t, "github.com/isobox/isobox/cmd/eventrelay"), dir: t.TempDir(), httpAddr: freePort(t)}
+	r := &relay{t: t, bin: testkit.Build(t, "github.com/isobox/isobox/cmd/eventrelay"), dir: t.TempDir(), httpAddr: freePort(t),
+		scheme: "http", client: http.DefaultClient}
 	r.args = append([]string{"--http-addr", r.httpAddr, "--publish-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0",
 		"--admin-addr", "127.0.0.1:0", "--nats-sync-always=false", "--push-signature-key", sigKey}, extra...)
 	r.start()
@@ -80,7 +85,7 @@ func (r *relay) stop() {
 // publish posts a message to channel ch (unsigned id) as the portal does.
 func (r *relay) publish(ch, body string) {
 	r.t.Helper()
-	resp, err := http.Post("http://"+r.p.Addr("publish")+"/bitrix/pub/?CHANNEL_ID="+ch, "application/json", strings.NewReader(body))
+	resp, err := r.client.Post(r.scheme+"://"+r.p.Addr("publish")+"/bitrix/pub/?CHANNEL_ID="+ch, "application/json", strings.NewReader(body))
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -102,7 +107,7 @@ func (r *relay) waitSubscribers(ch string, n int) {
 	deadline := time.Now().Add(30 * time.Second)
 	var got string
 	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + r.p.Addr("publish") + "/bitrix/pub/?CHANNEL_ID=" + ch)
+		resp, err := r.client.Get(r.scheme + "://" + r.p.Addr("publish") + "/bitrix/pub/?CHANNEL_ID=" + ch)
 		if err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
@@ -125,12 +130,13 @@ type device struct {
 	seen  []string
 }
 
-func startDevice(t *testing.T, bin, addr, channel, relays string, replay bool) *device {
+func startDevice(t *testing.T, bin, addr, channel, relays string, replay bool, extra ...string) *device {
 	host, port, _ := net.SplitHostPort(addr)
 	args := []string{host, port, channel, relays}
 	if replay {
 		args = append(args, "replay")
 	}
+	args = append(args, extra...)
 	d := &device{t: t, cmd: exec.Command(bin, args...), lines: make(chan string, 1024)}
 	d.cmd.Stderr = os.Stderr
 	var err error

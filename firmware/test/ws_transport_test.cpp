@@ -340,3 +340,106 @@ TEST(ws_url_split) {
   CHECK(!isobox::SplitWsUrl("ws://:1/", &t));
   CHECK(!isobox::SplitWsUrl("ws://a:1", &t));
 }
+
+namespace {
+
+// A client with pinned wss:// over the scripted peer: the TLS socket's
+// handshake outcome is the test's (key_ok), and pinned says whether the
+// library's TLS client was the pinned one (false: a build without it).
+struct ScriptedPinned : WebSocketsClient {
+  static Peer* peer;
+  static bool key_ok;
+  static bool pinned;
+  bool refused = false;
+  bool used = false;
+  std::string pin;
+  void beginPinned(const char* host, uint16_t port, const char* url, const uint8_t* der, size_t n) {
+    pin.assign(reinterpret_cast<const char*>(der), n);
+    ssl_factory = [this]() -> HostNet* {
+      struct Tls : ScriptedNet {
+        ScriptedPinned* owner;
+        Tls(Peer& peer_, ScriptedPinned* o) : ScriptedNet(peer_), owner(o) {}
+        bool connect(const char* h, uint16_t at) override {
+          owner->used = false;
+          if (!key_ok) {
+            ++p.connects;
+            owner->refused = true;  // the handshake met another key
+            return false;
+          }
+          owner->used = pinned;
+          return ScriptedNet::connect(h, at);
+        }
+      };
+      return new Tls(*peer, this);
+    };
+    beginSSL(host, port, url, nullptr, "");
+  }
+  bool takeKeyRefused() {
+    bool r = refused;
+    refused = false;
+    return r;
+  }
+  bool pinnedConnection() const { return used; }
+};
+Peer* ScriptedPinned::peer = nullptr;
+bool ScriptedPinned::key_ok = true;
+bool ScriptedPinned::pinned = true;
+
+using PinnedWs = isobox::WsTransport<ScriptedPinned>;
+
+const uint8_t kDer[] = {0x30, 0x59, 0x30, 0x13};  // stands for a key: the adapter only hands it on
+
+}  // namespace
+
+TEST(ws_wss_needs_a_pin_and_a_pinning_client) {
+  static_assert(!isobox::WsTransport<WebSocketsClient>::kCanPin, "the plain library client cannot pin");
+  static_assert(PinnedWs::kCanPin, "beginPinned is detected");
+  const char* url = "wss://10.0.0.2:8090/bitrix/subws/?CHANNEL_ID=x";
+  isobox::WsTransport<WebSocketsClient> plain;
+  plain.SetPin(kDer, sizeof kDer);
+  CHECK(!plain.Open(url));  // no unverified TLS: the library's own TLS client is never used
+  PinnedWs nopin;
+  CHECK(!nopin.Open(url));
+  nopin.SetPin(kDer, 0);
+  CHECK(!nopin.Open(url));
+  CHECK(nopin.Open("ws://10.0.0.2:8090/bitrix/subws/?CHANNEL_ID=x"));  // ws:// still works
+}
+
+TEST(ws_wss_pinned_connects_and_reports_a_refused_key) {
+  Rig<PinnedWs> r;
+  ScriptedPinned::peer = &r.peer;
+  ScriptedPinned::key_ok = false;
+  ScriptedPinned::pinned = true;
+  r.net.SetPin(kDer, sizeof kDer);
+  CHECK(r.link.Configure("10.0.0.2", 8090, kChan, false, true));
+  r.Run(200);
+  CHECK(r.peer.connects >= 1);
+  CHECK(r.link.key_refused());
+  CHECK(r.link.stats().key_refusals >= 1);
+  CHECK(r.link.state() != Link::State::kOpen);
+  CHECK_STR(r.net.client().pin, std::string(reinterpret_cast<const char*>(kDer), sizeof kDer));
+  CHECK(r.net.client().live_sockets <= 1);  // each refused attempt's socket is freed
+  // The key comes back: the next attempt opens and clears the refusal.
+  ScriptedPinned::key_ok = true;
+  // (The scripted peer answers no heartbeat: stop at the first open.)
+  for (int i = 0; i < 600 && r.link.state() != Link::State::kOpen; ++i) r.Run(100, 10);
+  CHECK(r.link.state() == Link::State::kOpen);
+  CHECK(!r.link.key_refused());
+  CHECK(r.peer.last_request.find("GET /bitrix/subws/?CHANNEL_ID=") == 0);
+  ScriptedPinned::peer = nullptr;
+}
+
+TEST(ws_wss_connection_not_made_by_the_pinned_client_is_dropped) {
+  Rig<PinnedWs> r;
+  ScriptedPinned::peer = &r.peer;
+  ScriptedPinned::key_ok = true;
+  ScriptedPinned::pinned = false;  // as if the library had made its own WiFiClientSecure
+  r.net.SetPin(kDer, sizeof kDer);
+  CHECK(r.link.Configure("10.0.0.2", 8090, kChan, false, true));
+  r.Run(20000, 100);
+  CHECK(r.net.unpinned() >= 1);
+  CHECK_EQ(r.link.stats().connects, 0);
+  CHECK(r.link.state() != Link::State::kOpen);
+  ScriptedPinned::pinned = true;
+  ScriptedPinned::peer = nullptr;
+}

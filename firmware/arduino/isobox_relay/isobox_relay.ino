@@ -197,6 +197,7 @@ void setup() {
                 link_.Configure(settings_.host, settings_.port, settings_.channel,
                                 settings_.replay_from_start != 0, secure);
   transport_.Attach(&link_);
+  transport_.SetPin(settings_.pin, settings_.pin_len);  // wss:// meets only this key
   portal_.Begin();
 
   forced_portal_ = safe_mode_ || digitalRead(ISOBOX_SETUP_BUTTON_PIN) == LOW;

@@ -4,10 +4,16 @@
 // socket. Pins, flash and Wi-Fi are stand-ins driven through stdin and
 // reported on stdout, one event per line:
 //
-//   hostrelay HOST PORT CHANNEL RELAYS [replay]
+//   hostrelay HOST PORT CHANNEL RELAYS [replay] [pin=BASE64] [rx=BYTES]
+//   pin=: wss:// to eventrelay's TLS listener with this public key pinned
+//         (the text the setup page takes, core/pin.h), over OpenSSL with
+//         BearSSL's known-key check (test/ws_host/tls_net.h); rx= is the
+//         board's TLS receive buffer (default 16384)
 //   stdin:  "down" / "up" (Wi-Fi lost / back), "status", "quit"
 //   stdout: "open", "close", "relay NAME on|off mid=MID", "renewed CHANNEL",
-//           "status state=N mid=MID connects=N silences=N renewals=N gaps=N duplicates=N"
+//           "keyrefused" (a TLS attempt met another key),
+//           "status state=N mid=MID connects=N silences=N renewals=N gaps=N duplicates=N
+//            keyrefusals=N led=0|1 largest_record=N"
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,10 +23,13 @@
 
 #include <string>
 
+#include "../../core/device.h"
 #include "../../core/link.h"
+#include "../../core/pin.h"
 #include "../../core/settings.h"
 #include "../../core/ws_transport.h"
 #include "posix_net.h"
+#include "tls_net.h"
 
 unsigned long millis() {
   timespec ts;
@@ -48,7 +57,13 @@ bool g_open = false;
 // Prints "open"/"close" when the link's state crossed it; called after
 // every loop() pass and before a command line, since the frames of a replay
 // arrive in the same loop() as the handshake.
+bool g_refused = false;
+
 void ReportState() {
+  if (g_link->key_refused() != g_refused) {
+    g_refused = g_link->key_refused();
+    if (g_refused) printf("keyrefused\n");
+  }
   bool open = g_link->state() == isobox::Link::State::kOpen;
   if (open == g_open) return;
   g_open = open;
@@ -67,7 +82,7 @@ struct Listener : isobox::LinkListener {
 
 int main(int argc, char** argv) {
   if (argc < 5) {
-    fprintf(stderr, "usage: %s HOST PORT CHANNEL RELAYS [replay]\n", argv[0]);
+    fprintf(stderr, "usage: %s HOST PORT CHANNEL RELAYS [replay] [pin=BASE64] [rx=BYTES]\n", argv[0]);
     return 2;
   }
   setvbuf(stdout, nullptr, _IOLBF, 0);
@@ -89,11 +104,33 @@ int main(int argc, char** argv) {
                settings.relays[i].onAtBoot);
   }
   relays.Begin();
-  isobox::WsTransport<WebSocketsClient> transport;
+  isobox::WsTransport<PinnedHostClient> transport;
   isobox::Link link(clock, rnd, transport, relays, &listener);
   g_link = &link;
-  bool replay = argc > 5 && strcmp(argv[5], "replay") == 0;
-  if (!link.Configure(argv[1], static_cast<uint16_t>(atoi(argv[2])), argv[3], replay)) {
+  bool replay = false;
+  for (int i = 5; i < argc; ++i) {
+    if (strcmp(argv[i], "replay") == 0) {
+      replay = true;
+    } else if (strncmp(argv[i], "pin=", 4) == 0) {
+      size_t n = 0;
+      isobox::KeyInfo info;
+      isobox::PinError e = isobox::ParsePin(argv[i] + 4, settings.pin, sizeof settings.pin, &n, &info);
+      if (e != isobox::PinError::kOk) {
+        fprintf(stderr, "pin: %s\n", isobox::PinErrorText(e));
+        return 2;
+      }
+      settings.pin_len = static_cast<uint16_t>(n);
+      settings.tls = isobox::kPinnedWss;
+    } else if (strncmp(argv[i], "rx=", 3) == 0) {
+      transport.client().rx_bytes = static_cast<size_t>(atoi(argv[i] + 3));
+    } else {
+      fprintf(stderr, "unknown argument %s\n", argv[i]);
+      return 2;
+    }
+  }
+  transport.SetPin(settings.pin, settings.pin_len);
+  if (!link.Configure(argv[1], static_cast<uint16_t>(atoi(argv[2])), argv[3], replay,
+                      settings.tls == isobox::kPinnedWss)) {
     fprintf(stderr, "bad host, port or channel\n");
     return 2;
   }
@@ -116,9 +153,16 @@ int main(int argc, char** argv) {
         if (cmd == "up") link.SetNetwork(true);
         if (cmd == "quit") return 0;
         if (cmd == "status") {
-          printf("status state=%d mid=%s connects=%u silences=%u renewals=%u gaps=%u duplicates=%u\n",
+          const TlsOutcome* o = transport.client().outcome();
+          printf("status state=%d mid=%s connects=%u silences=%u renewals=%u gaps=%u duplicates=%u keyrefusals=%u "
+                 "led=%d largest_record=%zu\n",
                  static_cast<int>(link.state()), link.last_mid(), link.stats().connects, link.stats().silences,
-                 link.stats().renewals, link.stats().gaps, link.stats().duplicates);
+                 link.stats().renewals, link.stats().gaps, link.stats().duplicates, link.stats().key_refusals,
+                 isobox::StatusLedLit(link.state() == isobox::Link::State::kOpen, link.key_refused(),
+                                      static_cast<uint32_t>(millis()))
+                     ? 1
+                     : 0,
+                 o != nullptr ? o->largest_record : size_t{0});
         }
       }
     }

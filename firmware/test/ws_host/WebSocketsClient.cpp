@@ -56,6 +56,7 @@ void WebSocketsClient::begin(const char* host, uint16_t port, const char* url, c
   _port = port;
   _client.status = WSC_NOT_CONNECTED;
   _client.tcp = nullptr;
+  _client.isSSL = false;
   _client.cUrl = url;
   _client.cCode = 0;
   _client.cIsUpgrade = false;
@@ -71,6 +72,12 @@ void WebSocketsClient::begin(const char* host, uint16_t port, const char* url, c
   rx_.clear();
 }
 
+// WebSocketsClient::beginSSL: begin(), then isSSL.
+void WebSocketsClient::beginSSL(const char* host, uint16_t port, const char* url, const uint8_t*, const char* protocol) {
+  begin(host, port, url, protocol);
+  _client.isSSL = true;
+}
+
 // WebSocketsClient::loop (non-async network types).
 void WebSocketsClient::loop() {
   if (_port == 0) return;
@@ -81,7 +88,11 @@ void WebSocketsClient::loop() {
       DeleteNet(_client.tcp);
       _client.tcp = nullptr;
     }
-    _client.tcp = net_factory ? net_factory() : nullptr;
+    if (_client.isSSL) {
+      _client.tcp = ssl_factory ? ssl_factory() : nullptr;
+    } else {
+      _client.tcp = net_factory ? net_factory() : nullptr;
+    }
     if (!_client.tcp) return;
     ++live_sockets;
     ++connect_attempts_;

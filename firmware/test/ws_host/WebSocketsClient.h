@@ -32,6 +32,9 @@ unsigned long millis();
 #define WEBSOCKETS_MAX_DATA_SIZE (15 * 1024)
 #endif
 #define WEBSOCKETS_TCP_TIMEOUT (5000)
+// The library has a TLS client on the ESP8266 (WEBSOCKETS_NETWORK_SSL_CLASS,
+// BearSSL's WiFiClientSecure): so does this reproduction (ssl_factory).
+#define HAS_SSL
 
 typedef enum { WSC_NOT_CONNECTED, WSC_HEADER, WSC_BODY, WSC_CONNECTED } WSclientsStatus_t;
 
@@ -70,6 +73,10 @@ class WebSocketsClient {
   // Makes the socket of each connection attempt (the library does
   // `new WEBSOCKETS_NETWORK_CLASS()`); set by the test.
   static std::function<HostNet*()> net_factory;
+  // The TLS socket of a beginSSL client's attempt (the library does
+  // `new WEBSOCKETS_NETWORK_SSL_CLASS()`, then configures its checks); set
+  // by the test or by a subclass. connect() makes TCP and the handshake.
+  std::function<HostNet*()> ssl_factory;
   // Sockets created and not yet deleted, across all clients: a leak shows.
   static int live_sockets;
 
@@ -77,6 +84,11 @@ class WebSocketsClient {
   virtual ~WebSocketsClient();
 
   void begin(const char* host, uint16_t port, const char* url = "/", const char* protocol = "arduino");
+  // WebSocketsClient::beginSSL (SSL_BARESSL): begin() with isSSL set. The
+  // library would then check the certificate's SHA-1 fingerprint, or
+  // nothing (setInsecure) without one: the adapter never relies on it.
+  void beginSSL(const char* host, uint16_t port, const char* url = "/", const uint8_t* fingerprint = nullptr,
+                const char* protocol = "arduino");
   void loop();
   void onEvent(WebSocketClientEvent cbEvent) { _cbEvent = cbEvent; }
   bool sendTXT(const char* payload, size_t length = 0);
@@ -96,6 +108,7 @@ class WebSocketsClient {
  protected:
   struct WSclient_t {
     HostNet* tcp = nullptr;
+    bool isSSL = false;
     WSclientsStatus_t status = WSC_NOT_CONNECTED;
     std::string cUrl, cKey, cProtocol, cAccept;
     int cCode = 0;
