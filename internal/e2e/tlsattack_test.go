@@ -119,9 +119,11 @@ func itoa(n int) string {
 
 // Slowloris on TLS: connections that never start the TLS handshake, or
 // stop in the middle of the ClientHello, are closed after
-// --read-header-timeout on every TLS listener of both real services.
+// --read-header-timeout on every TLS listener of both real services, and
+// hold their client address's --max-conns-per-ip slots meanwhile.
 func TestSlowTLSHandshakesAreCutOffOnEveryListener(t *testing.T) {
-	svcs, good := startBothTLS(t, "--read-header-timeout", "1s")
+	const perListener = 10
+	svcs, good := startBothTLS(t, "--read-header-timeout", "3s", "--max-conns-per-ip", "10")
 	// A real ClientHello, cut short: the record header promises more than
 	// is sent.
 	hello := clientHello(t, good)
@@ -132,7 +134,7 @@ func TestSlowTLSHandshakesAreCutOffOnEveryListener(t *testing.T) {
 	var attacks []attack
 	for _, s := range svcs {
 		for _, l := range append(append([]string{}, s.http...), s.grpc...) {
-			for i := range 10 {
+			for i := range perListener {
 				c, err := net.Dial("tcp", s.p.Addr(l))
 				if err != nil {
 					t.Fatal(err)
@@ -146,6 +148,15 @@ func TestSlowTLSHandshakesAreCutOffOnEveryListener(t *testing.T) {
 					}
 				}
 				attacks = append(attacks, attack{s.name + "/" + l + what, c})
+			}
+		}
+	}
+	// While they are open they hold the address's slots: a real client on
+	// an HTTP listener is told so (503 through TLS).
+	for _, s := range svcs {
+		for _, l := range s.http {
+			if !refusedOverTLS(s.p.Addr(l), good) {
+				t.Errorf("%s/%s: a client beyond --max-conns-per-ip while the stalled handshakes were open was not refused", s.name, l)
 			}
 		}
 	}
@@ -165,6 +176,28 @@ func TestSlowTLSHandshakesAreCutOffOnEveryListener(t *testing.T) {
 	for e := range errs {
 		t.Error(e)
 	}
+}
+
+// refusedOverTLS reports whether a TLS client on addr is answered "503 too
+// many connections", trying until that or 10 s (the listener may not have
+// accepted every stalled connection yet).
+func refusedOverTLS(addr string, cfg *tls.Config) bool {
+	c := cfg.Clone()
+	c.NextProtos = []string{"http/1.1"}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) { // poll interval
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, c)
+		if err != nil {
+			continue
+		}
+		io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		b, _ := io.ReadAll(conn)
+		conn.Close()
+		if strings.HasPrefix(string(b), "HTTP/1.1 503") && strings.Contains(string(b), "too many connections") {
+			return true
+		}
+	}
+	return false
 }
 
 // clientHello returns the first flight a Go TLS client sends.
