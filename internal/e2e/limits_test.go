@@ -56,10 +56,6 @@ func awaitClosed(c net.Conn) error {
 func TestSlowClientsAreCutOffOnEveryListener(t *testing.T) {
 	svcs := startBoth(t, "--read-header-timeout", "1s", "--read-timeout", "1s", "--idle-timeout", "2s")
 	const perKind = 10
-	type attack struct {
-		where string
-		c     net.Conn
-	}
 	var attacks []attack
 	dial := func(where, addr, send string) {
 		c, err := net.Dial("tcp", addr)
@@ -93,6 +89,19 @@ func TestSlowClientsAreCutOffOnEveryListener(t *testing.T) {
 			}
 		}
 	}
+	expectAllClosed(t, attacks)
+}
+
+// attack is a connection an attacker holds open, and what it is.
+type attack struct {
+	where string
+	c     net.Conn
+}
+
+// expectAllClosed waits until the server has closed every attack's
+// connection (awaitClosed), reporting the ones it kept.
+func expectAllClosed(t *testing.T, attacks []attack) {
+	t.Helper()
 	var wg sync.WaitGroup
 	errs := make(chan string, len(attacks))
 	for _, a := range attacks {

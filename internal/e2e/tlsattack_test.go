@@ -6,7 +6,6 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -127,10 +126,6 @@ func TestSlowTLSHandshakesAreCutOffOnEveryListener(t *testing.T) {
 	// A real ClientHello, cut short: the record header promises more than
 	// is sent.
 	hello := clientHello(t, good)
-	type attack struct {
-		where string
-		c     net.Conn
-	}
 	var attacks []attack
 	for _, s := range svcs {
 		for _, l := range append(append([]string{}, s.http...), s.grpc...) {
@@ -160,22 +155,7 @@ func TestSlowTLSHandshakesAreCutOffOnEveryListener(t *testing.T) {
 			}
 		}
 	}
-	var wg sync.WaitGroup
-	errs := make(chan string, len(attacks))
-	for _, a := range attacks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := awaitClosed(a.c); err != nil {
-				errs <- a.where + ": " + err.Error()
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for e := range errs {
-		t.Error(e)
-	}
+	expectAllClosed(t, attacks)
 }
 
 // refusedOverTLS reports whether a TLS client on addr is answered "503 too
