@@ -47,15 +47,18 @@ COMMON="-g -free -fipa-pta -Werror=return-type -mlongcalls -mtext-section-litera
  -MMD -ffunction-sections -fdata-sections -fno-exceptions $MMU"
 CFLAGS="-std=gnu17 $COMMON -Wpointer-arith -Wno-implicit-function-declaration -fno-inline-functions -nostdlib -DFP_IN_IROM"
 CXXFLAGS="-std=gnu++17 $COMMON -fno-rtti"
-# TLS=0 (default): the WebSockets library without its TLS client
+# TLS=1 (default): wss:// with eventrelay's key pinned: the library's TLS
+# client replaced by the pinned one (arduino/websockets_pinned_tls.h).
+# TLS=0: ws:// only, the library without its TLS client
 # (arduino/websockets_no_tls.h), so of BearSSL only the SHA-1 of the
-# handshake (the core's Hash library) is linked. TLS=1: the library as the
-# IDE builds it, with its BearSSL client. libbearssl.a is an archive: only
+# handshake (the core's Hash library) is linked. libbearssl.a is an archive: only
 # the members referenced are linked.
-TLS=${TLS:-0}
+TLS=${TLS:-1}
 case $TLS in
   0) WS_EXTRA="-include $FW/arduino/websockets_no_tls.h" ;;
-  1) WS_EXTRA="" ;;
+  1) WS_EXTRA="-include $FW/arduino/websockets_pinned_tls.h"
+     # Replays in frames a board can hold beside its TLS buffers (eventrelay's frameBytes=).
+     case "${ISOBOX_DEFS:-}" in *ISOBOX_FW_FRAME_BYTES*) ;; *) DEFS="$DEFS -DISOBOX_FW_FRAME_BYTES=2048" ;; esac ;;
   *) echo "TLS must be 0 or 1" >&2; exit 2 ;;
 esac
 [ -f "$LIBS/lib/libbearssl.a" ] || { echo "needs $LIBS/lib/libbearssl.a (esp8266-libs.sh with BEARSSL_SRC)" >&2; exit 1; }
@@ -152,9 +155,29 @@ PY
   printf '%-22s %8d B  budget %8d B  (.text %d + .text1 %d)\n' "IRAM" "$IRAM" "$IRAM_MAX" "$TEXT" "$TEXT1"
   printf '%-22s %8d B  budget %8d B  (.irom0.text %d)\n' "flash (.bin)" "$FLASH" "$FLASH_MAX" "$IROM"
   printf '%-22s %8d B  (TLS=%s: %s)\n' "BearSSL in flash" "$BR" "$TLS" \
-    "$([ "$TLS" = 1 ] && echo "the library's TLS client" || echo "plain ws://, the handshake's SHA-1 only")"
+    "$([ "$TLS" = 1 ] && echo "pinned-key TLS client" || echo "plain ws://, the handshake's SHA-1 only")"
 } | tee "$OUT/size.txt"
+# The heap one TLS connection takes (TLS=1), from BearSSL's struct sizes
+# on this target (sizeof, xtensa-lx106 with the pinned bearssl-esp8266
+# headers) and the core's buffer arithmetic (WiFiClientSecure::setBufferSizes
+# adds 325 B in / 85 B out; StackThunk mallocs a 6,200 B stack for BearSSL):
+#   in buffer 16,384+325 (no MFLN; 4,096+325 when granted) + out 512+85
+#   + br_ssl_client_context 3,408 + br_x509_knownkey_context 28
+#   + stack thunk 6,200 + client objects, parsed key and allocator
+#   overhead, allowed 700 = 27,642 B
+# plus the WebSocket library's frame buffer (frameBytes=2048 + header):
+# 2,100. What is left of the 81,920 B after static DRAM and these must stay
+# above HEAP_SPARE_MIN (6 KiB; 7,366 B measured on 2026-12-04, 8 KiB wanted:
+# shrink .rodata first) for the SDK's Wi-Fi/lwIP allocations, the web
+# server and the stack of callbacks; the real free heap needs a board.
+if [ "$TLS" = 1 ]; then
+  TLS_HEAP=$((16384 + 325 + 512 + 85 + 3408 + 28 + 6200 + 700)); FRAME_HEAP=2100
+  SPARE=$((81920 - DRAM - TLS_HEAP - FRAME_HEAP)); HEAP_SPARE_MIN=${HEAP_SPARE_MIN:-6144}
+  printf '%-22s %8d B  minimum  %8d B  (81920 - DRAM %d - TLS connection %d - frame %d)\n' \
+    "heap left beside TLS" "$SPARE" "$HEAP_SPARE_MIN" "$DRAM" "$TLS_HEAP" "$FRAME_HEAP" | tee -a "$OUT/size.txt"
+fi
 fail=0
+[ "$TLS" != 1 ] || [ "$SPARE" -ge "$HEAP_SPARE_MIN" ] || { echo "over budget: heap left beside a TLS connection $SPARE < $HEAP_SPARE_MIN" >&2; fail=1; }
 [ "$DRAM" -le "$DRAM_MAX" ] || { echo "over budget: DRAM static $DRAM > $DRAM_MAX" >&2; fail=1; }
 [ "$IRAM" -le "$IRAM_MAX" ] || { echo "over budget: IRAM $IRAM > $IRAM_MAX" >&2; fail=1; }
 [ "$FLASH" -le "$FLASH_MAX" ] || { echo "over budget: flash $FLASH > $FLASH_MAX" >&2; fail=1; }

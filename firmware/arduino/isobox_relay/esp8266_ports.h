@@ -52,6 +52,13 @@ static_assert(isobox::kSettingsImageSize <= Storage::kSize, "settings do not fit
 // The WebSocket adapter is the core's (core/ws_transport.h), templated on
 // the library's client class: the connect/reconnect bookkeeping it must get
 // right is tested on the host against a reproduction of the library's.
+// wss:// needs the build's pinned TLS client (arduino/websockets_pinned_tls.h,
+// forced in by `make esp8266`, ESP8266_TLS=1); a build without it refuses
+// wss:// (core/ws_transport.h) and speaks ws:// only.
+#if defined(ISOBOX_PINNED_TLS)
+using Transport = isobox::WsTransport<isobox_board::PinnedWebSocketsClient>;
+#else
 using Transport = isobox::WsTransport<WebSocketsClient>;
+#endif
 
 }  // namespace board
