@@ -246,7 +246,7 @@ login=$( (exec 3<>"/dev/tcp/127.0.0.1/$ap_admin" &&
 # only when the console read the relay admin key and the relay accepted it.
 page=$( (exec 3<>"/dev/tcp/127.0.0.1/$ap_admin" &&
   printf 'GET /console/handlers HTTP/1.0\r\nHost: 127.0.0.1:%s\r\nCookie: %s\r\n\r\n' "$ap_admin" "$login" >&3 && cat <&3) | tr -d '\r')
-[ "$(echo "$page" | head -1 | cut -d' ' -f2)" = 200 ] || { echo "$page" | head -40; fail "the console's handlers page (eventrelay admin API) did not answer 200"; }
+[ "$(echo "$page" | head -1 | cut -d' ' -f2)" = 200 ] || { echo "$page" | head -12; tail -n 20 "$work/authprovider.log" "$work/eventrelay.log"; fail "the console's handlers page (eventrelay admin API) did not answer 200"; }
 for svc in authprovider eventrelay; do
   as_unit $svc /usr/bin/$svc doctor --config /etc/isobox/$svc.conf >"$work/doctor-$svc.log" 2>&1 ||
     { cat "$work/doctor-$svc.log"; fail "$svc doctor on the installed packages found a problem"; }
