@@ -2,7 +2,14 @@
 #include <Arduino.h>
 enum WiFiMode_t { WIFI_OFF, WIFI_STA, WIFI_AP, WIFI_AP_STA };
 enum wl_status_t { WL_IDLE_STATUS, WL_CONNECTED = 3 };
-struct WiFiClient {
+// libraries/ESP8266WiFi/src/WiFiClient.h (connect() is virtual through
+// cores/esp8266/Client.h, which the pinned TLS client overrides).
+class WiFiClient {
+ public:
+  virtual ~WiFiClient();
+  virtual int connect(IPAddress ip, uint16_t port);
+  virtual int connect(const char* host, uint16_t port);
+  virtual int connect(const String& host, uint16_t port);
   IPAddress localIP();
 };
 struct ESP8266WiFiClass {

@@ -1,5 +1,6 @@
 #pragma once
 #include <Arduino.h>
+#include <WebSockets.h>
 // Signatures as in Links2004/arduinoWebSockets src/WebSocketsClient.h.
 enum WStype_t {
   WStype_ERROR, WStype_DISCONNECTED, WStype_CONNECTED, WStype_TEXT, WStype_BIN,
@@ -10,6 +11,10 @@ class WebSocketsClient {
  public:
   typedef std::function<void(WStype_t type, uint8_t* payload, size_t length)> WebSocketClientEvent;
   void begin(const char* host, uint16_t port, const char* url = "/", const char* protocol = "arduino");
+  void beginSSL(const char* host, uint16_t port, const char* url = "/", const char* fingerprint = "",
+                const char* protocol = "arduino");
+  void beginSSL(const char* host, uint16_t port, const char* url = "/", const uint8_t* fingerprint = NULL,
+                const char* protocol = "arduino");
   void loop();
   void onEvent(WebSocketClientEvent cbEvent);
   void disconnect();
