@@ -2,7 +2,9 @@ package push
 
 import (
 	"context"
+	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -76,5 +78,53 @@ func TestIsRenewal(t *testing.T) {
 		if got := isRenewal([]byte(body)); got != want {
 			t.Errorf("isRenewal(%s) = %v, want %v", body, got, want)
 		}
+	}
+}
+
+// device= is a strictly checked label: a bad one is refused with 400 before
+// the upgrade and for a long poll, as a bad frameBytes= is; a good one is
+// accepted by both transports (a long poll just holds it).
+func TestDeviceIDParameter(t *testing.T) {
+	r := startRelay(t, testkit.NATS(t).ClientURL(), func(c *Config) { c.PollTimeout = 200 * time.Millisecond })
+	ch := r.srv.cfg.Signer.SignChannel(newID())
+	bad := []string{"", strings.Repeat("a", MaxDeviceIDLen+1), "a b", "a/b", "relay\x00", "<script>", "r\u00e9lais", "a&device=b", "x;y", "a\nb", "a+b"}
+	for _, v := range bad {
+		q := "?CHANNEL_ID=" + ch + "&device=" + url.QueryEscape(v)
+		if v == "a&device=b" { // given twice
+			q = "?CHANNEL_ID=" + ch + "&device=a&device=b"
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(r.subURL, "http")+"/bitrix/subws/"+q, nil)
+		cancel()
+		if err == nil {
+			c.CloseNow()
+		}
+		if err == nil || resp == nil || resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("WebSocket device=%q: err %v resp %v, want 400", v, err, resp)
+		}
+		pr, err := http.Get(r.subURL + "/bitrix/sub/" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(pr.Body)
+		pr.Body.Close()
+		if pr.StatusCode != http.StatusBadRequest || string(b) != ErrDeviceID.Error() {
+			t.Fatalf("long poll device=%q: %d %q, want 400 %q", v, pr.StatusCode, b, ErrDeviceID)
+		}
+	}
+	good := "isobox-relay-5ccf7f0a1b2c"
+	c := r.dial(t, "CHANNEL_ID="+ch+"&device="+good)
+	defer c.CloseNow()
+	r.waitRegistered(t)
+	if subs := r.srv.WebSockets(); len(subs) != 1 || subs[0].Device != good {
+		t.Fatalf("WebSockets %+v, want device %s", subs, good)
+	}
+	pr, err := http.Get(r.subURL + "/bitrix/sub/?CHANNEL_ID=" + ch + "&device=" + strings.Repeat("Z9._-", MaxDeviceIDLen/5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr.Body.Close()
+	if pr.StatusCode != http.StatusNotModified {
+		t.Fatalf("long poll with a good device=: %d, want 304 (held, then timed out)", pr.StatusCode)
 	}
 }

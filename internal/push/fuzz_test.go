@@ -3,6 +3,7 @@ package push
 import (
 	"bytes"
 	"encoding/json"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -153,6 +154,33 @@ func FuzzDecodeBatch(f *testing.F) {
 			if !json.Valid(p.body) || bytes.ContainsAny(p.body, "\r\n") {
 				t.Fatalf("body %q", p.body)
 			}
+		}
+	})
+}
+
+// FuzzParseDeviceID: no panic; whatever is accepted is 1..64 bytes of the
+// URL-, NATS-key- and HTML-safe set, unchanged, and goes through a query
+// string unchanged.
+func FuzzParseDeviceID(f *testing.F) {
+	for _, seed := range []string{"isobox-relay-5ccf7f0a1b2c", "", "a", strings.Repeat("x", 65), "<img src=x>", "a\x00b", "relé", "a.b_c-D"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		got, err := ParseDeviceID(v)
+		if err != nil {
+			if got != "" {
+				t.Fatalf("refused %q but returned %q", v, got)
+			}
+			return
+		}
+		if got != v || len(got) == 0 || len(got) > MaxDeviceIDLen {
+			t.Fatalf("accepted %q as %q", v, got)
+		}
+		if strings.Trim(got, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != "" {
+			t.Fatalf("accepted %q with other characters", v)
+		}
+		if url.QueryEscape(got) != got {
+			t.Fatalf("accepted %q, which needs escaping", v)
 		}
 	})
 }

@@ -279,6 +279,9 @@ type subRequest struct {
 	// frameBytes caps this WebSocket's frames (frameBytes=, isobox's own
 	// parameter for small devices); 0 = maxFrameBytes.
 	frameBytes int
+	// device is the stable name a relay board gives itself (device=,
+	// isobox's own parameter; see ParseDeviceID); "" if none.
+	device string
 }
 
 func (srv *Server) parseSub(r *http.Request) (subRequest, error) {
@@ -301,6 +304,14 @@ func (srv *Server) parseSub(r *http.Request) (subRequest, error) {
 			return subRequest{}, ErrFrameBytes
 		}
 		req.frameBytes = min(n, maxFrameBytes)
+	}
+	if vs := q["device"]; len(vs) > 0 {
+		if len(vs) > 1 {
+			return subRequest{}, ErrDeviceID
+		}
+		if req.device, err = ParseDeviceID(vs[0]); err != nil {
+			return subRequest{}, err
+		}
 	}
 	return req, nil
 }

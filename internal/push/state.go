@@ -54,6 +54,9 @@ type Subscriber struct {
 	UserAgent string
 	// FrameBytes is the frame cap it asked for with frameBytes= (0: none).
 	FrameBytes int
+	// Device is the name it gave itself with device= ("" none): a label
+	// the client chose (see ParseDeviceID), not proof of anything.
+	Device string
 	// Channels are its channels, "p<hex>" (private) or "u<hex>" (public).
 	Channels []string
 	// Since is when it connected.
@@ -176,7 +179,7 @@ func (srv *Server) WebSockets() []Subscriber {
 		if ws == nil {
 			continue
 		}
-		sub := Subscriber{Remote: ws.remote, UserAgent: ws.agent, FrameBytes: ws.askedFrame, Since: ws.since}
+		sub := Subscriber{Remote: ws.remote, UserAgent: ws.agent, FrameBytes: ws.askedFrame, Device: ws.device, Since: ws.since}
 		for _, k := range s.keys {
 			sub.Channels = append(sub.Channels, string(k[0])+k.hex())
 		}

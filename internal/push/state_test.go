@@ -24,7 +24,7 @@ func TestChannelsOverInstancesAndWebSocketState(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	dev, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(a.subURL, "http")+"/bitrix/subws/?CHANNEL_ID="+s.SignChannel(ch)+"&frameBytes=2048",
+	dev, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(a.subURL, "http")+"/bitrix/subws/?CHANNEL_ID="+s.SignChannel(ch)+"&frameBytes=2048&device=isobox-relay-5ccf7f0a1b2c",
 		&websocket.DialOptions{HTTPHeader: http.Header{"User-Agent": {"arduino-WebSocket-Client" + strings.Repeat("\xff", 300)}}})
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +76,7 @@ func TestChannelsOverInstancesAndWebSocketState(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	d := subs[0]
-	if d.Remote != "127.0.0.1" || d.FrameBytes != 2048 || d.UserAgent != "arduino-WebSocket-Client" || len(d.Channels) != 1 || d.Channels[0] != "p"+ch || d.Since.IsZero() {
+	if d.Remote != "127.0.0.1" || d.FrameBytes != 2048 || d.Device != "isobox-relay-5ccf7f0a1b2c" || d.UserAgent != "arduino-WebSocket-Client" || len(d.Channels) != 1 || d.Channels[0] != "p"+ch || d.Since.IsZero() {
 		t.Errorf("device state %+v", d)
 	}
 }

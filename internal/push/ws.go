@@ -31,11 +31,12 @@ type wsConn struct {
 	// frameBytes caps a frame (frameCut).
 	frameBytes int
 	// What the admin API shows of it (state.go): the client's address and
-	// User-Agent, the frameBytes= it asked for, when it connected, and the
-	// sequence of the last message written to it.
+	// User-Agent, the frameBytes= and device= it sent, when it connected,
+	// and the sequence of the last message written to it.
 	remote     string
 	agent      string
 	askedFrame int
+	device     string
 	since      time.Time
 	sent       atomic.Uint64
 }
@@ -92,7 +93,7 @@ func (srv *Server) serveWS(w http.ResponseWriter, r *http.Request, req subReques
 	c.SetReadLimit(4096)
 	s := req.newSub(srv.cfg.MaxQueueBytes)
 	ws := &wsConn{srv: srv, sub: s, c: c, nc: hj.conn, id: srv.connID.Add(1), done: make(chan struct{}), frameBytes: req.frameBytes,
-		remote: clientHost(r.RemoteAddr), agent: truncateAgent(r.UserAgent()), askedFrame: req.frameBytes, since: time.Now()}
+		remote: clientHost(r.RemoteAddr), agent: truncateAgent(r.UserAgent()), askedFrame: req.frameBytes, device: req.device, since: time.Now()}
 	if ws.frameBytes == 0 {
 		ws.frameBytes = maxFrameBytes
 	}
