@@ -20,6 +20,7 @@ import (
 	"github.com/isobox/isobox/internal/certs"
 	"github.com/isobox/isobox/internal/console"
 	"github.com/isobox/isobox/internal/gateway"
+	"github.com/isobox/isobox/internal/grpcpeer"
 	"github.com/isobox/isobox/internal/oauth/adminapi"
 	"github.com/isobox/isobox/internal/portal"
 	"github.com/isobox/isobox/internal/secret"
@@ -41,6 +42,11 @@ func (c *consoleConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SampleEvery, "console-sample-interval", 10*time.Second, "how often the console samples eventrelay's counters for its charts (an hour of samples is kept)")
 }
 
+// relayWait is how long a console page waits for the connection to
+// eventrelay to be ready before it calls anyway (and fails if the relay is
+// down).
+const relayWait = 3 * time.Second
+
 // mountConsole serves the web console at /console/ on the admin listener
 // and records every admin API change in the audit log.
 func mountConsole(ctx context.Context, a *app) error {
@@ -55,7 +61,7 @@ func mountConsole(ctx context.Context, a *app) error {
 		if a.tls != nil && a.tls.cas != nil {
 			creds = grpc.WithTransportCredentials(credentials.NewTLS(certs.ClientConfig(a.tls.cas, a.tls.pair)))
 		}
-		conn, err := grpc.NewClient(cc.RelayGRPCAddr, creds)
+		conn, err := grpc.NewClient(cc.RelayGRPCAddr, append(grpcpeer.DialOptions(), creds)...)
 		if err != nil {
 			return fmt.Errorf("console: eventrelay at --console-relay-grpc-addr %s: %w", cc.RelayGRPCAddr, err)
 		}
@@ -71,6 +77,10 @@ func mountConsole(ctx context.Context, a *app) error {
 			if err != nil {
 				return nil, nil, fmt.Errorf("eventrelay admin key (--console-relay-admin-key-file): %w", err)
 			}
+			// A page opened while the connection is coming back (eventrelay
+			// restarted) waits for it rather than failing; a relay that is
+			// down costs the page at most relayWait.
+			grpcpeer.WaitReady(ctx, conn, relayWait)
 			return conn, metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+key), nil
 		}
 	}

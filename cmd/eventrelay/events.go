@@ -27,6 +27,7 @@ import (
 	"github.com/isobox/isobox/internal/delivery"
 	"github.com/isobox/isobox/internal/events"
 	"github.com/isobox/isobox/internal/grpcauth"
+	"github.com/isobox/isobox/internal/grpcpeer"
 	"github.com/isobox/isobox/internal/peercheck"
 	"github.com/isobox/isobox/internal/secret"
 )
@@ -212,7 +213,7 @@ func mountEvents(ctx context.Context, a *app) error {
 		return err
 	}
 
-	conn, err := grpc.NewClient(cfg.AuthGRPCAddr, a.tls.authDial())
+	conn, err := grpc.NewClient(cfg.AuthGRPCAddr, append(grpcpeer.DialOptions(), a.tls.authDial())...)
 	if err != nil {
 		return fmt.Errorf("authprovider client %s: %w", cfg.AuthGRPCAddr, err)
 	}
