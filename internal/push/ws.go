@@ -45,9 +45,15 @@ type wsConn struct {
 // buffers instead of net/http's 4 KiB pair, which an idle subscriber would
 // otherwise keep for its whole life. Frames larger than the buffer are
 // written straight to the socket, so nothing is lost but a copy.
+//
+// With recordCap set (a TLS subscriber that asked for frameBytes=), the
+// buffered writer writes through a recordWriter: crypto/tls makes at most
+// one record of each Write's bytes and never joins two Writes in a record,
+// so no record carries more than recordCap bytes of plaintext.
 type smallHijacker struct {
 	http.ResponseWriter
-	conn net.Conn
+	conn      net.Conn
+	recordCap int
 }
 
 func (h *smallHijacker) Unwrap() http.ResponseWriter { return h.ResponseWriter }
@@ -63,7 +69,43 @@ func (h *smallHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		b, _ := brw.Reader.Peek(n)
 		r = io.MultiReader(bytes.NewReader(bytes.Clone(b)), conn)
 	}
-	return conn, bufio.NewReadWriter(bufio.NewReaderSize(r, 512), bufio.NewWriterSize(conn, 512)), nil
+	var w io.Writer = conn
+	if h.recordCap > 0 {
+		w = &recordWriter{w: conn, max: h.recordCap}
+	}
+	return conn, bufio.NewReadWriter(bufio.NewReaderSize(r, 512), bufio.NewWriterSize(w, 512)), nil
+}
+
+// frameHeaderMax is the largest WebSocket frame header the relay writes:
+// 2 bytes, 8 more for a 64-bit length (RFC 6455 section 5.2); a server
+// does not mask.
+const frameHeaderMax = 10
+
+// recordCap is the most plaintext one TLS record to a subscriber with
+// frames of at most frameBytes carries: a whole frame and its header.
+func recordCap(frameBytes int) int { return frameBytes + frameHeaderMax }
+
+// recordWriter hands w at most max bytes per Write. Below a *tls.Conn's
+// writer it bounds every TLS record: crypto/tls cuts each Write into
+// records no longer than the Write (dynamic record sizing may cut them
+// smaller) and never puts two Writes in one record.
+type recordWriter struct {
+	w   io.Writer
+	max int
+}
+
+func (rw *recordWriter) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		k := min(len(p), rw.max)
+		m, err := rw.w.Write(p[:k])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		p = p[k:]
+	}
+	return n, nil
 }
 
 // writeBadRequest answers a refused upgrade as the push server does.
@@ -80,6 +122,14 @@ func writeBadRequest(w http.ResponseWriter) {
 // is called once the connection has ended.
 func (srv *Server) serveWS(w http.ResponseWriter, r *http.Request, req subRequest, release func()) {
 	hj := &smallHijacker{ResponseWriter: w}
+	if r.TLS != nil && req.frameBytes > 0 {
+		// A small device's TLS receive buffer must hold a whole record,
+		// and Go never grants the max_fragment_length extension that
+		// would let it say so: bound the records here. The 101 response
+		// before this point is one Write of fixed size (no field of it
+		// comes from the request but the 28-byte Sec-WebSocket-Accept).
+		hj.recordCap = recordCap(req.frameBytes)
+	}
 	c, err := websocket.Accept(hj, r, &websocket.AcceptOptions{
 		// Browsers open the channel from the portal's pages, another
 		// origin; access is decided by the channel signatures.
