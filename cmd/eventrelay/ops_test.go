@@ -114,6 +114,7 @@ type deviceAnswer struct {
 	LastSeenMs string   `json:"last_seen_ms"`
 	LastMid    string   `json:"last_mid"`
 	FrameBytes int      `json:"frame_bytes"`
+	Device     string   `json:"device"`
 }
 
 var midInFrame = regexp.MustCompile(`"mid":"([0-9]{26})"`)
@@ -140,7 +141,7 @@ func TestRelayOpsPushChannelsDevicesTestMessageSettings(t *testing.T) {
 	board := "0123456789abcdef0123456789abcdef"
 	browser := "fedcba9876543210fedcba9876543210"
 	pub := "00112233445566778899aabbccddeeff"
-	bc := r.subscribe(t, r.signer.SignChannel(board), "arduino-WebSocket-Client", "&frameBytes=2048")
+	bc := r.subscribe(t, r.signer.SignChannel(board), "arduino-WebSocket-Client", "&frameBytes=2048&device=isobox-relay-5ccf7f0a1b2c")
 	r.subscribe(t, r.signer.SignChannel(browser)+"/"+r.signer.SignPublic(pub), "Mozilla/5.0 (X11; Linux x86_64)", "")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -197,7 +198,7 @@ func TestRelayOpsPushChannelsDevicesTestMessageSettings(t *testing.T) {
 	})
 	d := devs.Devices[0]
 	if !d.Connected || d.Name != "arduino-WebSocket-Client" || d.Remote != "127.0.0.1" || d.FrameBytes != 2048 ||
-		len(d.Channels) != 1 || d.Channels[0] != "p"+board || d.Instance == "" || d.LastSeenMs == "" {
+		d.Device != "isobox-relay-5ccf7f0a1b2c" || !strings.HasPrefix(d.Key, "n") || len(d.Channels) != 1 || d.Channels[0] != "p"+board || d.Instance == "" || d.LastSeenMs == "" {
 		t.Errorf("device %+v", d)
 	}
 	// A test message to a public channel reaches its subscriber.

@@ -16,6 +16,7 @@ const SHOTS = env('SHOTS_DIR');
 const ADMIN_PW = env('ADMIN_PASSWORD');
 const VIEWER_PW = env('VIEWER_PASSWORD');
 const DEVICE_CHANNEL = env('DEVICE_CHANNEL'); // the channel a relay board (e2e_test.go) listens on
+const DEVICE_ID = env('DEVICE_ID'); // the name it gives itself (device=)
 const SIG_KEY = env('SIGNATURE_KEY');          // eventrelay's push signature key: never on a page
 // Markup in untrusted text: a delivery payload, a handler URL, a device name.
 const XSS = '<script>alert(1)</script>"><img src=x onerror=alert(2)>';
@@ -187,11 +188,18 @@ async function ingest(clientID, event, id, url = HOOK + '/deal', title = '') {
   assert.match(await page.textContent('.flash.ok'), /has 1 subscribers/);
   await shot(page, 'push');
 
-  log('devices: the board, its name as text');
+  log('devices: the board by its name, with its address; names as text');
   await reloadUntil(page, BASE + '/console/devices', '#devices tr:has(span.badge.ok)');
-  const devText = await page.textContent('#devices');
-  assert.ok(devText.includes(XSS) && devText.includes('frameBytes=2048') && devText.includes('p' + DEVICE_CHANNEL), 'device row: ' + devText);
-  assert.equal(await page.locator('main img[src=x]').count(), 0, 'the device name became markup');
+  const row = page.locator('#devices tr:has(span.badge.ok)');
+  assert.equal(await row.count(), 1, 'connected boards');
+  const devText = await row.textContent();
+  assert.ok(devText.includes(XSS) && devText.includes('frameBytes=2048') && devText.includes('p' + DEVICE_CHANNEL) && devText.includes('127.0.0.1'), 'device row: ' + devText);
+  assert.equal(await row.locator('.device-id').textContent(), DEVICE_ID, 'the board\'s name');
+  // A record whose name is markup (written into the bucket by the test: the relay refuses such a device=).
+  const forged = page.locator('#devices tr:has(td:text-is("10.9.9.9"))');
+  assert.equal(await forged.locator('.device-id').textContent(), XSS, 'a name that is markup is not shown literally');
+  assert.equal(await page.locator('main img[src=x]').count(), 0, 'a device name became markup');
+  assert.equal(await page.locator('main script').count(), 0, 'a device name became a script');
   await shot(page, 'devices');
 
   log('relay settings: effective, secrets redacted');

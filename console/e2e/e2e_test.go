@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,10 +26,16 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/isobox/isobox/internal/devices"
 	"github.com/isobox/isobox/internal/push"
 	"github.com/isobox/isobox/internal/testkit"
 )
+
+// xss is markup in untrusted text, as console.spec.js's XSS.
+const xss = `<script>alert(1)</script>"><img src=x onerror=alert(2)>`
 
 const (
 	adminPW  = "correct horse battery staple"
@@ -135,17 +142,31 @@ func TestConsoleInBrowser(t *testing.T) {
 	}))
 	defer evil.Close()
 
-	// A relay board whose name (User-Agent) is markup, listening with
-	// small frames as the firmware may.
+	// A relay board whose User-Agent is markup, listening with small
+	// frames and naming itself as the firmware does.
 	signer, err := push.NewSigner(sigKey, "sha1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	const deviceChannel = "0123456789abcdef0123456789abcdef"
+	const deviceID = "isobox-relay-5ccf7f0a1b2c"
+	// A name that is markup is refused before the upgrade ...
+	if c, resp, err := websocket.Dial(context.Background(), "ws://"+relay.Addr("http")+"/bitrix/subws/?CHANNEL_ID="+signer.SignChannel(deviceChannel)+
+		"&device="+url.QueryEscape(xss), nil); err == nil || resp == nil || resp.StatusCode != http.StatusBadRequest {
+		if c != nil {
+			c.CloseNow()
+		}
+		t.Fatalf("device=<markup>: err %v resp %v, want 400", err, resp)
+	}
+	// ... so only someone with NATS access could write such a record (or
+	// another version of the relay): the console must show it as text all
+	// the same.
+	putDeviceRecord(t, relay, data, devices.Record{Key: "n-e2e-markup", Device: xss, Name: "arduino-WebSocket-Client", Remote: "10.9.9.9",
+		Channels: []string{"p" + deviceChannel}, SinceMs: time.Now().UnixMilli(), SeenMs: time.Now().UnixMilli()})
 	dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer dcancel()
-	board, _, err := websocket.Dial(dctx, "ws://"+relay.Addr("http")+"/bitrix/subws/?CHANNEL_ID="+signer.SignChannel(deviceChannel)+"&frameBytes=2048",
-		&websocket.DialOptions{HTTPHeader: http.Header{"User-Agent": {`<script>alert(1)</script>"><img src=x onerror=alert(2)>`}}})
+	board, _, err := websocket.Dial(dctx, "ws://"+relay.Addr("http")+"/bitrix/subws/?CHANNEL_ID="+signer.SignChannel(deviceChannel)+"&frameBytes=2048&device="+deviceID,
+		&websocket.DialOptions{HTTPHeader: http.Header{"User-Agent": {xss}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +190,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	cmd := exec.Command("node", "console.spec.js")
 	cmd.Env = append(os.Environ(), "CONSOLE_URL="+consoleURL, "EVIL_URL="+evil.URL, "INGEST_URL=http://"+relay.Addr("http")+"/v1/events",
 		"PORTAL_AUTH="+portal.ClientID+":"+portal.ClientSecret, "HOOK_URL="+hook.URL, "SHOTS_DIR="+shots,
-		"ADMIN_PASSWORD="+adminPW, "VIEWER_PASSWORD="+viewerPW, "DEVICE_CHANNEL="+deviceChannel, "SIGNATURE_KEY="+sigKey)
+		"ADMIN_PASSWORD="+adminPW, "VIEWER_PASSWORD="+viewerPW, "DEVICE_CHANNEL="+deviceChannel, "DEVICE_ID="+deviceID, "SIGNATURE_KEY="+sigKey)
 	out, err := cmd.CombinedOutput()
 	t.Logf("console.spec.js:\n%s", out)
 	if err != nil {
@@ -217,5 +238,45 @@ func TestConsoleInBrowser(t *testing.T) {
 		if !strings.Contains(rexp, want) {
 			t.Errorf("eventrelay audit export lacks %s:\n%s", want, rexp)
 		}
+	}
+}
+
+// putDeviceRecord writes r into the relay's devices bucket through its
+// embedded NATS server (URL from its log, the client nkey from the data
+// directory), as an operator's tool could.
+func putDeviceRecord(t *testing.T, relay *testkit.Proc, data string, r devices.Record) {
+	t.Helper()
+	var natsURL string
+	for line := range strings.SplitSeq(relay.Logs(), "\n") {
+		var rec struct{ Msg, URL string }
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "embedded NATS server started" {
+			natsURL = rec.URL
+		}
+	}
+	opt, err := nats.NkeyOptionFromSeed(filepath.Join(data, "nats-client.nk"))
+	if err != nil || natsURL == "" {
+		t.Fatalf("the relay's embedded NATS (url %q): %v", natsURL, err)
+	}
+	nc, err := nats.Connect(natsURL, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kv, err := js.KeyValue(ctx, devices.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, r.Key, b); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -4,10 +4,17 @@
 // message it was sent, and whether it is connected now.
 //
 // A board is recognised by what it sends when it subscribes: its WebSocket
-// library's User-Agent (arduino-WebSocket-Client) or isobox's frameBytes=
-// parameter for small devices. The firmware sends no name of its own, and
-// several boards may share an app's channel, so a device is one client
-// address with one channel set.
+// library's User-Agent (arduino-WebSocket-Client), isobox's frameBytes=
+// parameter for small devices, or the name it gives itself with device=
+// (the firmware sends isobox-relay-<station MAC>). A board that names
+// itself is one record whatever its address and channels, so a new DHCP
+// lease or a channel renewal keeps its record, and two boards behind one
+// address stay two. A board that sends no name (older firmware) is one
+// client address with one channel set, as several boards may share an
+// app's channel. When a named board is first written, the unnamed record
+// of its address and channels is removed if no board holds it now: it was
+// this board before its firmware upgrade. The name is a label the client
+// chose, not proof of anything (docs/security.md).
 //
 // The records live in a JetStream key-value bucket shared by every relay
 // instance, not in one instance's memory: a board reconnects to whichever
@@ -54,7 +61,7 @@ const boardAgent = "arduino-WebSocket-Client"
 
 // IsDevice reports whether a subscriber is a relay board.
 func IsDevice(s push.Subscriber) bool {
-	return strings.HasPrefix(s.UserAgent, boardAgent) || s.FrameBytes > 0
+	return strings.HasPrefix(s.UserAgent, boardAgent) || s.FrameBytes > 0 || s.Device != ""
 }
 
 // Record is what is kept of one device.
@@ -70,6 +77,9 @@ type Record struct {
 	SeenMs     int64  `json:"seen_ms"`
 	LastMid    string `json:"last_mid,omitempty"`
 	FrameBytes int    `json:"frame_bytes,omitempty"`
+	// Device is the name the board gave itself (device=); "" for older
+	// firmware, whose record is keyed by Remote and Channels.
+	Device string `json:"device,omitempty"`
 }
 
 // Config configures a Tracker.
@@ -102,6 +112,9 @@ type written struct {
 	rec Record
 	rev uint64
 	at  time.Time
+	// legacyDone: a named device's unnamed predecessor record has been
+	// looked for and removed (or was not there).
+	legacyDone bool
 }
 
 // Open creates the bucket (or updates its limits).
@@ -153,12 +166,23 @@ func (t *Tracker) Run(ctx context.Context) {
 	}
 }
 
-// key names a device: its address and sorted channels.
-func key(remote string, channels []string) string {
+// legacyKey names a device that sent no name: its address and sorted
+// channels.
+func legacyKey(remote string, channels []string) string {
 	cs := slices.Clone(channels)
 	slices.Sort(cs)
 	sum := sha256.Sum256([]byte(remote + "\n" + strings.Join(cs, ",")))
 	return "d" + hex.EncodeToString(sum[:16])
+}
+
+// key names a device: by its name when it sent one, else legacyKey. The
+// prefixes keep the two kinds apart.
+func key(s push.Subscriber) string {
+	if s.Device == "" {
+		return legacyKey(s.Remote, s.Channels)
+	}
+	sum := sha256.Sum256([]byte("device\n" + s.Device))
+	return "n" + hex.EncodeToString(sum[:16])
 }
 
 // Scan reads this instance's subscribers once and writes what changed.
@@ -169,14 +193,15 @@ func (t *Tracker) Scan(ctx context.Context) error {
 		if !IsDevice(s) {
 			continue
 		}
-		k := key(s.Remote, s.Channels)
+		k := key(s)
 		r := Record{Key: k, Name: s.UserAgent, Remote: s.Remote, Channels: s.Channels, Instance: t.cfg.Instance, Connected: true,
-			SinceMs: s.Since.UnixMilli(), SeenMs: now.UnixMilli(), LastMid: s.LastMid, FrameBytes: s.FrameBytes}
-		if o, ok := current[k]; ok { // two connections from one address: the newer one, the latest mid
+			SinceMs: s.Since.UnixMilli(), SeenMs: now.UnixMilli(), LastMid: s.LastMid, FrameBytes: s.FrameBytes, Device: s.Device}
+		if o, ok := current[k]; ok { // two connections of one device (a reconnect the old one has not noticed): the newer one, the latest mid
+			mid := max(r.LastMid, o.LastMid)
 			if o.SinceMs > r.SinceMs {
-				r.SinceMs, r.Name, r.FrameBytes = o.SinceMs, o.Name, o.FrameBytes
+				r = o
 			}
-			r.LastMid = max(r.LastMid, o.LastMid)
+			r.LastMid = mid
 		}
 		current[k] = r
 	}
@@ -191,7 +216,7 @@ func (t *Tracker) Scan(ctx context.Context) error {
 			errs = append(errs, err)
 			continue
 		}
-		t.local[k] = written{rec: r, rev: rev, at: now}
+		t.local[k] = written{rec: r, rev: rev, at: now, legacyDone: ok && w.legacyDone}
 	}
 	for k, w := range t.local {
 		if _, ok := current[k]; ok {
@@ -201,6 +226,19 @@ func (t *Tracker) Scan(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 		delete(t.local, k)
+	}
+	// After the leaves: a board that upgraded on this instance has its
+	// old connection's record marked gone by now.
+	for k, w := range t.local {
+		if w.rec.Device == "" || w.legacyDone {
+			continue
+		}
+		done, err := t.dropLegacy(ctx, w.rec, now)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		w.legacyDone = done
+		t.local[k] = w
 	}
 	if len(errs) > 0 {
 		if !t.full {
@@ -250,6 +288,40 @@ func (t *Tracker) leave(ctx context.Context, w written, now time.Time) error {
 	return nil
 }
 
+// dropLegacy removes the unnamed record of a named device's address and
+// channels when no board holds it now (it is marked gone, or its instance
+// stopped confirming it): the same board before its firmware sent a name.
+// A record still held is another board (older firmware behind the same
+// address) and stays; done is false then, and it is looked at again on the
+// next scans until it is gone or removed.
+func (t *Tracker) dropLegacy(ctx context.Context, named Record, now time.Time) (done bool, err error) {
+	k := legacyKey(named.Remote, named.Channels)
+	e, err := t.kv.Get(ctx, k)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("devices: read %s: %w", k, err)
+	}
+	var old Record
+	if json.Unmarshal(e.Value(), &old) == nil && t.connected(old, now) {
+		return false, nil
+	}
+	if err := t.kv.Delete(ctx, k, jetstream.LastRevision(e.Revision())); err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return false, nil // written meanwhile: look again next scan
+		}
+		return false, fmt.Errorf("devices: remove %s: %w", k, err)
+	}
+	t.cfg.Log.Info("devices: a board now sends its name; its unnamed record is removed", "device", named.Device, "remote", named.Remote, "old_key", k)
+	return true, nil
+}
+
+// connected reports whether a record's instance still confirms it.
+func (t *Tracker) connected(r Record, now time.Time) bool {
+	return r.Connected && now.Sub(time.UnixMilli(r.SeenMs)) < 3*t.cfg.Beat
+}
+
 func (t *Tracker) leaveAll(ctx context.Context) {
 	now := t.now()
 	for k, w := range t.local {
@@ -283,7 +355,7 @@ func (t *Tracker) List(ctx context.Context, limit int) ([]Record, error) {
 		if json.Unmarshal(e.Value(), &r) != nil {
 			continue
 		}
-		r.Connected = r.Connected && now.Sub(time.UnixMilli(r.SeenMs)) < 3*t.cfg.Beat
+		r.Connected = t.connected(r, now)
 		out = append(out, r)
 	}
 	slices.SortFunc(out, func(a, b Record) int {

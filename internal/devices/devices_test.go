@@ -150,3 +150,106 @@ func TestHugeSubscriberStillRecorded(t *testing.T) {
 		t.Fatalf("records %+v", recs)
 	}
 }
+
+func byKey(recs []Record) map[string]Record {
+	m := map[string]Record{}
+	for _, r := range recs {
+		m[r.Key] = r
+	}
+	return m
+}
+
+// A board that names itself keeps one record across a new DHCP address and
+// a channel renewal; two named boards behind one address (NAT) with the
+// same channel stay two.
+func TestNamedBoardIsOneRecord(t *testing.T) {
+	url := testkit.NATS(t).ClientURL()
+	clock := &testkit.Clock{}
+	var a subs
+	ta := tracker(t, url, "relay-a", &a, clock)
+	chA, chB := "p0123456789abcdef0123456789abcdef", "pfedcba9876543210fedcba9876543210"
+	one := push.Subscriber{Remote: "10.0.0.7", UserAgent: board, Device: "isobox-relay-5ccf7f0a1b2c", Channels: []string{chA}, Since: clock.Now()}
+	two := push.Subscriber{Remote: "10.0.0.7", UserAgent: board, Device: "isobox-relay-5ccf7f0a1b2d", Channels: []string{chA}, Since: clock.Now()}
+	a.set(one, two)
+	scan(t, ta)
+	recs := list(t, ta)
+	if len(recs) != 2 || recs[0].Device == recs[1].Device || recs[0].Key[0] != 'n' {
+		t.Fatalf("two named boards behind one address: %+v", recs)
+	}
+	firstKey := key(one)
+
+	// The first board gets a new address and, after a renewal, a new channel.
+	clock.Advance(time.Minute)
+	one.Remote, one.Channels, one.Since = "10.0.0.23", []string{chB}, clock.Now()
+	a.set(one, two)
+	scan(t, ta)
+	got := byKey(list(t, ta))
+	r, ok := got[firstKey]
+	if len(got) != 2 || !ok || r.Remote != "10.0.0.23" || r.Channels[0] != chB || r.Device != one.Device || !r.Connected {
+		t.Fatalf("after a new address and channel: %+v, want one record for %s at 10.0.0.23", got, one.Device)
+	}
+
+	// A reconnect seen before the old connection ended: one record, the
+	// newer connection's address.
+	clock.Advance(time.Second)
+	again := one
+	again.Remote, again.Since = "10.0.0.24", clock.Now()
+	a.set(again, one, two)
+	scan(t, ta)
+	if r := byKey(list(t, ta))[firstKey]; r.Remote != "10.0.0.24" || r.SinceMs != again.Since.UnixMilli() {
+		t.Errorf("two connections of one board: %+v, want the newer one", r)
+	}
+}
+
+// A board that upgrades to firmware that sends its name: its unnamed record
+// (same address and channels) is removed once no board holds it. While an
+// older board behind the same address still holds it (on another
+// instance), it stays.
+func TestUpgradedBoardReplacesUnnamedRecord(t *testing.T) {
+	url := testkit.NATS(t).ClientURL()
+	clock := &testkit.Clock{}
+	var a, b subs
+	ta := tracker(t, url, "relay-a", &a, clock)
+	tb := tracker(t, url, "relay-b", &b, clock)
+	ch := []string{"p0123456789abcdef0123456789abcdef"}
+	old := push.Subscriber{Remote: "10.0.0.7", UserAgent: board, FrameBytes: 2048, Channels: ch, Since: clock.Now()}
+	a.set(old)
+	scan(t, ta)
+	if recs := list(t, ta); len(recs) != 1 || recs[0].Device != "" || recs[0].Key != legacyKey(old.Remote, ch) {
+		t.Fatalf("old firmware: %+v", recs)
+	}
+
+	// Upgraded and rebooted: the same board, now named, on the same instance.
+	clock.Advance(10 * time.Second)
+	named := old
+	named.Device, named.Since = "isobox-relay-5ccf7f0a1b2c", clock.Now()
+	a.set(named)
+	scan(t, ta)
+	recs := list(t, ta)
+	if len(recs) != 1 || recs[0].Device != named.Device || !recs[0].Connected {
+		t.Fatalf("after the upgrade: %+v, want only the named record", recs)
+	}
+
+	// Another old board behind the same address, held by relay-b: a named
+	// board appearing on relay-a leaves its record alone until it is gone.
+	other := old
+	other.Since = clock.Now()
+	b.set(other)
+	scan(t, tb)
+	a.set()
+	scan(t, ta) // the named board leaves relay-a ...
+	clock.Advance(time.Second)
+	named.Since = clock.Now()
+	a.set(named) // ... and comes back
+	scan(t, ta)
+	if got := byKey(list(t, ta)); len(got) != 2 || !got[legacyKey(old.Remote, ch)].Connected {
+		t.Fatalf("an old board still connected: %+v, want its record kept", got)
+	}
+	clock.Advance(time.Second)
+	b.set()
+	scan(t, tb)
+	scan(t, ta)
+	if recs := list(t, ta); len(recs) != 1 || recs[0].Device != named.Device {
+		t.Fatalf("the old board gone: %+v, want only the named record", recs)
+	}
+}

@@ -1489,10 +1489,13 @@ func (x *ListDevicesRequest) GetLimit() int32 {
 // Device is a relay board (firmware/) seen on the push channel: a
 // WebSocket subscriber whose handshake names the board's WebSocket library
 // (User-Agent arduino-WebSocket-Client) or that asked for small frames
-// (frameBytes=). One device is one client address and channel set.
+// (frameBytes=) or that named itself (device=). One device is one name
+// (device=) or, for a board that sends none (older firmware), one
+// client address and channel set.
 type Device struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Stable id of the address and channels.
+	// Stable id of the record: of the name, else of the address and
+	// channels.
 	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	// What it called itself (its User-Agent); untrusted text.
 	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
@@ -1512,7 +1515,12 @@ type Device struct {
 	// The mid of the last message written to it; empty if none.
 	LastMid string `protobuf:"bytes,9,opt,name=last_mid,json=lastMid,proto3" json:"last_mid,omitempty"`
 	// The frameBytes= it asked for; 0 if none.
-	FrameBytes    int32 `protobuf:"varint,10,opt,name=frame_bytes,json=frameBytes,proto3" json:"frame_bytes,omitempty"`
+	FrameBytes int32 `protobuf:"varint,10,opt,name=frame_bytes,json=frameBytes,proto3" json:"frame_bytes,omitempty"`
+	// The name it gave itself (device=, e.g. isobox-relay-<station MAC>);
+	// empty if none. A label chosen by the client, not proof of identity:
+	// anyone with the channel signature can send any name. Letters, digits,
+	// '.', '_', '-', at most 64.
+	Device        string `protobuf:"bytes,11,opt,name=device,proto3" json:"device,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1615,6 +1623,13 @@ func (x *Device) GetFrameBytes() int32 {
 		return x.FrameBytes
 	}
 	return 0
+}
+
+func (x *Device) GetDevice() string {
+	if x != nil {
+		return x.Device
+	}
+	return ""
 }
 
 type ListDevicesResponse struct {
@@ -2325,7 +2340,7 @@ const file_isobox_relay_v1_relay_proto_rawDesc = "" +
 	"\bchannels\x18\x02 \x03(\v2\x1c.isobox.relay.v1.PushChannelR\bchannels\x12\x1c\n" +
 	"\ttruncated\x18\x03 \x01(\bR\ttruncated\"*\n" +
 	"\x12ListDevicesRequest\x12\x14\n" +
-	"\x05limit\x18\x01 \x01(\x05R\x05limit\"\xa8\x02\n" +
+	"\x05limit\x18\x01 \x01(\x05R\x05limit\"\xc0\x02\n" +
 	"\x06Device\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
@@ -2339,7 +2354,8 @@ const file_isobox_relay_v1_relay_proto_rawDesc = "" +
 	"\blast_mid\x18\t \x01(\tR\alastMid\x12\x1f\n" +
 	"\vframe_bytes\x18\n" +
 	" \x01(\x05R\n" +
-	"frameBytes\"H\n" +
+	"frameBytes\x12\x16\n" +
+	"\x06device\x18\v \x01(\tR\x06device\"H\n" +
 	"\x13ListDevicesResponse\x121\n" +
 	"\adevices\x18\x01 \x03(\v2\x17.isobox.relay.v1.DeviceR\adevices\"[\n" +
 	"\x13SendTestPushRequest\x12\x18\n" +
