@@ -64,7 +64,7 @@ func (o *opsServer) ListPushChannels(ctx context.Context, req *relayv1.ListPushC
 	resp := &relayv1.ListPushChannelsResponse{Truncated: len(chans) > limit}
 	for _, in := range insts {
 		resp.Instances = append(resp.Instances, &relayv1.PushInstance{Id: in.ID, Websockets: in.WebSockets, Polls: in.Polls,
-			Channels: int64(in.Channels), LastMid: in.LastMid, UptimeS: int64(in.Uptime / time.Second)})
+			Channels: int64(in.Channels), LastMid: in.LastMid, UptimeS: int64(in.Uptime / time.Second), MessagesTooLarge: int64(in.MessagesTooLarge)})
 	}
 	for _, c := range chans[:min(len(chans), limit)] {
 		resp.Channels = append(resp.Channels, &relayv1.PushChannel{Id: c.ID, Public: c.Public, Websockets: int32(c.WebSockets), Polls: int32(c.Polls)})

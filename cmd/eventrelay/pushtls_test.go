@@ -234,8 +234,10 @@ func certificateMessage(t *testing.T, chain []byte) int {
 // and Go never grants max_fragment_length, so eventrelay bounds the records
 // itself: a TLS subscriber that asked for frameBytes=N gets no record with
 // more than N+10 bytes of plaintext (a frame and its largest header) — the
-// 101 response, a replay backlog, a message near the cap, one over it and
-// a live message included. A subscriber without frameBytes= is unchanged.
+// 101 response, a replay backlog, the largest message it is sent (at the
+// cap) and a live one included; one byte over the cap is not sent to it
+// (TestPushMessageLargerThanFrameBytes). A subscriber without frameBytes=
+// is unchanged: crypto/tls's records of up to 16 KiB, every message.
 func TestPushTLSRecordsFitFrameBytes(t *testing.T) {
 	r := startTLSRelay(t)
 	proxy := startRecordProxy(t, r.proc.Addr("http"))
@@ -245,11 +247,16 @@ func TestPushTLSRecordsFitFrameBytes(t *testing.T) {
 	for range backlog {
 		r.publish(t, ch, `{"module_id":"t","command":"c","params":{"pad":"`+pad(600)+`"}}`)
 	}
-	// A message whose frame is just under 2048 bytes (body + 256 of
-	// envelope allowance), and one over it.
-	near := `{"module_id":"t","command":"near","params":{"pad":"` + pad(1790-50) + `"}}`
+	// The largest message a frameBytes=2048 subscriber is sent: its body
+	// and the 256 bytes allowed for its envelope make 2048. One byte more
+	// and it gets a message_too_large notice instead.
+	sized := func(command string, n int) string {
+		b := `{"module_id":"t","command":"` + command + `","params":{"pad":"`
+		return b + pad(n-len(b)-3) + `"}}`
+	}
+	near := sized("near", 2048-256)
 	r.publish(t, ch, near)
-	r.publish(t, ch, `{"module_id":"t","command":"over","params":{"pad":"`+pad(3000)+`"}}`)
+	r.publish(t, ch, sized("over", 2048-256+1))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -261,6 +268,9 @@ func TestPushTLSRecordsFitFrameBytes(t *testing.T) {
 	if !bytes.Contains(got[backlog+1], []byte(`"command":"near"`)) {
 		t.Fatalf("message %d is not the near-cap one: %.200s", backlog+1, got[backlog+1])
 	}
+	if !bytes.Contains(got[backlog+2], []byte(`"reason":"message_too_large"`)) {
+		t.Fatalf("message %d is not a message_too_large notice: %.300s", backlog+2, got[backlog+2])
+	}
 	// And a live one near the cap.
 	r.publish(t, ch, near)
 	if live := readMessages(t, ctx, small, 1); !bytes.Contains(live[0], []byte(`"command":"near"`)) {
@@ -269,7 +279,7 @@ func TestPushTLSRecordsFitFrameBytes(t *testing.T) {
 
 	full := r.subscribe(t, ctx, proxy.ln.Addr().String(), q)
 	got = readMessages(t, ctx, full, 1+backlog+3)
-	if !bytes.Contains(got[backlog+2], []byte(`"command":"over"`)) || len(got[backlog+2]) < 3000 {
+	if !bytes.Contains(got[backlog+2], []byte(`"command":"over"`)) || len(got[backlog+2]) < 2048-256+1 {
 		t.Fatalf("the subscriber without frameBytes did not get the large message whole: %.200s", got[backlog+2])
 	}
 

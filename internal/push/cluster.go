@@ -189,6 +189,9 @@ type stat struct {
 	Channels        int    `json:"channels"`
 	LastMid         string `json:"lastMid"`
 	Uptime          int64  `json:"uptime"`
+	// MessagesTooLarge is isobox's own: messages not sent to frameBytes=
+	// subscribers for being larger than their frames, since start.
+	MessagesTooLarge uint64 `json:"messagesTooLarge"`
 }
 
 func (srv *Server) localStat() stat {
@@ -196,14 +199,15 @@ func (srv *Server) localStat() stat {
 	channels := len(srv.hub.chans)
 	srv.hub.mu.RUnlock()
 	return stat{
-		PID:             os.Getpid(),
-		Date:            time.Now().UnixMilli(),
-		ProcessUniqueID: srv.id,
-		Websockets:      srv.hub.ws.Load(),
-		Pollings:        srv.hub.polls.Load(),
-		Channels:        channels,
-		LastMid:         srv.hub.position().String(),
-		Uptime:          int64(time.Since(srv.start) / time.Second),
+		PID:              os.Getpid(),
+		Date:             time.Now().UnixMilli(),
+		ProcessUniqueID:  srv.id,
+		Websockets:       srv.hub.ws.Load(),
+		Pollings:         srv.hub.polls.Load(),
+		Channels:         channels,
+		LastMid:          srv.hub.position().String(),
+		Uptime:           int64(time.Since(srv.start) / time.Second),
+		MessagesTooLarge: srv.tooLarge.Load(),
 	}
 }
 

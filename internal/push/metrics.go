@@ -11,6 +11,9 @@ type metrics struct {
 	delivered     prometheus.Counter
 	gaps          prometheus.Counter
 	slow          prometheus.Counter
+	// tooLarge counts messages not sent to a frameBytes= subscriber for
+	// being larger than its frames (a history_gap notice went instead).
+	tooLarge prometheus.Counter
 	// renewalRedirects counts subscribers of a renewed channel sent its
 	// remembered channel_expire.
 	renewalRedirects prometheus.Counter
@@ -45,6 +48,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		slow: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "isobox_push_slow_disconnects_total", Help: "WebSocket subscribers disconnected for falling behind.",
 		}),
+		tooLarge: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "isobox_push_messages_too_large_total", Help: "Messages not sent to a WebSocket subscriber because they are larger than the frameBytes= it asked for (it got a history_gap notice, reason message_too_large, instead).",
+		}),
 		renewalRedirects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "isobox_push_renewal_redirects_total", Help: "Subscribers of a renewed channel sent its remembered pull/channel_expire.",
 		}),
@@ -70,7 +76,7 @@ func (m *metrics) bind(h *hub) {
 	if m.reg == nil {
 		return
 	}
-	m.reg.MustRegister(m.connects, m.refused, m.published, m.publishErrors, m.delivered, m.gaps, m.slow, m.renewalRedirects,
+	m.reg.MustRegister(m.connects, m.refused, m.published, m.publishErrors, m.delivered, m.gaps, m.slow, m.tooLarge, m.renewalRedirects,
 		m.replayMsgs, m.replayBytes, m.replayCapped, m.limited,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "isobox_push_websockets", Help: "Open WebSocket subscribers on this instance.",

@@ -157,6 +157,9 @@ type Server struct {
 	connID atomic.Uint64
 	start  time.Time
 	caps   *caps
+	// tooLarge counts messages not sent to frameBytes= subscribers for
+	// being larger than their frames (the admin API's push state).
+	tooLarge atomic.Uint64
 }
 
 // New creates the stream (or updates its limits), starts tailing it and

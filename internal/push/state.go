@@ -43,6 +43,10 @@ type Instance struct {
 	// LastMid is the mid of the last message it fanned out.
 	LastMid string
 	Uptime  time.Duration
+	// MessagesTooLarge counts, since the instance started, the messages
+	// not sent to frameBytes= subscribers for being larger than their
+	// frames (each got a history_gap notice, reason message_too_large).
+	MessagesTooLarge uint64
 }
 
 // Subscriber is one WebSocket subscriber of this instance.
@@ -63,6 +67,10 @@ type Subscriber struct {
 	Since time.Time
 	// LastMid is the mid of the last message written to it; "" if none.
 	LastMid string
+	// TooLarge counts the messages not sent to it on this connection for
+	// being larger than its FrameBytes (it got history_gap notices,
+	// reason message_too_large, instead).
+	TooLarge uint64
 }
 
 // InstanceID names this relay instance on the NATS cluster.
@@ -164,7 +172,7 @@ func (srv *Server) Instances(ctx context.Context) ([]Instance, error) {
 			continue
 		}
 		out = append(out, Instance{ID: s.ProcessUniqueID, WebSockets: s.Websockets, Polls: s.Pollings, Channels: s.Channels,
-			LastMid: s.LastMid, Uptime: time.Duration(s.Uptime) * time.Second})
+			LastMid: s.LastMid, Uptime: time.Duration(s.Uptime) * time.Second, MessagesTooLarge: s.MessagesTooLarge})
 	}
 	slices.SortFunc(out, func(a, b Instance) int { return strings.Compare(a.ID, b.ID) })
 	return out, err
@@ -179,7 +187,8 @@ func (srv *Server) WebSockets() []Subscriber {
 		if ws == nil {
 			continue
 		}
-		sub := Subscriber{Remote: ws.remote, UserAgent: ws.agent, FrameBytes: ws.askedFrame, Device: ws.device, Since: ws.since}
+		sub := Subscriber{Remote: ws.remote, UserAgent: ws.agent, FrameBytes: ws.askedFrame, Device: ws.device, Since: ws.since,
+			TooLarge: ws.tooLarge.Load()}
 		for _, k := range s.keys {
 			sub.Channels = append(sub.Channels, string(k[0])+k.hex())
 		}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,6 +40,9 @@ type wsConn struct {
 	device     string
 	since      time.Time
 	sent       atomic.Uint64
+	// tooLarge counts the messages not sent to it for being larger than
+	// its frameBytes (the first is logged).
+	tooLarge atomic.Uint64
 }
 
 // smallHijacker hands coder/websocket the hijacked connection with 512-byte
@@ -262,6 +266,11 @@ func (ws *wsConn) flush() {
 			return
 		}
 		s.mu.Unlock()
+		if len(items) == 1 && ws.askedFrame > 0 && len(items[0].m.body)+msgOverhead > ws.frameBytes {
+			// frameCut sends a message over the cap alone, so this
+			// catches every one.
+			items[0] = ws.tooLargeNotice(items[0])
+		}
 		var frame []byte
 		if len(items) == 1 && items[0].frame != nil {
 			frame = items[0].frame
@@ -286,6 +295,28 @@ func (ws *wsConn) flush() {
 		ws.sent.Store(items[len(items)-1].m.mid.seq)
 		ws.srv.met.delivered.Add(float64(len(items)))
 	}
+}
+
+// tooLargeNotice stands in for a message larger than what the subscriber
+// asked for with frameBytes=: sent, it would break the device's connection
+// (its WebSocket library drops a frame over its buffer), the device would
+// reconnect with its mid, get the same message in its replay, and so on.
+// The device gets instead a history_gap notice (reason message_too_large)
+// with the message's mid, which it adopts like any mid: its position moves
+// past the message, and it knows it missed something. Other subscribers of
+// the channel get the message itself. Counted, logged once per connection.
+func (ws *wsConn) tooLargeNotice(it item) item {
+	m := it.m
+	ws.srv.met.tooLarge.Inc()
+	ws.srv.tooLarge.Add(1)
+	if ws.tooLarge.Add(1) == 1 {
+		ws.srv.log.Warn("push: a message larger than the subscriber's frameBytes was not sent to it; it got a history_gap notice (message_too_large) instead; further ones on this connection are only counted",
+			"remote", ws.remote, "user_agent", ws.agent, "device", ws.device, "frame_bytes", ws.askedFrame,
+			"body_bytes", len(m.body), "mid", m.mid.String())
+	}
+	body := `{"module_id":"isobox","command":"history_gap","params":{"reason":"message_too_large","mid":"` + m.mid.String() +
+		`","next_mid":"` + m.mid.String() + `","bytes":` + strconv.Itoa(len(m.body)) + `,"frame_bytes":` + strconv.Itoa(ws.askedFrame) + `},"extra":{}}`
+	return item{m: &message{mid: m.mid, created: m.created, expiry: m.expiry, body: []byte(body), to: m.to}, ch: it.ch}
 }
 
 // clientHost is the host part of a remote address.

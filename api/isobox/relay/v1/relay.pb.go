@@ -1232,10 +1232,14 @@ type PushInstance struct {
 	// Channels with subscribers on this instance.
 	Channels int64 `protobuf:"varint,4,opt,name=channels,proto3" json:"channels,omitempty"`
 	// The mid of the last message it fanned out.
-	LastMid       string `protobuf:"bytes,5,opt,name=last_mid,json=lastMid,proto3" json:"last_mid,omitempty"`
-	UptimeS       int64  `protobuf:"varint,6,opt,name=uptime_s,json=uptimeS,proto3" json:"uptime_s,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LastMid string `protobuf:"bytes,5,opt,name=last_mid,json=lastMid,proto3" json:"last_mid,omitempty"`
+	UptimeS int64  `protobuf:"varint,6,opt,name=uptime_s,json=uptimeS,proto3" json:"uptime_s,omitempty"`
+	// Messages not sent to frameBytes= subscribers (relay boards) since it
+	// started, for being larger than the frames they asked for; each such
+	// subscriber got a history_gap notice (reason message_too_large).
+	MessagesTooLarge int64 `protobuf:"varint,7,opt,name=messages_too_large,json=messagesTooLarge,proto3" json:"messages_too_large,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *PushInstance) Reset() {
@@ -1306,6 +1310,13 @@ func (x *PushInstance) GetLastMid() string {
 func (x *PushInstance) GetUptimeS() int64 {
 	if x != nil {
 		return x.UptimeS
+	}
+	return 0
+}
+
+func (x *PushInstance) GetMessagesTooLarge() int64 {
+	if x != nil {
+		return x.MessagesTooLarge
 	}
 	return 0
 }
@@ -2318,7 +2329,7 @@ const file_isobox_relay_v1_relay_proto_rawDesc = "" +
 	"\bprevious\x18\x02 \x01(\tR\bprevious\x12%\n" +
 	"\x0eprevious_until\x18\x03 \x01(\x03R\rpreviousUntil\"/\n" +
 	"\x17ListPushChannelsRequest\x12\x14\n" +
-	"\x05limit\x18\x01 \x01(\x05R\x05limit\"\xa6\x01\n" +
+	"\x05limit\x18\x01 \x01(\x05R\x05limit\"\xd4\x01\n" +
 	"\fPushInstance\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1e\n" +
 	"\n" +
@@ -2327,7 +2338,8 @@ const file_isobox_relay_v1_relay_proto_rawDesc = "" +
 	"\x05polls\x18\x03 \x01(\x03R\x05polls\x12\x1a\n" +
 	"\bchannels\x18\x04 \x01(\x03R\bchannels\x12\x19\n" +
 	"\blast_mid\x18\x05 \x01(\tR\alastMid\x12\x19\n" +
-	"\buptime_s\x18\x06 \x01(\x03R\auptimeS\"k\n" +
+	"\buptime_s\x18\x06 \x01(\x03R\auptimeS\x12,\n" +
+	"\x12messages_too_large\x18\a \x01(\x03R\x10messagesTooLarge\"k\n" +
 	"\vPushChannel\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06public\x18\x02 \x01(\bR\x06public\x12\x1e\n" +
