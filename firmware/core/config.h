@@ -37,9 +37,17 @@
 #define ISOBOX_FW_HOST_MAX 63
 #endif
 
-// Longest subscribe URL (scheme, host, port, path, channel, mid).
+// Longest device name sent as device= (DeviceId makes 25 characters).
+#ifndef ISOBOX_FW_DEVICE_ID_MAX
+#define ISOBOX_FW_DEVICE_ID_MAX 31
+#endif
+
+// Longest subscribe URL (scheme, host, port, path, channel, mid,
+// frameBytes, device). 384 holds the longest of each: wss://, a 63-byte
+// host, port 65535, a 194-byte composite channel (":" sent as %3A), a mid,
+// a 5-digit frameBytes and a 31-byte device name.
 #ifndef ISOBOX_FW_URL_MAX
-#define ISOBOX_FW_URL_MAX 320
+#define ISOBOX_FW_URL_MAX 384
 #endif
 
 // Largest pinned eventrelay public key: the DER SubjectPublicKeyInfo of an

@@ -156,6 +156,28 @@ bool StatusLedLit(bool subscribed, bool keyRefused, uint32_t now) {
   return keyRefused && (now / 100u) % 2u == 0;
 }
 
+bool DeviceId(const uint8_t mac[6], char out[kDeviceIdSize]) {
+  static const char kPrefix[] = "isobox-relay-";
+  static const char kHex[] = "0123456789abcdef";
+  uint8_t all = 0xff, any = 0;
+  for (int i = 0; i < 6; ++i) {
+    all &= mac[i];
+    any |= mac[i];
+  }
+  if (any == 0 || all == 0xff) {
+    out[0] = '\0';
+    return false;
+  }
+  memcpy(out, kPrefix, sizeof kPrefix - 1);
+  char* p = out + sizeof kPrefix - 1;
+  for (int i = 0; i < 6; ++i) {
+    *p++ = kHex[mac[i] >> 4];
+    *p++ = kHex[mac[i] & 0xf];
+  }
+  *p = '\0';
+  return true;
+}
+
 size_t RenderStatus(const StatusView& v, char* out, size_t cap) {
   if (out == nullptr || cap == 0) return 0;
   Html h{out, cap};
@@ -163,6 +185,7 @@ size_t RenderStatus(const StatusView& v, char* out, size_t cap) {
         "<title>isobox relay</title><h1>isobox relay</h1><table>\n");
   h.Row("state", v.state);
   h.Row("firmware", v.firmware);
+  if (v.device != nullptr) h.Row("device name", v.device);
   h.Row("uptime, s", v.uptime_s);
   h.Row("last reset", v.reset_reason);
   h.Row("free heap, bytes", v.free_heap);

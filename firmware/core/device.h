@@ -31,6 +31,20 @@ bool LoadOrCreateSecret(Storage& st, size_t off, Random& rnd, uint8_t out[kSecre
 // Printed on the serial port at boot, for the board's label. out: 13 bytes.
 void ApPassword(uint32_t chipId, const uint8_t secret[kSecretLen], char out[13]);
 
+// --- device name -------------------------------------------------------
+
+constexpr size_t kDeviceIdSize = 26;  // "isobox-relay-" + 12 hex digits + NUL
+
+// The board's name for eventrelay (device= on subscribe): "isobox-relay-"
+// and the station MAC in lowercase hex, e.g. isobox-relay-5ccf7f0a1b2c.
+// The whole MAC, not the 24-bit chip id of the setup AP's name
+// (isobox-relay-%06x, which are its last six digits): unique by
+// construction across Espressif's several OUIs, and what the DHCP server's
+// lease table shows for the board (and esptool's read_mac). Not a secret
+// and not a credential. False, and out "", for a MAC of all zeros or all
+// ones (not read): every such board would share one name.
+bool DeviceId(const uint8_t mac[6], char out[kDeviceIdSize]);
+
 // --- setup button ----------------------------------------------------
 
 // Reports a long press once: the button held down for ISOBOX_FW_BUTTON_HOLD_MS.
@@ -93,6 +107,7 @@ bool StatusLedLit(bool subscribed, bool keyRefused, uint32_t now);
 // What the read-only LAN status page shows.
 struct StatusView {
   const char* firmware;      // version string
+  const char* device;        // the name sent as device= (DeviceId); nullptr none
   const char* state;         // "subscribed", "connecting", "waiting", "no Wi-Fi", "safe mode", ...
   const char* mid;           // last mid ("" none)
   const char* last_device;   // last relay command's device ("" none); from the network: escaped

@@ -15,13 +15,29 @@ Link::Link(Clock& clock, Random& rnd, Transport& transport, RelayBank& relays,
       backoff_(rnd),
       parser_(*this) {}
 
+bool Link::Fits(const char* host, uint16_t port, bool secure, const char* channel,
+                const char* device) {
+  char url[ISOBOX_FW_URL_MAX + 1];
+  char mid[kMidLen + 1];
+  memset(mid, '9', kMidLen);  // the longest mid (every mid is kMidLen digits)
+  mid[kMidLen] = '\0';
+  return BuildSubscribeUrl(Endpoint{host, port, secure}, channel, mid, url, sizeof url, device) != 0;
+}
+
+bool Link::SetDeviceId(const char* id) {
+  if (id == nullptr || *id == '\0') {
+    device_[0] = '\0';
+    return true;
+  }
+  if (!IsDeviceId(id) || (configured_ && !Fits(host_, port_, secure_, channel_, id))) return false;
+  strcpy(device_, id);
+  return true;
+}
+
 bool Link::Configure(const char* host, uint16_t port, const char* channel, bool replayFromStart,
                      bool secure) {
-  char url[ISOBOX_FW_URL_MAX + 1];
   if (host == nullptr || strlen(host) > ISOBOX_FW_HOST_MAX) return false;
-  if (BuildSubscribeUrl(Endpoint{host, port, secure}, channel, nullptr, url, sizeof url) == 0) {
-    return false;
-  }
+  if (!Fits(host, port, secure, channel, device_)) return false;
   strcpy(host_, host);
   port_ = port;
   secure_ = secure;
@@ -74,7 +90,7 @@ void Link::Tick() {
     return;
   }
   if (state_ != State::kWaiting || now - since_ < wait_ms_) return;
-  if (BuildSubscribeUrl(Endpoint{host_, port_, secure_}, channel_, mid_, url_, sizeof url_) == 0 ||
+  if (BuildSubscribeUrl(Endpoint{host_, port_, secure_}, channel_, mid_, url_, sizeof url_, device_) == 0 ||
       !transport_.Open(url_)) {
     Retry();
     return;

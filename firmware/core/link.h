@@ -55,8 +55,18 @@ class Link : private MessageSink {
   // commanded state after a power cut; off, a fresh boot only gets new
   // commands. secure: wss:// (the transport holds the pinned key and
   // refuses wss:// without one), else ws://.
+  // Configure also refuses an address and channel whose longest URL (with
+  // a mid and the device name) would not fit ISOBOX_FW_URL_MAX, so that a
+  // configured Link never fails to build its URL later.
   bool Configure(const char* host, uint16_t port, const char* channel, bool replayFromStart,
                  bool secure = false);
+  // The board's name, sent as device= on every subscribe (DeviceId in
+  // device.h), so that eventrelay's devices page keeps one record for it
+  // across DHCP addresses and channel renewals. nullptr or "" sends none.
+  // False (name unchanged) when it is not IsDeviceId or the configured
+  // URL would no longer fit.
+  bool SetDeviceId(const char* id);
+  const char* device_id() const { return device_; }
 
   // Wi-Fi came up or went down. Down closes the socket; state is kept.
   void SetNetwork(bool up);
@@ -99,6 +109,9 @@ class Link : private MessageSink {
   void OnMessage(const char* json, size_t n) override;
   void Wait(uint32_t ms);
   void Retry() { Wait(backoff_.NextDelayMs()); }
+  // Whether the longest URL of this address, channel and name fits.
+  static bool Fits(const char* host, uint16_t port, bool secure, const char* channel,
+                   const char* device);
 
   Clock& clock_;
   Transport& transport_;
@@ -119,6 +132,7 @@ class Link : private MessageSink {
   char host_[ISOBOX_FW_HOST_MAX + 1] = {};
   char channel_[ISOBOX_FW_CHANNEL_MAX + 1] = {};
   char mid_[kMidLen + 1] = {};
+  char device_[ISOBOX_FW_DEVICE_ID_MAX + 1] = {};
   char url_[ISOBOX_FW_URL_MAX + 1] = {};
   Message msg_;  // decoded message; a member, not a stack local (ESP8266 stack is 4 KiB)
 };

@@ -47,13 +47,27 @@ bool IsHostName(const char* h) {
 
 }  // namespace
 
+bool IsDeviceId(const char* id) {
+  if (id == nullptr || *id == '\0') return false;
+  size_t n = 0;
+  for (; *id; ++id, ++n) {
+    char c = *id;
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-';
+    if (!ok || n >= ISOBOX_FW_DEVICE_ID_MAX) return false;
+  }
+  return true;
+}
+
 size_t BuildSubscribeUrl(const Endpoint& ep, const char* channel, const char* mid, char* out,
-                         size_t cap) {
+                         size_t cap, const char* device) {
   if (out == nullptr || cap == 0) return 0;
   out[0] = '\0';
   if (!IsHostName(ep.host) || ep.port == 0 || !IsSignedChannelId(channel)) return 0;
   bool withMid = mid != nullptr && *mid != '\0';
   if (withMid && !IsMid(mid)) return 0;
+  bool withDevice = device != nullptr && *device != '\0';
+  if (withDevice && !IsDeviceId(device)) return 0;
   Writer w{out, cap};
   w.Put(ep.secure ? "wss://" : "ws://");
   w.Put(ep.host);
@@ -74,6 +88,10 @@ size_t BuildSubscribeUrl(const Endpoint& ep, const char* channel, const char* mi
   if (ISOBOX_FW_FRAME_BYTES > 0) {
     w.Put("&frameBytes=");
     w.PutUint(ISOBOX_FW_FRAME_BYTES);
+  }
+  if (withDevice) {
+    w.Put("&device=");
+    w.Put(device);
   }
   if (!w.ok) {
     out[0] = '\0';

@@ -1,5 +1,6 @@
 // The subscribe URL of eventrelay's Push & Pull channel:
 // ws://host:port/bitrix/subws/?CHANNEL_ID=<id>.<sig>[&mid=<26 digits>]
+//   [&frameBytes=<n>][&device=<name>]
 #ifndef ISOBOX_FW_URL_H
 #define ISOBOX_FW_URL_H
 
@@ -17,11 +18,17 @@ struct Endpoint {
 };
 
 // Writes the URL into out (NUL-terminated) and returns its length, or 0
-// when an input is malformed (host, signed channel id, mid when not empty)
-// or the URL does not fit in cap bytes. `:` in a composite id is sent as
-// %3A, which the push server decodes.
+// when an input is malformed (host, signed channel id, mid or device when
+// not empty) or the URL does not fit in cap bytes. `:` in a composite id
+// is sent as %3A, which the push server decodes. device is the board's
+// name (device=, see DeviceId in device.h); nullptr or "" sends none.
 size_t BuildSubscribeUrl(const Endpoint& ep, const char* channel, const char* mid, char* out,
-                         size_t cap);
+                         size_t cap, const char* device = nullptr);
+
+// A device name eventrelay accepts and the URL carries unescaped: 1 to
+// ISOBOX_FW_DEVICE_ID_MAX of ASCII letters, digits, '.', '_', '-'
+// (eventrelay takes up to 64; the board keeps less).
+bool IsDeviceId(const char* id);
 
 // A URL built by BuildSubscribeUrl taken apart again for a WebSocket
 // library that wants host, port and path separately.

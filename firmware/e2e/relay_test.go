@@ -7,6 +7,7 @@ package e2e_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/isobox/isobox/internal/push"
+	"github.com/isobox/isobox/internal/secret"
 	"github.com/isobox/isobox/internal/testkit"
 )
 
@@ -71,7 +73,7 @@ func startRelay(t *testing.T, extra ...string) *relay {
 }
 
 func (r *relay) start() {
-	r.p = testkit.Start(r.t, r.dir, r.bin, r.args, "http", "publish")
+	r.p = testkit.Start(r.t, r.dir, r.bin, r.args, "http", "publish", "admin")
 }
 
 func (r *relay) stop() {
@@ -231,9 +233,10 @@ func TestRelayFirmwareAgainstEventrelay(t *testing.T) {
 	}
 	ch1, ch2 := "5d41402abc4b2a76b9719d911017c592", "7d793037a0760186574b0282f2f435e7"
 
-	d := startDevice(t, bin, er.httpAddr, signer.SignChannel(ch1), "pump:12,fan:13", false)
+	d := startDevice(t, bin, er.httpAddr, signer.SignChannel(ch1), "pump:12,fan:13", false, "mac=5ccf7f0a1b2c")
 	d.until("open")
 	er.waitSubscribers(ch1, 1)
+	er.waitDevices(map[string]string{"isobox-relay-5ccf7f0a1b2c": "p" + ch1})
 
 	// Commands switch relays: the blog post's esp and the generic relay.
 	er.publish(ch1, esp("pump", true))
@@ -312,18 +315,70 @@ func TestRelayFirmwareAgainstEventrelay(t *testing.T) {
 	er.publish(ch2, esp("pump", true))
 	got, _ = d.until("relay pump on")
 	checkLines(t, "commands on the renewed channel", got, "relay pump off", "relay fan off")
+	// The devices page keeps one record for the board, now on the new
+	// channel: it is keyed by the name the firmware sends.
+	er.waitDevices(map[string]string{"isobox-relay-5ccf7f0a1b2c": "p" + ch2})
 
 	// A second board boots with "restore relays from history": it asks for
 	// everything stored on its channel and ends in the last commanded state.
-	d2 := startDevice(t, bin, er.httpAddr, signer.SignChannel(ch2), "pump:12,fan:13", true)
+	d2 := startDevice(t, bin, er.httpAddr, signer.SignChannel(ch2), "pump:12,fan:13", true, "mac=5ccf7f0a1b2d")
 	got, _ = d2.until("relay pump on")
 	checkLines(t, "replay from start", got, "relay pump off", "relay fan off")
 	d2.send("status")
 	if _, l := d2.until("status"); !strings.Contains(l, "state=3") {
 		t.Fatalf("second board: %s, want open (state=3)", l)
 	}
+	// Two boards from one address on one channel: two records, by name.
+	er.waitDevices(map[string]string{"isobox-relay-5ccf7f0a1b2c": "p" + ch2, "isobox-relay-5ccf7f0a1b2d": "p" + ch2})
 	d2.send("quit")
 	d.send("quit")
+}
+
+// waitDevices polls eventrelay's admin API (the records the console's
+// devices page shows) until the connected devices are exactly want (name →
+// channel), each from 127.0.0.1, and no record is without a name.
+func (r *relay) waitDevices(want map[string]string) {
+	r.t.Helper()
+	key, err := secret.Read(filepath.Join(r.dir, "data", "relay-admin.key"))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	var got string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		req, _ := http.NewRequest("GET", "http://"+r.p.Addr("admin")+"/v1/relay/push/devices", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			continue
+		}
+		var ans struct {
+			Devices []struct {
+				Device, Remote string
+				Channels       []string
+				Connected      bool
+			}
+		}
+		err = json.NewDecoder(resp.Body).Decode(&ans)
+		resp.Body.Close()
+		if err != nil {
+			continue
+		}
+		ok := true
+		seen := map[string]string{}
+		for _, d := range ans.Devices {
+			if d.Device == "" || d.Remote != "127.0.0.1" || len(d.Channels) != 1 {
+				ok = false
+			}
+			if d.Connected {
+				seen[d.Device] = d.Channels[0]
+			}
+		}
+		got = fmt.Sprintf("%+v", ans.Devices)
+		if ok && fmt.Sprint(seen) == fmt.Sprint(want) {
+			return
+		}
+	}
+	r.t.Fatalf("devices %s, want connected %v", got, want)
 }
 
 func renewal(signer *push.Signer, from, to string) string {

@@ -1,6 +1,7 @@
 #include <string>
 
 #include "../core/device.h"
+#include "../core/url.h"
 #include "check.h"
 #include "fakes.h"
 
@@ -65,6 +66,24 @@ TEST(device_ap_password_per_board) {
   char again[13];
   isobox::ApPassword(0xABCDEF, s1, again);
   CHECK_STR(again, p1);
+}
+
+TEST(device_name_is_the_station_mac) {
+  const uint8_t mac[6] = {0x5c, 0xcf, 0x7f, 0x0a, 0x1b, 0x2c};
+  char id[isobox::kDeviceIdSize];
+  memset(id, 'x', sizeof id);
+  CHECK(isobox::DeviceId(mac, id));
+  CHECK_STR(id, "isobox-relay-5ccf7f0a1b2c");
+  CHECK_EQ(strlen(id) + 1, isobox::kDeviceIdSize);
+  CHECK(isobox::IsDeviceId(id));
+  const uint8_t ff[6] = {0xff, 0xff, 0xff, 0x00, 0x00, 0x01};
+  CHECK(isobox::DeviceId(ff, id));
+  CHECK_STR(id, "isobox-relay-ffffff000001");
+  const uint8_t zero[6] = {}, ones[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  CHECK(!isobox::DeviceId(zero, id));  // not read: no name rather than one shared by all
+  CHECK_STR(id, "");
+  CHECK(!isobox::DeviceId(ones, id));
+  CHECK_STR(id, "");
 }
 
 TEST(device_button_long_press_fires_once) {
@@ -138,6 +157,11 @@ TEST(device_status_page_escapes_and_bounds) {
   CHECK(s.find("<tr><th>relay (unnamed)<td>off") != std::string::npos);
   CHECK(s.find("<tr><th>uptime, s<td>3601") != std::string::npos);
   CHECK(s.find("<tr><th>last mid<td>17953984070000000000000009") != std::string::npos);
+  CHECK(s.find("device name") == std::string::npos);  // none given
+  v.device = "isobox-relay-5ccf7f0a1b2c";
+  n = isobox::RenderStatus(v, out, sizeof out);
+  s.assign(out, n);
+  CHECK(s.find("<tr><th>device name<td>isobox-relay-5ccf7f0a1b2c") != std::string::npos);
   char small[100];
   CHECK_EQ(isobox::RenderStatus(v, small, sizeof small), 0);
   CHECK_STR(small, "");

@@ -1,3 +1,5 @@
+#include <string.h>
+
 #include <string>
 
 #include "../core/link.h"
@@ -309,4 +311,56 @@ TEST(link_secure_uses_wss_and_reports_a_refused_key) {
   link.OnOpen();
   CHECK(!link.key_refused());
   CHECK_EQ(link.stats().key_refusals, 1);
+}
+
+// The board's name goes into every subscribe URL; a bad one is refused and
+// the old one kept.
+TEST(link_sends_the_device_name) {
+  Rig r;
+  CHECK(r.link.SetDeviceId("isobox-relay-5ccf7f0a1b2c"));
+  CHECK(!r.link.SetDeviceId("bad name"));
+  CHECK_STR(r.link.device_id(), "isobox-relay-5ccf7f0a1b2c");
+  r.Connect();
+  CHECK_EQ(r.net.opened.size(), 1u);
+  CHECK_STR(r.net.opened[0].c_str(), (kBase + kChan + "&device=isobox-relay-5ccf7f0a1b2c").c_str());
+  r.Frame(Esp(7, "pump", 1));
+  r.link.OnClose();
+  r.clock.now += 60000;
+  r.link.Tick();
+  CHECK_EQ(r.net.opened.size(), 2u);
+  CHECK_STR(r.net.opened[1].c_str(), (kBase + kChan + "&mid=" + Mid(7) + "&device=isobox-relay-5ccf7f0a1b2c").c_str());
+  CHECK(r.link.SetDeviceId(nullptr));
+  CHECK_STR(r.link.device_id(), "");
+}
+
+// Configure refuses an address whose URL would not fit once a mid and the
+// name are added (before, it checked without them and such a board failed
+// to build its URL on every attempt, never connecting). Exact at the edge.
+TEST(link_refuses_a_configuration_whose_longest_url_does_not_fit) {
+  fake::Clock c;
+  fake::Random rnd;
+  fake::Transport t;
+  fake::Pins p;
+  isobox::RelayBank b(p);
+  Link l(c, rnd, t, b);
+  const char* name = "isobox-relay-5ccf7f0a1b2c";
+  // Everything but the host, with the longest mid.
+  size_t fixed = strlen("ws://:8090/bitrix/subws/?CHANNEL_ID=") + strlen(kChan) + strlen("&mid=") + isobox::kMidLen;
+  std::string host(ISOBOX_FW_URL_MAX - fixed + 1, 'h');
+  CHECK(host.size() <= ISOBOX_FW_HOST_MAX);
+  CHECK(!l.Configure(host.c_str(), 8090, kChan, false));  // one byte over
+  host.pop_back();
+  CHECK(l.Configure(host.c_str(), 8090, kChan, false));  // exactly full
+  CHECK(!l.SetDeviceId(name));                           // no room for it
+  CHECK_STR(l.device_id(), "");
+  host.resize(host.size() - strlen("&device=") - strlen(name));
+  CHECK(l.Configure(host.c_str(), 8090, kChan, false));
+  CHECK(l.SetDeviceId(name));  // exactly full again
+  std::string longer = host + "h";
+  CHECK(!l.Configure(longer.c_str(), 8090, kChan, false));  // the name counts too
+  l.SetNetwork(true);
+  l.Tick();
+  CHECK_EQ(t.opened.size(), 1u);
+  CHECK_EQ(t.opened[0].size(), ISOBOX_FW_URL_MAX - strlen("&mid=") - isobox::kMidLen);
+  CHECK(t.opened[0].find(std::string("&device=") + name) != std::string::npos);
 }

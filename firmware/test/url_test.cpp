@@ -1,5 +1,7 @@
 #include <string.h>
 
+#include <string>
+
 #include "../core/url.h"
 #include "check.h"
 
@@ -58,4 +60,38 @@ TEST(url_respects_buffer_size) {
   CHECK_EQ(BuildSubscribeUrl(Endpoint{"h", 80, false}, kChan, kMid, out, full), 0);
   CHECK_STR(out, "");
   CHECK_EQ(BuildSubscribeUrl(Endpoint{"h", 80, false}, kChan, kMid, out, 1), 0);
+}
+
+TEST(url_carries_the_device_name) {
+  char out[400];
+  CHECK(BuildSubscribeUrl(Endpoint{"h", 80, false}, kChan, kMid, out, sizeof out, "isobox-relay-5ccf7f0a1b2c") > 0);
+  CHECK(strstr(out, "&mid=17953984070000000000000007&device=isobox-relay-5ccf7f0a1b2c") != nullptr);
+  CHECK(BuildSubscribeUrl(Endpoint{"h", 80, false}, kChan, nullptr, out, sizeof out, "") > 0);
+  CHECK(strstr(out, "device=") == nullptr);
+  // Only what eventrelay accepts and the URL carries unescaped.
+  const char* bad[] = {"a b", "a&b", "a=b", "r\xc3\xa9", "a/b", "a%20", "<x>", "0123456789012345678901234567890x"};
+  for (const char* d : bad) {
+    CHECK(!isobox::IsDeviceId(d));
+    CHECK_EQ(BuildSubscribeUrl(Endpoint{"h", 80, false}, kChan, nullptr, out, sizeof out, d), 0);
+    CHECK_STR(out, "");
+  }
+  CHECK(!isobox::IsDeviceId(""));
+  CHECK(!isobox::IsDeviceId(nullptr));
+  CHECK(isobox::IsDeviceId("A.b_c-9"));
+  CHECK(isobox::IsDeviceId("012345678901234567890123456789x"));  // ISOBOX_FW_DEVICE_ID_MAX
+}
+
+// The device build's ISOBOX_FW_URL_MAX (384, config.h; the unit tests run
+// with less) holds the longest URL of every valid input: checked here with
+// a buffer of that size.
+TEST(url_longest_fits_the_device_build) {
+  std::string host(ISOBOX_FW_HOST_MAX, 'h');
+  std::string chan = std::string(32, 'a') + ":" + std::string(32, 'b') + "." + std::string(128, 'c');
+  CHECK_EQ(chan.size(), static_cast<size_t>(ISOBOX_FW_CHANNEL_MAX));
+  std::string device(ISOBOX_FW_DEVICE_ID_MAX, 'd');
+  char out[384 + 1];
+  size_t n = BuildSubscribeUrl(Endpoint{host.c_str(), 65535, true}, chan.c_str(), kMid, out, sizeof out, device.c_str());
+  size_t frameBytes = strlen("&frameBytes=65535");  // the device build asks for frames; the unit build does not
+  CHECK(n > 0);
+  CHECK(n + (ISOBOX_FW_FRAME_BYTES > 0 ? 0 : frameBytes) <= 384);
 }

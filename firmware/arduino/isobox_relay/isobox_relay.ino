@@ -90,6 +90,7 @@ RtcScratch rtc_;
 isobox::BootGuard guard_(rtc_);
 isobox::ButtonHold button_;
 char ap_password_[13];
+char device_id_[isobox::kDeviceIdSize];  // sent as device=: eventrelay's devices page keys the board by it
 char pin_fingerprint_[isobox::kFingerprintSize];  // of settings_.pin, for the status page
 char key_kind_[16];
 const char* key_kind_text_ = nullptr;
@@ -112,6 +113,7 @@ size_t Status(char* out, size_t cap) {
   static String reason;  // lives while the page is rendered
   reason = ESP.getResetReason();
   v.firmware = ISOBOX_FIRMWARE_VERSION;
+  v.device = device_id_[0] != '\0' ? device_id_ : nullptr;
   v.state = StateText();
   v.mid = link_.last_mid();
   v.last_device = any_command_ ? last_device_ : nullptr;
@@ -192,6 +194,9 @@ void setup() {
       key_kind_text_ = isobox::KeyKindText(info, key_kind_, sizeof key_kind_);
     Serial.printf("eventrelay key pinned: %s\n", pin_fingerprint_);
   }
+  uint8_t mac[6];
+  if (isobox::DeviceId(WiFi.macAddress(mac), device_id_)) link_.SetDeviceId(device_id_);
+  Serial.printf("device name %s\n", device_id_[0] != '\0' ? device_id_ : "(MAC not read: none sent)");
   configured_ = !safe_mode_ && loaded && settings_.ssid[0] != '\0' && relays_.count() > 0 &&
                 transport_error == nullptr &&
                 link_.Configure(settings_.host, settings_.port, settings_.channel,

@@ -23,5 +23,6 @@ struct ESP8266WiFiClass {
   IPAddress softAPIP();
   int8_t scanNetworks();
   String SSID(uint8_t);
+  uint8_t* macAddress(uint8_t* mac);  // the station MAC
 };
 extern ESP8266WiFiClass WiFi;

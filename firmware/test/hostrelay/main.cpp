@@ -4,7 +4,7 @@
 // socket. Pins, flash and Wi-Fi are stand-ins driven through stdin and
 // reported on stdout, one event per line:
 //
-//   hostrelay HOST PORT CHANNEL RELAYS [replay] [pin=BASE64] [rx=BYTES]
+//   hostrelay HOST PORT CHANNEL RELAYS [replay] [pin=BASE64] [rx=BYTES] [mac=12HEX]
 //   pin=: wss:// to eventrelay's TLS listener with this public key pinned
 //         (the text the setup page takes, core/pin.h), over OpenSSL with
 //         BearSSL's known-key check (test/ws_host/tls_net.h); rx= is the
@@ -121,6 +121,24 @@ int main(int argc, char** argv) {
       }
       settings.pin_len = static_cast<uint16_t>(n);
       settings.tls = isobox::kPinnedWss;
+    } else if (strncmp(argv[i], "mac=", 4) == 0) {
+      // The station MAC a board would read (WiFi.macAddress): its name,
+      // sent as device=, is made from it as the sketch does.
+      uint8_t mac[6];
+      const char* h = argv[i] + 4;
+      if (strlen(h) != 12 || strspn(h, "0123456789abcdef") != 12) {
+        fprintf(stderr, "mac: 12 lowercase hex digits\n");
+        return 2;
+      }
+      for (int k = 0; k < 6; ++k) {
+        char byte[3] = {h[2 * k], h[2 * k + 1], '\0'};
+        mac[k] = static_cast<uint8_t>(strtoul(byte, nullptr, 16));
+      }
+      char id[isobox::kDeviceIdSize];
+      if (!isobox::DeviceId(mac, id) || !link.SetDeviceId(id)) {
+        fprintf(stderr, "device name %s refused\n", id);
+        return 2;
+      }
     } else if (strncmp(argv[i], "rx=", 3) == 0) {
       transport.client().rx_bytes = static_cast<size_t>(atoi(argv[i] + 3));
     } else {
