@@ -19,7 +19,7 @@ import (
 // (firmware/) take for wss://.
 func addTLSCommands(cmds map[string]command) {
 	cmds["tls"] = command{Summary: "TLS certificates: init (a local CA and a certificate for --hosts), pin (the key pin for relay boards)", Run: subcommands("tls", map[string]command{
-		"init": {Summary: "create a local CA (once) and a certificate for --hosts in --dir; print what goes where", Run: tlsInit},
+		"init": {Summary: "create a local CA (once) and a certificate for --hosts in --dir (--keep-key: renew it with its existing key, so relay boards' pin stays); print what goes where", Run: tlsInit},
 		"pin":  {Summary: "print the public key pin of --cert FILE (certificate, public or private key, PEM) for a relay board's setup page", Run: tlsPin},
 	})}
 }
@@ -56,12 +56,26 @@ func tlsPin(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return nil
 }
 
+// pinNote tells, after a renewal with the same key, that relay boards keep
+// working: the pin is the one they have.
+func pinNote(f *certs.Files) string {
+	switch {
+	case !f.KeyKept:
+		return ""
+	case f.Pin == nil:
+		return "\nThe key is the same as before (a kind relay boards cannot pin).\n"
+	}
+	return fmt.Sprintf("\nThe key is the same as before, so relay boards' pin is unchanged (tls pin prints the same):\n  %s\n  fingerprint %s (%s)\n", f.Pin.SPKI, f.Pin.Fingerprint, f.Pin.Kind)
+}
+
 func tlsInit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var hosts, dir, name string
+	var keepKey bool
 	c, pos, err := parseCLI("tls init", args, stdout, stderr, viaDataDir, func(fs *flag.FlagSet) {
 		fs.StringVar(&hosts, "hosts", "", "comma-separated DNS names and IP addresses the certificate is for, e.g. isobox.lan,oauth.bitrix.info,10.0.0.5 (localhost and the loopback addresses are always added)")
 		fs.StringVar(&dir, "dir", "", "directory for the CA and the certificates; empty = <data-dir>/tls")
 		fs.StringVar(&name, "name", "isobox", "file name of the certificate: NAME.crt and NAME.key (run again with another --name and --hosts for another service; the CA is reused)")
+		fs.BoolVar(&keepKey, "keep-key", false, "renew NAME.crt with the existing NAME.key instead of a new key: the public key, and so relay boards' pin (tls pin), stay the same; fails if NAME.key is missing, unreadable, readable by others, or not the key of NAME.crt")
 	})
 	if err != nil {
 		return err
@@ -81,9 +95,17 @@ func tlsInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if len(list) == 0 {
 		return cmdline.Usagef("tls init: --hosts is required, e.g. --hosts isobox.lan,oauth.bitrix.info")
 	}
-	f, err := certs.Init(dir, name, list, time.Now())
+	initFn := certs.Init
+	if keepKey {
+		initFn = certs.InitKeepKey
+	}
+	f, err := initFn(dir, name, list, time.Now())
 	if err != nil {
 		return fmt.Errorf("tls init: %w", err)
+	}
+	keyState := "(0600)"
+	if f.KeyKept {
+		keyState = "(kept: not rewritten, its mode and owner unchanged)"
 	}
 	caState := "reused"
 	if f.CACreated {
@@ -93,7 +115,7 @@ func tlsInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
   key: %s (0600) - keep it offline; it signs new certificates (tls init --name ...)
 certificate for %s:
   %s
-  key: %s (0600), valid until %s
+  key: %s %s, valid until %s
 
 Where each file goes:
   authprovider and eventrelay (each with its own certificate, or both with this one):
@@ -104,8 +126,8 @@ Where each file goes:
   relay boards (firmware/, wss://): the pin of eventrelay's key, from
     authprovider tls pin --cert <eventrelay's certificate>
   Nothing else leaves this machine; ca.key never does.
-`, caState, f.CACert, f.CAUntil.Format("2006-01-02"), f.CAKey,
-		strings.Join(f.Hosts, ", "), f.Cert, f.Key, f.NotAfter.Format("2006-01-02"),
-		f.Cert, f.Key, f.CACert, f.CACert, f.CACert, f.CACert)
+%s`, caState, f.CACert, f.CAUntil.Format("2006-01-02"), f.CAKey,
+		strings.Join(f.Hosts, ", "), f.Cert, f.Key, keyState, f.NotAfter.Format("2006-01-02"),
+		f.Cert, f.Key, f.CACert, f.CACert, f.CACert, f.CACert, pinNote(f))
 	return nil
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,5 +71,63 @@ func TestTLSPinPrintsTheBoardsPin(t *testing.T) {
 	os.WriteFile(junk, []byte("hello"), 0o600)
 	if _, err := tlsCLI("pin", "--cert", junk); err == nil || !strings.Contains(err.Error(), "no PEM block") {
 		t.Errorf("junk: %v", err)
+	}
+}
+
+// `tls init --keep-key` renews eventrelay's certificate with its key: a new
+// certificate, the same `tls pin` output's first line, and it says so;
+// without the flag the pin changes; with a missing key it fails and says
+// what to do.
+func TestTLSInitKeepKeyKeepsThePin(t *testing.T) {
+	dir := t.TempDir()
+	initArgs := []string{"init", "--hosts", "relay.lan", "--dir", dir, "--name", "eventrelay"}
+	if out, err := tlsCLI(initArgs...); err != nil {
+		t.Fatalf("tls init: %v\n%s", err, out)
+	}
+	cert := filepath.Join(dir, "eventrelay.crt")
+	pin := func() string {
+		t.Helper()
+		out, err := tlsCLI("pin", "--cert", cert)
+		if err != nil {
+			t.Fatalf("tls pin: %v\n%s", err, out)
+		}
+		return strings.SplitN(out, "\n", 2)[0]
+	}
+	serial := func() string {
+		t.Helper()
+		b, err := os.ReadFile(cert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		block, _ := pem.Decode(b)
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.SerialNumber.String()
+	}
+	before, serialBefore := pin(), serial()
+	out, err := tlsCLI(append(initArgs, "--keep-key")...)
+	if err != nil {
+		t.Fatalf("tls init --keep-key: %v\n%s", err, out)
+	}
+	if after := pin(); after != before {
+		t.Errorf("--keep-key changed the pin: %s → %s", before, after)
+	}
+	if serial() == serialBefore {
+		t.Error("--keep-key did not issue a new certificate")
+	}
+	if !strings.Contains(out, "relay boards' pin is unchanged") || !strings.Contains(out, before) || !strings.Contains(out, "(kept:") {
+		t.Errorf("tls init --keep-key does not say the pin is unchanged:\n%s", out)
+	}
+	if _, err := tlsCLI(initArgs...); err != nil {
+		t.Fatal(err)
+	}
+	if pin() == before {
+		t.Error("tls init without --keep-key kept the key")
+	}
+	_, err = tlsCLI("init", "--hosts", "relay.lan", "--dir", dir, "--name", "nosuch", "--keep-key")
+	if err == nil || !strings.Contains(err.Error(), "no key") || !strings.Contains(err.Error(), "without --keep-key") {
+		t.Errorf("--keep-key without a key: %v", err)
 	}
 }

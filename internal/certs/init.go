@@ -1,6 +1,7 @@
 package certs
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -31,6 +33,11 @@ type Files struct {
 	CACreated         bool   // false when an existing CA in the directory was reused
 	Hosts             []string
 	NotAfter, CAUntil time.Time
+	// KeyKept is set when the leaf was renewed with its existing key
+	// (InitKeepKey); Pin is then that key's pin, unchanged, or nil for a
+	// key a relay board cannot pin.
+	KeyKept bool
+	Pin     *KeyPin
 }
 
 // Init creates, in dir, a local CA (ca.crt, ca.key) unless one is there
@@ -41,21 +48,50 @@ type Files struct {
 // streams, browsers, Go, BearSSL on the ESP8266) and are written 0600. An
 // existing leaf of the same name is replaced.
 func Init(dir, name string, hosts []string, now time.Time) (*Files, error) {
+	return initLeaf(dir, name, hosts, now, false)
+}
+
+// InitKeepKey is Init renewing the leaf with the private key already in
+// name.key instead of a new one, so that the public key — what relay
+// boards pin (firmware/) — stays the same. The key file is read, never
+// written: its mode and owner stay as they are. It fails when the key is
+// missing, unreadable, not a private key, readable by others (like
+// doctor: 0600, or 0640 with the service group), or not the key of an
+// existing name.crt. The new certificate keeps the old one's mode and,
+// when run as root, its owner.
+func InitKeepKey(dir, name string, hosts []string, now time.Time) (*Files, error) {
+	return initLeaf(dir, name, hosts, now, true)
+}
+
+func initLeaf(dir, name string, hosts []string, now time.Time, keepKey bool) (*Files, error) {
 	if len(hosts) == 0 {
 		return nil, errors.New("at least one host name is needed (--hosts isobox.lan,oauth.bitrix.info)")
 	}
 	if name == "" || strings.ContainsAny(name, `/\`) || strings.HasPrefix(name, ".") || name == "ca" {
 		return nil, fmt.Errorf("leaf name %q: want a plain file name other than ca", name)
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
 	f := &Files{
 		CACert: filepath.Join(dir, "ca.crt"), CAKey: filepath.Join(dir, "ca.key"),
 		Cert: filepath.Join(dir, name+".crt"), Key: filepath.Join(dir, name+".key"),
 	}
+	var kept crypto.Signer
+	if keepKey {
+		// Before anything is created: a wrong --dir or --name must not
+		// leave a new CA behind.
+		var err error
+		if kept, f.Pin, err = existingKey(f.Key, f.Cert); err != nil {
+			return nil, err
+		}
+		f.KeyKept = true
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
 	ca, caKey, err := loadCA(f.CACert, f.CAKey)
 	switch {
+	case errors.Is(err, os.ErrNotExist) && keepKey:
+		// A new CA would sign a certificate nobody trusts yet.
+		return nil, fmt.Errorf("--keep-key: no CA in %s (ca.crt and ca.key of the first tls init): renew where it is, or give that --dir", dir)
 	case errors.Is(err, os.ErrNotExist):
 		ca, caKey, err = newCA(f.CACert, f.CAKey, now)
 		if err != nil {
@@ -91,14 +127,22 @@ func Init(dir, name string, hosts []string, now time.Time) (*Files, error) {
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
+	var (
+		key *ecdsa.PrivateKey
+		pub crypto.PublicKey
+	)
+	if kept != nil {
+		pub = kept.Public()
+	} else {
+		if key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+			return nil, err
+		}
+		pub = &key.PublicKey
 	}
 	if tmpl.SerialNumber, err = serial(); err != nil {
 		return nil, err
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, pub, caKey)
 	if err != nil {
 		return nil, fmt.Errorf("sign %s: %w", name, err)
 	}
@@ -106,6 +150,9 @@ func Init(dir, name string, hosts []string, now time.Time) (*Files, error) {
 	// The leaf file carries the CA after the leaf: servers send the whole
 	// chain, so clients that trust only the CA can verify.
 	chain := append(pemBlock("CERTIFICATE", der), pemBlock("CERTIFICATE", ca.Raw)...)
+	if kept != nil {
+		return f, replaceKeepingOwner(f.Cert, chain, 0o644)
+	}
 	if err := writeKey(f.Key, key); err != nil {
 		return nil, err
 	}
@@ -113,6 +160,68 @@ func Init(dir, name string, hosts []string, now time.Time) (*Files, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// existingKey reads the private key in keyFile for a renewal, and checks
+// it against certFile when that exists.
+func existingKey(keyFile, certFile string) (crypto.Signer, *KeyPin, error) {
+	st, err := os.Stat(keyFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil, fmt.Errorf("--keep-key: there is no key %s to keep: check --dir and --name, or run tls init without --keep-key to make a new key (relay boards then need its new pin)", keyFile)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("--keep-key: %w", err)
+	}
+	if st.Mode().Perm()&0o037 != 0 {
+		return nil, nil, fmt.Errorf("--keep-key: %s has mode %04o: others can read or change it; chmod 600 it (640 with the service group) before renewing", keyFile, st.Mode().Perm())
+	}
+	data, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--keep-key: %w", err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil || !strings.HasSuffix(block.Type, "PRIVATE KEY") {
+		return nil, nil, fmt.Errorf("--keep-key: %s holds no PEM private key", keyFile)
+	}
+	signer, err := parseSigner(block)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--keep-key: %s: %w", keyFile, err)
+	}
+	if certPEM, err := os.ReadFile(certFile); err == nil {
+		cb, _ := pem.Decode(certPEM)
+		if cb == nil || cb.Type != "CERTIFICATE" {
+			return nil, nil, fmt.Errorf("--keep-key: %s holds no PEM certificate; move it away to renew from the key alone", certFile)
+		}
+		cert, err := x509.ParseCertificate(cb.Bytes)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--keep-key: %s: %w", certFile, err)
+		}
+		if eq, ok := cert.PublicKey.(interface{ Equal(crypto.PublicKey) bool }); !ok || !eq.Equal(signer.Public()) {
+			return nil, nil, fmt.Errorf("--keep-key: %s is not the key of %s (their public keys differ): put the matching pair back, or run without --keep-key and give relay boards the new pin", keyFile, certFile)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, nil, fmt.Errorf("--keep-key: %w", err)
+	}
+	pin, err := PinFromPEM(data)
+	if err != nil {
+		pin = nil // a key no board can pin (e.g. RSA-4096) still renews
+	}
+	return signer, pin, nil
+}
+
+// replaceKeepingOwner replaces path like writeFile, with the mode and,
+// when allowed (root), the owner of the file it replaces; perm when there
+// was none.
+func replaceKeepingOwner(path string, data []byte, perm os.FileMode) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return writeFile(path, data, perm)
+	}
+	uid, gid := -1, -1
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 {
+		uid, gid = int(sys.Uid), int(sys.Gid)
+	}
+	return writeFileOwned(path, data, st.Mode().Perm(), uid, gid)
 }
 
 func newCA(certFile, keyFile string, now time.Time) (*x509.Certificate, *ecdsa.PrivateKey, error) {
@@ -186,6 +295,12 @@ func writeKey(path string, key *ecdsa.PrivateKey) error {
 // writeFile replaces path atomically with data in mode perm, so a service
 // watching the file never reads half of it.
 func writeFile(path string, data []byte, perm os.FileMode) error {
+	return writeFileOwned(path, data, perm, -1, -1)
+}
+
+// writeFileOwned is writeFile giving the file owner uid and group gid
+// first (-1 keeps the creator's).
+func writeFileOwned(path string, data []byte, perm os.FileMode, uid, gid int) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return err
@@ -194,6 +309,12 @@ func writeFile(path string, data []byte, perm os.FileMode) error {
 	if err := tmp.Chmod(perm); err != nil {
 		tmp.Close()
 		return err
+	}
+	if uid >= 0 || gid >= 0 {
+		if err := tmp.Chown(uid, gid); err != nil {
+			tmp.Close()
+			return err
+		}
 	}
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()

@@ -99,6 +99,15 @@ func PinFromPEM(data []byte) (*KeyPin, error) {
 }
 
 func parsePrivateKey(block *pem.Block) (any, error) {
+	s, err := parseSigner(block)
+	if err != nil {
+		return nil, err
+	}
+	return s.Public(), nil
+}
+
+// parseSigner parses a PKCS#8, EC or PKCS#1 RSA private key.
+func parseSigner(block *pem.Block) (crypto.Signer, error) {
 	var (
 		k   any
 		err error
@@ -118,5 +127,5 @@ func parsePrivateKey(block *pem.Block) (any, error) {
 	if !ok {
 		return nil, fmt.Errorf("%T private key: the relay board takes EC P-256 or RSA keys", k)
 	}
-	return s.Public(), nil
+	return s, nil
 }

@@ -101,9 +101,9 @@ func (r *Report) Certificate(path string, now time.Time) {
 	left := c.NotAfter.Sub(now)
 	switch {
 	case left <= 0:
-		r.Fail("TLS certificate %s expired on %s: renew it (e.g. authprovider tls init) and the service reloads it", path, c.NotAfter.UTC().Format(time.RFC3339))
+		r.Fail("TLS certificate %s expired on %s: renew it (authprovider tls init --keep-key with the same --hosts, --dir and --name keeps the key relay boards pin) and the service reloads it", path, c.NotAfter.UTC().Format(time.RFC3339))
 	case left < 14*24*time.Hour:
-		r.Fail("TLS certificate %s expires on %s (in %s): renew it soon", path, c.NotAfter.UTC().Format(time.RFC3339), left.Round(time.Hour))
+		r.Fail("TLS certificate %s expires on %s (in %s): renew it soon (authprovider tls init --keep-key keeps the key relay boards pin)", path, c.NotAfter.UTC().Format(time.RFC3339), left.Round(time.Hour))
 	default:
 		r.OK("TLS certificate %s valid until %s", path, c.NotAfter.UTC().Format(time.RFC3339))
 	}
