@@ -68,8 +68,27 @@ class PinnedTlsClient : public BearSSL::WiFiClientSecure {
     if (!Arm()) return 0;
     return Done(BearSSL::WiFiClientSecure::connect(ip, port));
   }
+  // The library asks connected() before it stops and deletes the client:
+  // the last chance to read why BearSSL closed an open connection (stop()
+  // frees its engine, and with it the error).
+  uint8_t connected() override {
+    uint8_t c = BearSSL::WiFiClientSecure::connected();
+    if (!c) NoteClose();
+    return c;
+  }
+  void stop() override {
+    NoteClose();
+    BearSSL::WiFiClientSecure::stop();
+  }
 
  private:
+  void NoteClose() {
+    if (!open_) return;
+    open_ = false;
+    char text[80];
+    int e = getLastSSLError(text, sizeof text);
+    if (e != 0) Serial.printf("tls: connection closed, BearSSL error %d: %s\n", e, text);
+  }
   bool Arm() {
     PinnedTlsState& s = TlsState();
     s.pinned = s.refused = false;
@@ -81,17 +100,57 @@ class PinnedTlsClient : public BearSSL::WiFiClientSecure {
   int Done(int ok) {
     PinnedTlsState& s = TlsState();
     if (ok) {
-      s.pinned = true;
+      s.pinned = open_ = true;
       return ok;
     }
-    s.last_error = getLastSSLError();
+    char text[80];
+    s.last_error = getLastSSLError(text, sizeof text);
+    Serial.printf("tls: handshake failed, BearSSL error %d: %s\n", s.last_error, text);
     // Known-key: the server's handshake signature does not verify with the
     // pinned key (another key of the same type), or its key type does not
     // fit the pinned one.
     s.refused = s.last_error == BR_ERR_BAD_SIGNATURE || s.last_error == BR_ERR_WRONG_KEY_USAGE;
     return ok;
   }
+  bool open_ = false;  // a handshake of this client succeeded and it was not closed since
 };
+
+// The pinned key as BearSSL needs it. bearssl-esp8266 at 5166f2bb (the
+// core's tools/sdk/ssl/bearssl) decodes an EC SubjectPublicKeyInfo
+// wrongly: its br_pkey_decoder (src/x509/pkey_decoder.t0, decode-EC) takes
+// the point's first byte, 0x04 (uncompressed), for an OCTET STRING tag and
+// keeps the 64 bytes after it, so PublicKey(der) gives an EC key without
+// its 0x04 and every ECDSA check with it fails (BR_ERR_BAD_SIGNATURE,
+// with the right key too; found by running the sketch under the core's host
+// emulation, `make -C firmware emulate-test`). So when the decoded point
+// lacks its 0x04, the key is decoded again from the same SPKI with the
+// BIT STRING holding one more 0x04, which that decoder reads as the tag,
+// keeping 04|X|Y; the result is used only if it is exactly the key's
+// point. A decoder that gets it right is used as is.
+inline BearSSL::PublicKey* ParsePinnedKey(const uint8_t* der, size_t n) {
+  BearSSL::PublicKey* k = new BearSSL::PublicKey(der, n);
+  const br_ec_public_key* ec = k->isEC() ? k->getEC() : nullptr;
+  if (ec == nullptr || (ec->qlen > 0 && ec->q[0] == 0x04)) return k;
+  // SEQUENCE { SEQUENCE algorithm, BIT STRING { 00, 04 X Y } }, short lengths (P-256, P-384).
+  if (n < 8 || n > 200 || der[0] != 0x30 || der[1] != n - 2 || der[2] != 0x30) return k;
+  size_t p = 4 + der[3];  // the BIT STRING
+  if (p + 4 > n || der[p] != 0x03 || der[p + 1] != n - p - 2 || der[p + 2] != 0 || der[p + 3] != 0x04) return k;
+  size_t qlen = n - p - 3;
+  std::unique_ptr<uint8_t[]> fixed(new uint8_t[n + 1]);
+  memcpy(fixed.get(), der, p + 4);
+  fixed[p + 4] = 0x04;
+  memcpy(fixed.get() + p + 5, der + p + 4, n - p - 4);
+  fixed[1] = static_cast<uint8_t>(fixed[1] + 1);
+  fixed[p + 1] = static_cast<uint8_t>(fixed[p + 1] + 1);
+  BearSSL::PublicKey* again = new BearSSL::PublicKey(fixed.get(), n + 1);
+  const br_ec_public_key* ec2 = again->isEC() ? again->getEC() : nullptr;
+  if (ec2 == nullptr || ec2->curve != ec->curve || ec2->qlen != qlen || memcmp(ec2->q, der + p + 3, qlen) != 0) {
+    delete again;
+    return k;
+  }
+  delete k;
+  return again;
+}
 
 // The WebSocket client core/ws_transport.h pins with (beginPinned & co.).
 class PinnedWebSocketsClient : public WebSocketsClient {
@@ -99,7 +158,7 @@ class PinnedWebSocketsClient : public WebSocketsClient {
   void beginPinned(const char* host, uint16_t port, const char* url, const uint8_t* der, size_t n) {
     PinnedTlsState& s = TlsState();
     if (der != der_ || n != len_) {
-      key_.reset(new BearSSL::PublicKey(der, n));
+      key_.reset(ParsePinnedKey(der, n));
       der_ = der;
       len_ = n;
     }
@@ -109,6 +168,7 @@ class PinnedWebSocketsClient : public WebSocketsClient {
       // length lets the board use a smaller receive buffer.
       probed_ = true;
       mfln_ = BearSSL::WiFiClientSecure::probeMaxFragmentLength(host, port, ISOBOX_TLS_MFLN_BYTES);
+      Serial.printf("tls: max fragment length %d %s\n", ISOBOX_TLS_MFLN_BYTES, mfln_ ? "granted" : "not granted");
     }
     s.rx = mfln_ ? ISOBOX_TLS_MFLN_BYTES : ISOBOX_TLS_RX_BYTES;
     s.tx = ISOBOX_TLS_TX_BYTES;

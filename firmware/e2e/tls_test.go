@@ -153,6 +153,25 @@ func servedLeaf(t *testing.T, addr string, ok func(*x509.Certificate) bool) *x50
 
 func spki(c *x509.Certificate) []byte { return c.RawSubjectPublicKeyInfo }
 
+// startTLSRelay starts eventrelay serving a certificate and key from
+// `authprovider tls init` on its HTTP listener, and publishes over https
+// with the test CA.
+func startTLSRelay(t *testing.T, extra ...string) (*relay, *tlsDir) {
+	t.Helper()
+	td := &tlsDir{t: t, ap: testkit.Build(t, "github.com/isobox/isobox/cmd/authprovider"), dir: t.TempDir()}
+	td.cert, td.key, td.ca = filepath.Join(td.dir, "eventrelay.crt"), filepath.Join(td.dir, "eventrelay.key"), filepath.Join(td.dir, "ca.crt")
+	td.issue()
+	er := startRelay(t, append([]string{"--tls-cert-file", td.cert, "--tls-key-file", td.key}, extra...)...)
+	roots := x509.NewCertPool()
+	for _, b := range readPEM(t, td.ca) {
+		c, _ := x509.ParseCertificate(b.Bytes)
+		roots.AddCert(c)
+	}
+	er.scheme = "https"
+	er.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "localhost"}}}
+	return er, td
+}
+
 var statusField = regexp.MustCompile(`(\w+)=(\S+)`)
 
 func statusOf(d *device) map[string]string {
@@ -174,19 +193,8 @@ func statusOf(d *device) map[string]string {
 // old key comes back.
 func TestRelayFirmwareOverTLSWithAPinnedKey(t *testing.T) {
 	bin := hostRelay(t)
-	td := &tlsDir{t: t, ap: testkit.Build(t, "github.com/isobox/isobox/cmd/authprovider"), dir: t.TempDir()}
-	td.cert, td.key, td.ca = filepath.Join(td.dir, "eventrelay.crt"), filepath.Join(td.dir, "eventrelay.key"), filepath.Join(td.dir, "ca.crt")
-	td.issue()
+	er, td := startTLSRelay(t)
 	pin := td.pin()
-
-	er := startRelay(t, "--tls-cert-file", td.cert, "--tls-key-file", td.key)
-	roots := x509.NewCertPool()
-	for _, b := range readPEM(t, td.ca) {
-		c, _ := x509.ParseCertificate(b.Bytes)
-		roots.AddCert(c)
-	}
-	er.scheme = "https"
-	er.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "localhost"}}}
 	signer, err := push.NewSigner(sigKey, "sha1")
 	if err != nil {
 		t.Fatal(err)

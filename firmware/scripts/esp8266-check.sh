@@ -4,14 +4,8 @@
 #   esp8266-check.sh CORE CORE_COMMIT WEBSOCKETS WEBSOCKETS_COMMIT LIBS HAL HAL_COMMIT
 CORE=$1 CORE_COMMIT=$2 WS=$3 WS_COMMIT=$4 LIBS=$5 HAL=$6 HAL_COMMIT=$7
 T=xtensa-lx106-elf
-missing=0
-say() { echo "make esp8266: $*" >&2; missing=1; }
-pinned() { # dir commit name
-  if [ -e "$1/.git" ]; then
-    head=$(git -C "$1" rev-parse HEAD 2>/dev/null)
-    [ "$head" = "$2" ] || say "$3 at $1 is at ${head:-?}, not the pinned $2 (git -C $1 checkout $2)"
-  fi
-}
+TARGET=esp8266
+. "$(dirname "$0")/inputs.sh"
 command -v $T-gcc >/dev/null 2>&1 && command -v $T-g++ >/dev/null 2>&1 && command -v $T-size >/dev/null 2>&1 ||
   say "no xtensa toolchain: apt-get install gcc-xtensa-lx106 binutils-xtensa-lx106 (Debian 12; do not install picolibc-xtensa-lx106-elf, its headers shadow newlib)"
 command -v python3 >/dev/null 2>&1 || say "needs python3 (the core's elf2bin.py, makecorever.py)"

@@ -10,6 +10,8 @@ class WiFiClient {
   virtual int connect(IPAddress ip, uint16_t port);
   virtual int connect(const char* host, uint16_t port);
   virtual int connect(const String& host, uint16_t port);
+  virtual uint8_t connected();
+  virtual void stop();
   IPAddress localIP();
 };
 struct ESP8266WiFiClass {

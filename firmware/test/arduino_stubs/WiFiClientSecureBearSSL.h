@@ -14,6 +14,13 @@
 #define BR_KEYTYPE_KEYX 0x10
 #define BR_KEYTYPE_SIGN 0x20
 
+// bearssl_ec.h
+typedef struct {
+  int curve;
+  unsigned char* q;
+  size_t qlen;
+} br_ec_public_key;
+
 namespace BearSSL {
 
 class PublicKey {
@@ -26,6 +33,7 @@ class PublicKey {
   bool parse(const uint8_t* derKey, size_t derLen);
   bool isRSA() const;
   bool isEC() const;
+  const br_ec_public_key* getEC() const;
   PublicKey(const PublicKey& that) = delete;
   PublicKey& operator=(const PublicKey& that) = delete;
 };
@@ -37,6 +45,8 @@ class WiFiClientSecure : public WiFiClient {
   int connect(IPAddress ip, uint16_t port) override;
   int connect(const String& host, uint16_t port) override;
   int connect(const char* name, uint16_t port) override;
+  uint8_t connected() override;
+  void stop() override;
   void setInsecure();
   void setKnownKey(const PublicKey* pk, unsigned usages = BR_KEYTYPE_KEYX | BR_KEYTYPE_SIGN);
   bool setFingerprint(const uint8_t fingerprint[20]);
