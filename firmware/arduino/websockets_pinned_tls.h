@@ -27,18 +27,23 @@
 
 namespace isobox_board {
 
-// Receive buffer (plaintext bytes) when eventrelay does not negotiate a
-// smaller maximum fragment length (MFLN; Go's TLS never does): a TLS record
-// may then carry 16 KiB. Transmit: the board sends small frames only.
+// Receive buffer (plaintext bytes). eventrelay writes a subscriber that
+// asked for frameBytes=N (this build asks for 2,048) TLS records of at
+// most N + 10 plaintext bytes, so 4 KiB hold them with room to spare. Go's
+// TLS never grants a smaller maximum fragment length (MFLN), so a server
+// other than isobox's may write records of up to 16 KiB: a record too
+// large for the buffer (BR_ERR_TOO_LARGE, seen in the handshake or on an
+// open connection) makes every later connection use the fallback size
+// until the board restarts, counted on the status page. Transmit: the
+// board sends small frames only.
 #ifndef ISOBOX_TLS_RX_BYTES
-#define ISOBOX_TLS_RX_BYTES 16384
+#define ISOBOX_TLS_RX_BYTES 4096
+#endif
+#ifndef ISOBOX_TLS_RX_FALLBACK_BYTES
+#define ISOBOX_TLS_RX_FALLBACK_BYTES 16384
 #endif
 #ifndef ISOBOX_TLS_TX_BYTES
 #define ISOBOX_TLS_TX_BYTES 512
-#endif
-// Asked for with the MFLN probe; used as the receive buffer if granted.
-#ifndef ISOBOX_TLS_MFLN_BYTES
-#define ISOBOX_TLS_MFLN_BYTES 4096
 #endif
 
 // What the one TLS connection of the board shares with its client object,
@@ -47,9 +52,11 @@ struct PinnedTlsState {
   const BearSSL::PublicKey* key = nullptr;
   int rx = ISOBOX_TLS_RX_BYTES;
   int tx = ISOBOX_TLS_TX_BYTES;
-  bool refused = false;  // the last handshake failed on the key
-  bool pinned = false;   // the last connect() was ours and succeeded
-  int last_error = 0;    // BearSSL error of the last failed handshake
+  bool refused = false;   // the last handshake failed on the key
+  bool pinned = false;    // the last connect() was ours and succeeded
+  int last_error = 0;     // BearSSL error of the last failed handshake
+  bool fallback = false;  // a record did not fit ISOBOX_TLS_RX_BYTES: the fallback size until restart
+  uint32_t too_large = 0; // such records (connections they ended)
 };
 
 inline PinnedTlsState& TlsState() {
@@ -87,7 +94,8 @@ class PinnedTlsClient : public BearSSL::WiFiClientSecure {
     open_ = false;
     char text[80];
     int e = getLastSSLError(text, sizeof text);
-    if (e != 0) Serial.printf("tls: connection closed, BearSSL error %d: %s\n", e, text);
+    if (e != 0) Serial.printf_P(PSTR("tls: connection closed, BearSSL error %d: %s\n"), e, text);
+    if (e == BR_ERR_TOO_LARGE) TooLarge(TlsState());
   }
   bool Arm() {
     PinnedTlsState& s = TlsState();
@@ -105,12 +113,20 @@ class PinnedTlsClient : public BearSSL::WiFiClientSecure {
     }
     char text[80];
     s.last_error = getLastSSLError(text, sizeof text);
-    Serial.printf("tls: handshake failed, BearSSL error %d: %s\n", s.last_error, text);
+    Serial.printf_P(PSTR("tls: handshake failed, BearSSL error %d: %s\n"), s.last_error, text);
     // Known-key: the server's handshake signature does not verify with the
     // pinned key (another key of the same type), or its key type does not
     // fit the pinned one.
     s.refused = s.last_error == BR_ERR_BAD_SIGNATURE || s.last_error == BR_ERR_WRONG_KEY_USAGE;
+    if (s.last_error == BR_ERR_TOO_LARGE) TooLarge(s);
     return ok;
+  }
+  static void TooLarge(PinnedTlsState& s) {
+    ++s.too_large;
+    if (s.fallback || s.rx >= ISOBOX_TLS_RX_FALLBACK_BYTES) return;
+    s.fallback = true;
+    Serial.printf_P(PSTR("tls: a record did not fit the %d B receive buffer; %d B from the next connection until restart\n"),
+                  s.rx, ISOBOX_TLS_RX_FALLBACK_BYTES);
   }
   bool open_ = false;  // a handshake of this client succeeded and it was not closed since
 };
@@ -163,14 +179,7 @@ class PinnedWebSocketsClient : public WebSocketsClient {
       len_ = n;
     }
     s.key = key_.get();
-    if (!probed_) {
-      // Once per boot: a server that grants a smaller maximum fragment
-      // length lets the board use a smaller receive buffer.
-      probed_ = true;
-      mfln_ = BearSSL::WiFiClientSecure::probeMaxFragmentLength(host, port, ISOBOX_TLS_MFLN_BYTES);
-      Serial.printf("tls: max fragment length %d %s\n", ISOBOX_TLS_MFLN_BYTES, mfln_ ? "granted" : "not granted");
-    }
-    s.rx = mfln_ ? ISOBOX_TLS_MFLN_BYTES : ISOBOX_TLS_RX_BYTES;
+    s.rx = s.fallback ? ISOBOX_TLS_RX_FALLBACK_BYTES : ISOBOX_TLS_RX_BYTES;
     s.tx = ISOBOX_TLS_TX_BYTES;
     s.pinned = false;
     beginSSL(host, port, url, static_cast<const uint8_t*>(nullptr), "");
@@ -182,14 +191,11 @@ class PinnedWebSocketsClient : public WebSocketsClient {
     return r;
   }
   bool pinnedConnection() const { return TlsState().pinned; }
-  bool mfln() const { return mfln_; }
 
  private:
   std::unique_ptr<BearSSL::PublicKey> key_;
   const uint8_t* der_ = nullptr;
   size_t len_ = 0;
-  bool probed_ = false;
-  bool mfln_ = false;
 };
 
 }  // namespace isobox_board

@@ -223,6 +223,8 @@ size_t RenderStatus(const StatusView& v, char* out, size_t cap) {
   }
   if (v.secure) {
     h.Row("TLS key refusals", v.key_refusals);
+    if (v.tls_rx_bytes != 0) h.Row("TLS receive buffer, bytes", v.tls_rx_bytes);
+    if (v.tls_too_large != 0) h.Row("TLS records too large for 4 KiB", v.tls_too_large);
     if (v.key_refused) h.Row("TLS", "REFUSED: eventrelay's key is not the pinned one");
   }
   h.Raw("</table>\n");

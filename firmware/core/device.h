@@ -121,6 +121,8 @@ struct StatusView {
   const char* key_kind;      // "EC P-256", "RSA-2048", ...
   bool key_refused;          // the last TLS attempt met another key
   uint32_t key_refusals;
+  uint32_t tls_rx_bytes;     // the TLS receive buffer of the next connection (0: not shown)
+  uint32_t tls_too_large;    // TLS records that did not fit the smaller buffer
   uint8_t relay_count;
   const char* relay_names[ISOBOX_FW_RELAYS_MAX];
   bool relay_on[ISOBOX_FW_RELAYS_MAX];

@@ -14,8 +14,15 @@ package e2e_test
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha1"
+	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -23,6 +30,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -235,10 +243,8 @@ func TestEmulatedBoardOverBearSSL(t *testing.T) {
 	ch := "c4ca4238a0b923820dcc509a6f75849b"
 
 	b := startBoard(t, boardBin, settingsBin, er.httpAddr, signer.SignChannel(ch), "pump:12,fan:13", "pin="+pin)
-	mfln := b.until("tls: max fragment length ")
-	t.Logf("MFLN probe against eventrelay: %s", mfln)
 	er.waitSubscribers(ch, 1)
-	b.waitPage("<td>subscribed", "TLS key refusals<td>0")
+	b.waitPage("<td>subscribed", "TLS key refusals<td>0", "TLS receive buffer, bytes<td>4096")
 	up := b.heap()
 
 	er.publish(ch, esp("pump", true))
@@ -298,7 +304,116 @@ func TestEmulatedBoardOverBearSSL(t *testing.T) {
 	t.Logf("emulated process heap, bytes (usable size, 32-bit host, blocks >= 64 KiB apart): subscribed %d (peak since boot %d), "+
 		"not connected %d, subscribed again %d (peak over a command %d); a live connection holds %d",
 		up.current, up.peak, down.current, again.current, again.peak, again.current-down.current)
+	if p := b.page(); strings.Contains(p, "too large") || !strings.Contains(p, "TLS receive buffer, bytes<td>4096") {
+		t.Fatalf("eventrelay's records did not fit the 4 KiB buffer:\n%s", p)
+	}
 	if again.current <= down.current {
 		t.Fatalf("a live TLS connection holds no heap? subscribed %d, not connected %d", again.current, down.current)
 	}
+}
+
+// bigRecordServer is a TLS server with its own P-256 key (pinned by the
+// board) that answers the WebSocket handshake and two text frames in one
+// TLS record of 16,384 plaintext bytes, the largest a server may write, as
+// a TLS server that is not isobox's eventrelay may (Go's TLS grants no
+// smaller maximum fragment length). It returns its address and pin, and
+// counts the connections whose handshake completed.
+func bigRecordServer(t *testing.T) (addr, pin string, conns *atomic.Int32) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spkiDER, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
+		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
+		MinVersion:   tls.VersionTLS12, MaxVersion: tls.VersionTLS12,
+		DynamicRecordSizingDisabled: true, // full-size records from the first byte
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	conns = new(atomic.Int32)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go serveBigRecord(c.(*tls.Conn), conns)
+		}
+	}()
+	return ln.Addr().String(), base64.StdEncoding.EncodeToString(spkiDER), conns
+}
+
+func serveBigRecord(c *tls.Conn, conns *atomic.Int32) {
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(60 * time.Second))
+	if c.Handshake() != nil {
+		return
+	}
+	conns.Add(1)
+	br := bufio.NewReader(c)
+	var wsKey string
+	for {
+		l, err := br.ReadString('\n')
+		if err != nil {
+			return
+		}
+		if k, v, ok := strings.Cut(strings.TrimSpace(l), ":"); ok && strings.EqualFold(k, "Sec-WebSocket-Key") {
+			wsKey = strings.TrimSpace(v)
+		}
+		if l == "\r\n" {
+			break
+		}
+	}
+	h := sha1.Sum([]byte(wsKey + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	out := []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
+		base64.StdEncoding.EncodeToString(h[:]) + "\r\n\r\n")
+	// Two text frames (each under the library's 15 KiB frame limit) fill the record.
+	rest := 16384 - len(out)
+	for _, n := range []int{rest/2 - 4, rest - rest/2 - 4} {
+		out = append(out, 0x81, 126, byte(n>>8), byte(n))
+		out = append(out, bytes.Repeat([]byte("x"), n)...)
+	}
+	if _, err := c.Write(out); err != nil { // one record: len(out) == 16384
+		return
+	}
+	_, _ = io.Copy(io.Discard, c)
+}
+
+// A record larger than the board's 4 KiB receive buffer (a server that is
+// not isobox's relay): the real BearSSL client fails the connection, the
+// board falls back to 16 KiB for the next ones until it restarts, says so
+// on the status page, and the next connection holds the record.
+func TestEmulatedBoardFallsBackToAFullSizeBufferOnARecordTooLarge(t *testing.T) {
+	boardBin, settingsBin := emulator(t)
+	addr, pin, conns := bigRecordServer(t)
+	b := startBoard(t, boardBin, settingsBin, addr, "c4ca4238a0b923820dcc509a6f75849b.0123456789abcdef0123456789abcdef01234567",
+		"pump:12", "pin="+pin)
+	l := b.until("tls: connection closed, BearSSL error ")
+	t.Logf("a 16,384-byte record into the 4 KiB buffer: %s", l)
+	if m := bearsslError.FindStringSubmatch(l); m == nil || m[1] != "6" { // BR_ERR_TOO_LARGE
+		t.Fatalf("want BearSSL error 6 (BR_ERR_TOO_LARGE): %s", l)
+	}
+	b.until("tls: a record did not fit the 4096 B receive buffer; 16384 B from the next connection until restart")
+	p := b.waitPage("<td>subscribed", "TLS receive buffer, bytes<td>16384", "TLS records too large for 4 KiB<td>1")
+	if n := conns.Load(); n < 2 {
+		t.Fatalf("%d TLS connections, want the failed one and the one with the larger buffer", n)
+	}
+	if strings.Contains(p, "REFUSED") {
+		t.Fatalf("a record too large is not a refused key:\n%s", p)
+	}
+	h := b.heap()
+	t.Logf("emulated process heap with the 16 KiB fallback buffer, subscribed: %d bytes (peak %d)", h.current, h.peak)
 }

@@ -192,18 +192,24 @@ TEST(device_status_page_shows_the_pin_and_a_refused_key) {
   v.relay_count = ISOBOX_FW_RELAYS_MAX;
   for (uint8_t i = 0; i < v.relay_count; ++i) v.relay_names[i] = "averylongrelayname_0123456789ab";
   v.connects = v.renewals = v.gaps = v.rejected = v.silences = 4294967295u;
+  v.tls_rx_bytes = 16384;
+  v.tls_too_large = 4294967295u;
   char out[2048];
   size_t n = isobox::RenderStatus(v, out, sizeof out);
   CHECK(n > 0);
   std::string s(out, n);
+  CHECK(s.find("<tr><th>TLS receive buffer, bytes<td>16384") != std::string::npos);
+  CHECK(s.find("<tr><th>TLS records too large for 4 KiB<td>4294967295") != std::string::npos);
   CHECK(s.find("<tr><th>transport<td>wss:// (TLS, pinned key)") != std::string::npos);
   CHECK(s.find("<tr><th>eventrelay key (pin)<td>EC P-256 sha256//ZB0eFfjoQUJ0WmaSbd5MjJ/EmBVcs5m5uCTVBisaJwo=") !=
         std::string::npos);
   CHECK(s.find("<tr><th>TLS key refusals<td>3") != std::string::npos);
   CHECK(s.find("REFUSED: eventrelay&#39;s key is not the pinned one") != std::string::npos);
   v.key_refused = false;
+  v.tls_too_large = 0;
   n = isobox::RenderStatus(v, out, sizeof out);
   CHECK(std::string(out, n).find("REFUSED") == std::string::npos);
+  CHECK(std::string(out, n).find("too large") == std::string::npos);
 }
 
 TEST(device_led_lit_subscribed_blinking_on_a_refused_key) {

@@ -131,6 +131,10 @@ size_t Status(char* out, size_t cap) {
   v.key_kind = key_kind_text_;
   v.key_refused = link_.key_refused();
   v.key_refusals = link_.stats().key_refusals;
+#if defined(ISOBOX_PINNED_TLS)
+  v.tls_rx_bytes = isobox_board::TlsState().fallback ? ISOBOX_TLS_RX_FALLBACK_BYTES : ISOBOX_TLS_RX_BYTES;
+  v.tls_too_large = isobox_board::TlsState().too_large;
+#endif
   v.relay_count = relays_.count();
   for (uint8_t i = 0; i < relays_.count(); ++i) {
     v.relay_names[i] = relays_.spec(i).name;

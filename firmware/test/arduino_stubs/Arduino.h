@@ -17,6 +17,7 @@
 #define INPUT_PULLUP 2
 #define OUTPUT 1
 #define F(s) (s)
+#define PSTR(s) (s)  // cores/esp8266/pgmspace: a string kept in flash
 extern volatile uint32_t RANDOM_REG32;
 
 unsigned long millis();
@@ -50,6 +51,7 @@ class IPAddress {
 struct HardwareSerial {
   void begin(unsigned long);
   int printf(const char*, ...) __attribute__((format(printf, 2, 3)));
+  size_t printf_P(const char*, ...) __attribute__((format(printf, 2, 3)));
 };
 extern HardwareSerial Serial;
 
