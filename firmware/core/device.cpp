@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "flash.h"
 #include "settings.h"
 
 namespace isobox {
@@ -24,8 +25,8 @@ struct Html {
   size_t cap;
   size_t n = 0;
   bool ok = true;
-  void Raw(const char* s) {
-    for (; *s; ++s) Char(*s);
+  void Raw(flash::Str s) {
+    for (size_t i = 0; s[i] != '\0'; ++i) Char(s[i]);
   }
   void Char(char c) {
     if (n + 1 >= cap) {
@@ -34,18 +35,23 @@ struct Html {
     }
     out[n++] = c;
   }
+  // One character of text, escaped.
+  void Esc(char c) {
+    switch (c) {
+      case '&': Raw(ISOBOX_FSTR("&amp;")); break;
+      case '<': Raw(ISOBOX_FSTR("&lt;")); break;
+      case '>': Raw(ISOBOX_FSTR("&gt;")); break;
+      case '"': Raw(ISOBOX_FSTR("&quot;")); break;
+      case '\'': Raw(ISOBOX_FSTR("&#39;")); break;
+      default: Char(c);
+    }
+  }
   void Text(const char* s) {
     if (s == nullptr) return;
-    for (; *s; ++s) {
-      switch (*s) {
-        case '&': Raw("&amp;"); break;
-        case '<': Raw("&lt;"); break;
-        case '>': Raw("&gt;"); break;
-        case '"': Raw("&quot;"); break;
-        case '\'': Raw("&#39;"); break;
-        default: Char(*s);
-      }
-    }
+    for (; *s; ++s) Esc(*s);
+  }
+  void Text(flash::Str s) {
+    for (size_t i = 0; s[i] != '\0'; ++i) Esc(s[i]);
   }
   void Num(uint32_t v) {
     char d[11];
@@ -56,19 +62,25 @@ struct Html {
     } while (v != 0);
     while (i > 0) Char(d[--i]);
   }
-  void Row(const char* name, const char* value) {
-    Raw("<tr><th>");
+  void Head(flash::Str name) {
+    Raw(ISOBOX_FSTR("<tr><th>"));
     Raw(name);
-    Raw("<td>");
-    Text(value);
-    Raw("\n");
+    Raw(ISOBOX_FSTR("<td>"));
   }
-  void Row(const char* name, uint32_t value) {
-    Raw("<tr><th>");
-    Raw(name);
-    Raw("<td>");
+  void Row(flash::Str name, const char* value) {
+    Head(name);
+    Text(value);
+    Char('\n');
+  }
+  void Row(flash::Str name, flash::Str value) {
+    Head(name);
+    Text(value);
+    Char('\n');
+  }
+  void Row(flash::Str name, uint32_t value) {
+    Head(name);
     Num(value);
-    Raw("\n");
+    Char('\n');
   }
 };
 
@@ -98,7 +110,8 @@ bool LoadOrCreateSecret(Storage& st, size_t off, Random& rnd, uint8_t out[kSecre
 }
 
 void ApPassword(uint32_t chipId, const uint8_t secret[kSecretLen], char out[13]) {
-  static const char kAlphabet[] = "23456789abcdefghijkmnpqrstuvwxyz";  // 32, no 0 o 1 l
+  static constexpr flash::Literal<33> kAlphabetText ISOBOX_FLASH{"23456789abcdefghijkmnpqrstuvwxyz"};  // 32, no 0 o 1 l
+  constexpr flash::Str kAlphabet = kAlphabetText.str();
   uint8_t b[kSecretLen];
   for (size_t i = 0; i < kSecretLen; ++i) b[i] = static_cast<uint8_t>(secret[i] ^ (chipId >> (8 * (i % 4))));
   // 12 groups of 5 bits from the first 60 bits.
@@ -157,8 +170,9 @@ bool StatusLedLit(bool subscribed, bool keyRefused, uint32_t now) {
 }
 
 bool DeviceId(const uint8_t mac[6], char out[kDeviceIdSize]) {
-  static const char kPrefix[] = "isobox-relay-";
-  static const char kHex[] = "0123456789abcdef";
+  static constexpr flash::Literal<sizeof "isobox-relay-"> kPrefix ISOBOX_FLASH{"isobox-relay-"};
+  static constexpr flash::Literal<17> kHexText ISOBOX_FLASH{"0123456789abcdef"};
+  constexpr flash::Str kHex = kHexText.str();
   uint8_t all = 0xff, any = 0;
   for (int i = 0; i < 6; ++i) {
     all &= mac[i];
@@ -168,8 +182,8 @@ bool DeviceId(const uint8_t mac[6], char out[kDeviceIdSize]) {
     out[0] = '\0';
     return false;
   }
-  memcpy(out, kPrefix, sizeof kPrefix - 1);
-  char* p = out + sizeof kPrefix - 1;
+  flash::Copy(kPrefix.str(), out, kDeviceIdSize);
+  char* p = out + kPrefix.size();
   for (int i = 0; i < 6; ++i) {
     *p++ = kHex[mac[i] >> 4];
     *p++ = kHex[mac[i] & 0xf];
@@ -181,53 +195,62 @@ bool DeviceId(const uint8_t mac[6], char out[kDeviceIdSize]) {
 size_t RenderStatus(const StatusView& v, char* out, size_t cap) {
   if (out == nullptr || cap == 0) return 0;
   Html h{out, cap};
-  h.Raw("<!doctype html><meta charset=utf-8><meta name=viewport content='width=device-width'>"
-        "<title>isobox relay</title><h1>isobox relay</h1><table>\n");
-  h.Row("state", v.state);
-  h.Row("firmware", v.firmware);
-  if (v.device != nullptr) h.Row("device name", v.device);
-  h.Row("uptime, s", v.uptime_s);
-  h.Row("last reset", v.reset_reason);
-  h.Row("free heap, bytes", v.free_heap);
-  h.Row("last mid", v.mid != nullptr && v.mid[0] != '\0' ? v.mid : "-");
-  h.Raw("<tr><th>last command<td>");
+  h.Raw(ISOBOX_FSTR("<!doctype html><meta charset=utf-8><meta name=viewport content='width=device-width'>"
+        "<title>isobox relay</title><h1>isobox relay</h1><table>\n"));
+  h.Row(ISOBOX_FSTR("state"), v.state);
+  h.Row(ISOBOX_FSTR("firmware"), v.firmware);
+  if (v.device != nullptr) h.Row(ISOBOX_FSTR("device name"), v.device);
+  h.Row(ISOBOX_FSTR("uptime, s"), v.uptime_s);
+  h.Row(ISOBOX_FSTR("last reset"), v.reset_reason);
+  h.Row(ISOBOX_FSTR("free heap, bytes"), v.free_heap);
+  if (v.mid != nullptr && v.mid[0] != '\0') {
+    h.Row(ISOBOX_FSTR("last mid"), v.mid);
+  } else {
+    h.Row(ISOBOX_FSTR("last mid"), ISOBOX_FSTR("-"));
+  }
+  h.Raw(ISOBOX_FSTR("<tr><th>last command<td>"));
   if (v.last_device != nullptr && v.last_device[0] != '\0') {
     h.Text(v.last_device);
-    h.Raw(v.last_on ? " on" : " off");
+    h.Raw(v.last_on ? ISOBOX_FSTR(" on") : ISOBOX_FSTR(" off"));
   } else if (v.last_device != nullptr) {
-    h.Raw("(unnamed) ");
-    h.Raw(v.last_on ? "on" : "off");
+    h.Raw(ISOBOX_FSTR("(unnamed) "));
+    h.Raw(v.last_on ? ISOBOX_FSTR("on") : ISOBOX_FSTR("off"));
   } else {
-    h.Raw("-");
+    h.Char('-');
   }
-  h.Raw("\n");
+  h.Char('\n');
   for (uint8_t i = 0; i < v.relay_count && i < ISOBOX_FW_RELAYS_MAX; ++i) {
-    h.Raw("<tr><th>relay ");
-    h.Text(v.relay_names[i] != nullptr && v.relay_names[i][0] != '\0' ? v.relay_names[i] : "(unnamed)");
-    h.Raw("<td>");
-    h.Raw(v.relay_on[i] ? "on" : "off");
-    h.Raw("\n");
+    h.Raw(ISOBOX_FSTR("<tr><th>relay "));
+    if (v.relay_names[i] != nullptr && v.relay_names[i][0] != '\0') {
+      h.Text(v.relay_names[i]);
+    } else {
+      h.Raw(ISOBOX_FSTR("(unnamed)"));
+    }
+    h.Raw(ISOBOX_FSTR("<td>"));
+    h.Raw(v.relay_on[i] ? ISOBOX_FSTR("on") : ISOBOX_FSTR("off"));
+    h.Char('\n');
   }
-  h.Row("connections", v.connects);
-  h.Row("channel renewals", v.renewals);
-  h.Row("history gaps", v.gaps);
-  h.Row("rejected messages", v.rejected);
-  h.Row("silent connections dropped", v.silences);
-  h.Row("transport", v.secure ? "wss:// (TLS, pinned key)" : "ws:// (unencrypted, chosen on the setup page)");
+  h.Row(ISOBOX_FSTR("connections"), v.connects);
+  h.Row(ISOBOX_FSTR("channel renewals"), v.renewals);
+  h.Row(ISOBOX_FSTR("history gaps"), v.gaps);
+  h.Row(ISOBOX_FSTR("rejected messages"), v.rejected);
+  h.Row(ISOBOX_FSTR("silent connections dropped"), v.silences);
+  h.Row(ISOBOX_FSTR("transport"), v.secure ? ISOBOX_FSTR("wss:// (TLS, pinned key)")
+                                   : ISOBOX_FSTR("ws:// (unencrypted, chosen on the setup page)"));
   if (v.pin != nullptr && v.pin[0] != '\0') {
-    h.Raw("<tr><th>eventrelay key (pin)<td>");
-    h.Text(v.key_kind != nullptr ? v.key_kind : "");
-    h.Raw(" ");
+    h.Raw(ISOBOX_FSTR("<tr><th>eventrelay key (pin)<td>"));
+    h.Text(v.key_kind);
+    h.Char(' ');
     h.Text(v.pin);
-    h.Raw("\n");
+    h.Char('\n');
   }
   if (v.secure) {
-    h.Row("TLS key refusals", v.key_refusals);
-    if (v.tls_rx_bytes != 0) h.Row("TLS receive buffer, bytes", v.tls_rx_bytes);
-    if (v.tls_too_large != 0) h.Row("TLS records too large for 4 KiB", v.tls_too_large);
-    if (v.key_refused) h.Row("TLS", "REFUSED: eventrelay's key is not the pinned one");
+    h.Row(ISOBOX_FSTR("TLS key refusals"), v.key_refusals);
+    if (v.tls_rx_bytes != 0) h.Row(ISOBOX_FSTR("TLS receive buffer, bytes"), v.tls_rx_bytes);
+    if (v.tls_too_large != 0) h.Row(ISOBOX_FSTR("TLS records too large for 4 KiB"), v.tls_too_large);
+    if (v.key_refused) h.Row(ISOBOX_FSTR("TLS"), ISOBOX_FSTR("REFUSED: eventrelay's key is not the pinned one"));
   }
-  h.Raw("</table>\n");
+  h.Raw(ISOBOX_FSTR("</table>\n"));
   if (!h.ok) {
     out[0] = '\0';
     return 0;

@@ -1,15 +1,18 @@
 #include "frame.h"
 
+#include "flash.h"
+
 namespace isobox {
 namespace {
 
-constexpr char kStart[] = "#!NGINXNMS!#";
-constexpr char kEnd[] = "#!NGINXNME!#";
+constexpr flash::Literal<sizeof "#!NGINXNMS!#"> kStartText ISOBOX_FLASH{"#!NGINXNMS!#"};
+constexpr flash::Literal<sizeof "#!NGINXNME!#"> kEndText ISOBOX_FLASH{"#!NGINXNME!#"};
+static_assert(kStartText.size() == 12 && kEndText.size() == 12, "FrameParser::kMarkerLen");
 
 // Advances a marker match by one byte. Only the marker's first byte, '#',
 // recurs in it (as its last), so on a mismatch the match restarts at 1 if
 // the byte is '#' and at 0 otherwise.
-size_t Step(const char* marker, size_t matched, char c) {
+size_t Step(flash::Str marker, size_t matched, char c) {
   if (marker[matched] == c) return matched + 1;
   return c == '#' ? 1 : 0;
 }
@@ -21,7 +24,7 @@ void FrameParser::Feed(const char* data, size_t n) {
     char c = data[i];
     switch (state_) {
       case State::kSeek:
-        matched_ = Step(kStart, matched_, c);
+        matched_ = Step(kStartText.str(), matched_, c);
         if (matched_ == kMarkerLen) {
           state_ = State::kBody;
           matched_ = 0;
@@ -32,7 +35,7 @@ void FrameParser::Feed(const char* data, size_t n) {
         // The end marker is collected too and cut off when it completes;
         // buf_ has room for a full message plus the marker.
         buf_[len_++] = c;
-        matched_ = Step(kEnd, matched_, c);
+        matched_ = Step(kEndText.str(), matched_, c);
         if (matched_ == kMarkerLen) {
           ++stats_.messages;
           state_ = State::kSeek;
@@ -44,7 +47,7 @@ void FrameParser::Feed(const char* data, size_t n) {
         }
         break;
       case State::kSkip:
-        matched_ = Step(kEnd, matched_, c);
+        matched_ = Step(kEndText.str(), matched_, c);
         if (matched_ == kMarkerLen) {
           state_ = State::kSeek;
           matched_ = 0;

@@ -14,11 +14,21 @@ struct Scanner {
     while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) ++p;
   }
 
-  bool Literal(const char* word) {
-    size_t n = strlen(word);
-    if (static_cast<size_t>(end - p) < n || memcmp(p, word, n) != 0) return false;
+  bool Literal(flash::Str word) {
+    size_t n = word.size();
+    if (static_cast<size_t>(end - p) < n) return false;
+    for (size_t i = 0; i < n; ++i)
+      if (p[i] != word[i]) return false;
     p += n;
     return true;
+  }
+
+  // The one-character escapes after a backslash (u is handled apart).
+  static bool IsEscape(char c) {
+    switch (c) {
+      case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't': return true;
+      default: return false;
+    }
   }
 
   static bool IsHex(char c) {
@@ -40,7 +50,7 @@ struct Scanner {
         for (int i = 0; i < 4; ++i)
           if (!IsHex(p[i])) return false;
         p += 4;
-      } else if (!strchr("\"\\/bfnrt", e) || e == '\0') {
+      } else if (!IsEscape(e)) {
         return false;
       }
     }
@@ -79,9 +89,9 @@ struct Scanner {
       case '{': return Container(depth, '}');
       case '[': return Container(depth, ']');
       case '"': return String();
-      case 't': return Literal("true");
-      case 'f': return Literal("false");
-      case 'n': return Literal("null");
+      case 't': return Literal(ISOBOX_FSTR("true"));
+      case 'f': return Literal(ISOBOX_FSTR("false"));
+      case 'n': return Literal(ISOBOX_FSTR("null"));
       default: return Number();
     }
   }
@@ -157,7 +167,7 @@ Kind KindOf(Span v) {
   }
 }
 
-bool Get(Span object, const char* key, Span* out) {
+bool Get(Span object, flash::Str key, Span* out) {
   if (KindOf(object) != Kind::Object) return false;
   Scanner sc{object.p + 1, object.p + object.n};
   bool found = false;
@@ -242,10 +252,10 @@ bool CopyString(Span v, char* out, size_t cap) {
   return true;
 }
 
-bool StringEquals(Span v, const char* lit) {
+bool StringEquals(Span v, flash::Str lit) {
   char buf[64];
   if (!CopyString(v, buf, sizeof buf)) return false;
-  return strcmp(buf, lit) == 0;
+  return flash::Equals(buf, lit);
 }
 
 }  // namespace json

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "flash.h"
 
 namespace isobox {
 namespace json {
@@ -30,15 +31,17 @@ Kind KindOf(Span v);
 // Finds member `key` of a validated object. With duplicate keys the last
 // one wins, as in JavaScript's JSON.parse and PHP's json_decode, so the
 // device reads what the portal and browsers read.
-bool Get(Span object, const char* key, Span* out);
+// The key is a flash string (ISOBOX_FSTR).
+bool Get(Span object, flash::Str key, Span* out);
 
 // Decodes a string value into out (NUL-terminated, UTF-8). False when v is
 // not a string, does not fit in cap bytes (NUL included) or holds a lone
 // surrogate or an escaped NUL.
 bool CopyString(Span v, char* out, size_t cap);
 
-// Reports whether string value v decodes to lit (at most 63 bytes).
-bool StringEquals(Span v, const char* lit);
+// Reports whether string value v decodes to lit (a flash string of at
+// most 63 bytes).
+bool StringEquals(Span v, flash::Str lit);
 
 }  // namespace json
 }  // namespace isobox

@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "flash.h"
 #include "json.h"
 
 namespace isobox {
@@ -34,11 +35,11 @@ bool ParseState(Span v, bool* on) {
     case Kind::String: {
       char s[8];
       if (!json::CopyString(v, s, sizeof s)) return false;
-      if (!strcmp(s, "1") || !strcmp(s, "on") || !strcmp(s, "true")) {
+      if (flash::Equals(s, ISOBOX_FSTR("1")) || flash::Equals(s, ISOBOX_FSTR("on")) || flash::Equals(s, ISOBOX_FSTR("true"))) {
         *on = true;
         return true;
       }
-      if (!strcmp(s, "0") || !strcmp(s, "off") || !strcmp(s, "false")) {
+      if (flash::Equals(s, ISOBOX_FSTR("0")) || flash::Equals(s, ISOBOX_FSTR("off")) || flash::Equals(s, ISOBOX_FSTR("false"))) {
         *on = false;
         return true;
       }
@@ -49,7 +50,7 @@ bool ParseState(Span v, bool* on) {
 }
 
 // params of `esp` ({device?, value}) or `relay` ({relay?, state}).
-ParseError ParseRelay(Span params, const char* nameKey, const char* stateKey, Command* out) {
+ParseError ParseRelay(Span params, flash::Str nameKey, flash::Str stateKey, Command* out) {
   if (json::KindOf(params) != Kind::Object) return ParseError::kBadParams;
   Span v;
   if (!json::Get(params, stateKey, &v) || !ParseState(v, &out->on)) return ParseError::kBadParams;
@@ -66,7 +67,7 @@ ParseError ParseText(Span text, Command* out) {
   *out = Command();
   Span module, command, params;
   char mod[24], cmd[24];
-  if (!json::Get(text, "module_id", &module) || !json::Get(text, "command", &command) ||
+  if (!json::Get(text, ISOBOX_FSTR("module_id"), &module) || !json::Get(text, ISOBOX_FSTR("command"), &command) ||
       json::KindOf(module) != Kind::String || json::KindOf(command) != Kind::String) {
     return ParseError::kBadCommand;
   }
@@ -74,12 +75,12 @@ ParseError ParseText(Span text, Command* out) {
   if (!json::CopyString(module, mod, sizeof mod) || !json::CopyString(command, cmd, sizeof cmd)) {
     return ParseError::kOk;
   }
-  bool hasParams = json::Get(text, "params", &params);
-  if (!strcmp(mod, "pull")) {
-    if (!strcmp(cmd, "channel_expire") && hasParams) {
+  bool hasParams = json::Get(text, ISOBOX_FSTR("params"), &params);
+  if (flash::Equals(mod, ISOBOX_FSTR("pull"))) {
+    if (flash::Equals(cmd, ISOBOX_FSTR("channel_expire")) && hasParams) {
       Span action, next, id;
-      if (json::Get(params, "action", &action) && json::StringEquals(action, "reconnect") &&
-          json::Get(params, "new_channel", &next) && json::Get(next, "id", &id) &&
+      if (json::Get(params, ISOBOX_FSTR("action"), &action) && json::StringEquals(action, ISOBOX_FSTR("reconnect")) &&
+          json::Get(params, ISOBOX_FSTR("new_channel"), &next) && json::Get(next, ISOBOX_FSTR("id"), &id) &&
           json::CopyString(id, out->channel, sizeof out->channel) &&
           IsSignedChannelId(out->channel)) {
         out->kind = CommandKind::kChannelRenew;
@@ -90,17 +91,17 @@ ParseError ParseText(Span text, Command* out) {
     // config_expire, server_restart: the device has no config to reload.
     return ParseError::kOk;
   }
-  if (!strcmp(mod, "isobox")) {
-    if (!strcmp(cmd, "history_gap")) out->kind = CommandKind::kHistoryGap;
+  if (flash::Equals(mod, ISOBOX_FSTR("isobox"))) {
+    if (flash::Equals(cmd, ISOBOX_FSTR("history_gap"))) out->kind = CommandKind::kHistoryGap;
     return ParseError::kOk;
   }
-  if (!strcmp(cmd, "esp")) {
+  if (flash::Equals(cmd, ISOBOX_FSTR("esp"))) {
     if (!hasParams) return ParseError::kBadParams;
-    return ParseRelay(params, "device", "value", out);
+    return ParseRelay(params, ISOBOX_FSTR("device"), ISOBOX_FSTR("value"), out);
   }
-  if (!strcmp(cmd, "relay")) {
+  if (flash::Equals(cmd, ISOBOX_FSTR("relay"))) {
     if (!hasParams) return ParseError::kBadParams;
-    return ParseRelay(params, "relay", "state", out);
+    return ParseRelay(params, ISOBOX_FSTR("relay"), ISOBOX_FSTR("state"), out);
   }
   return ParseError::kOk;
 }
@@ -121,14 +122,14 @@ ParseError ParseMessage(const char* s, size_t n, Message* out) {
   Span root;
   if (!json::Parse(s, n, &root) || json::KindOf(root) != Kind::Object) return ParseError::kBadJson;
   Span mid;
-  if (json::Get(root, "mid", &mid)) {
+  if (json::Get(root, ISOBOX_FSTR("mid"), &mid)) {
     if (!json::CopyString(mid, out->mid, sizeof out->mid) || !IsMid(out->mid)) {
       out->mid[0] = '\0';
       return ParseError::kBadMid;
     }
   }
   Span text;
-  if (!json::Get(root, "text", &text) || json::KindOf(text) != Kind::Object) {
+  if (!json::Get(root, ISOBOX_FSTR("text"), &text) || json::KindOf(text) != Kind::Object) {
     return ParseError::kNoText;
   }
   return ParseText(text, &out->command);
@@ -152,16 +153,11 @@ bool IsMid(const char* s) {
   return s[kMidLen] == '\0';
 }
 
-const char* ParseErrorName(ParseError e) {
-  switch (e) {
-    case ParseError::kOk: return "ok";
-    case ParseError::kBadJson: return "bad_json";
-    case ParseError::kBadMid: return "bad_mid";
-    case ParseError::kNoText: return "no_text";
-    case ParseError::kBadCommand: return "bad_command";
-    case ParseError::kBadParams: return "bad_params";
-  }
-  return "unknown";
+flash::Str ParseErrorName(ParseError e) {
+  // In the enum's order, then one for a value out of range.
+  static constexpr char kList[] = "ok\0bad_json\0bad_mid\0no_text\0bad_command\0bad_params\0unknown";
+  static constexpr flash::Literal<sizeof kList> kNames ISOBOX_FLASH{kList};
+  return flash::Nth(kNames, static_cast<size_t>(e));
 }
 
 }  // namespace isobox

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "flash.h"
 
 namespace isobox {
 
@@ -57,7 +58,8 @@ bool IsSignedChannelId(const char* s);
 // Reports whether s is exactly 26 decimal digits.
 bool IsMid(const char* s);
 
-const char* ParseErrorName(ParseError e);
+// "ok", "bad_json", ... (a flash string, for logs and tests).
+flash::Str ParseErrorName(ParseError e);
 
 }  // namespace isobox
 

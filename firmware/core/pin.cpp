@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "flash.h"
+
 namespace isobox {
 namespace {
 
@@ -42,7 +44,10 @@ bool Read(Der* d, uint8_t tag, Der* out) {
   return true;
 }
 
-bool Equal(const Der& d, const uint8_t* v, size_t n) { return d.n == n && memcmp(d.p, v, n) == 0; }
+template <size_t N>
+bool Equal(const Der& d, const flash::Table<uint8_t, N>& v) {
+  return d.n == N && flash::Compare(d.p, v, N) == 0;
+}
 
 // A positive, minimally encoded INTEGER's magnitude (leading 0 stripped).
 bool Magnitude(Der i, Der* out) {
@@ -57,20 +62,23 @@ bool Magnitude(Der i, Der* out) {
   return true;
 }
 
-const uint8_t kOidEc[] = {0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x02, 0x01};                     // 1.2.840.10045.2.1
-const uint8_t kOidP256[] = {0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07};             // 1.2.840.10045.3.1.7
-const uint8_t kOidRsa[] = {0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x01};        // 1.2.840.113549.1.1.1
+constexpr flash::Table<uint8_t, 7> kOidEc ISOBOX_FLASH = {0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x02, 0x01};  // 1.2.840.10045.2.1
+constexpr flash::Table<uint8_t, 8> kOidP256 ISOBOX_FLASH = {0x2A, 0x86, 0x48, 0xCE,
+                                                            0x3D, 0x03, 0x01, 0x07};  // 1.2.840.10045.3.1.7
+constexpr flash::Table<uint8_t, 9> kOidRsa ISOBOX_FLASH = {0x2A, 0x86, 0x48, 0x86, 0xF7,
+                                                           0x0D, 0x01, 0x01, 0x01};  // 1.2.840.113549.1.1.1
 // The P-256 field prime, big-endian: coordinates must be below it.
-const uint8_t kP256Prime[32] = {0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0,
-                                0,    0,    0,    0,    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
-                                0xFF, 0xFF, 0xFF, 0xFF};
+constexpr flash::Table<uint8_t, 32> kP256Prime ISOBOX_FLASH = {
+    0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0,
+    0,    0,    0,    0,    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF};
 
 PinError CheckEc(Der alg, Der key, KeyInfo* info) {
   Der curve;
   if (!Read(&alg, 0x06, &curve) || alg.n != 0) return PinError::kNotSpki;
-  if (!Equal(curve, kOidP256, sizeof kOidP256)) return PinError::kEcCurve;
+  if (!Equal(curve, kOidP256)) return PinError::kEcCurve;
   if (key.n != 65 || key.p[0] != 0x04) return PinError::kEcPoint;
-  if (memcmp(key.p + 1, kP256Prime, 32) >= 0 || memcmp(key.p + 33, kP256Prime, 32) >= 0) return PinError::kEcPoint;
+  if (flash::Compare(key.p + 1, kP256Prime, 32) >= 0 || flash::Compare(key.p + 33, kP256Prime, 32) >= 0)
+    return PinError::kEcPoint;
   info->kind = KeyKind::kEcP256;
   info->bits = 256;
   return PinError::kOk;
@@ -119,9 +127,6 @@ int Sextet(char c) {
   return -1;
 }
 
-const char kBegin[] = "-----BEGIN ";
-const char kPublicKeyArmor[] = "PUBLIC KEY-----";
-const char kEndArmor[] = "-----END PUBLIC KEY-----";
 
 // Writes the 3 - pad bytes of a complete group.
 bool Flush(uint32_t acc, size_t pad, uint8_t* out, size_t cap, size_t* len) {
@@ -173,18 +178,19 @@ PinError Parse(const char* text, uint8_t* der, size_t cap, size_t* n, KeyInfo* i
   }
   const char* p = SkipSpace(text);
   if (*p == '\0') return PinError::kEmpty;
-  bool armored = strncmp(p, kBegin, sizeof kBegin - 1) == 0;
+  size_t k = 0;
+  bool armored = flash::StartsWith(p, ISOBOX_FSTR("-----BEGIN "), &k);
   if (armored) {
-    p += sizeof kBegin - 1;
-    if (strncmp(p, "CERTIFICATE-----", 16) == 0) return PinError::kCertificate;
-    if (strncmp(p, kPublicKeyArmor, sizeof kPublicKeyArmor - 1) != 0) return PinError::kBadBase64;
-    p += sizeof kPublicKeyArmor - 1;
+    p += k;
+    if (flash::StartsWith(p, ISOBOX_FSTR("CERTIFICATE-----"))) return PinError::kCertificate;
+    if (!flash::StartsWith(p, ISOBOX_FSTR("PUBLIC KEY-----"), &k)) return PinError::kBadBase64;
+    p += k;
   }
   PinError e = DecodeBase64(&p, der, cap, n);
   if (e != PinError::kOk) return e;
   if (armored) {
-    if (strncmp(p, kEndArmor, sizeof kEndArmor - 1) != 0) return PinError::kBadBase64;
-    p += sizeof kEndArmor - 1;
+    if (!flash::StartsWith(p, ISOBOX_FSTR("-----END PUBLIC KEY-----"), &k)) return PinError::kBadBase64;
+    p += k;
   }
   if (*SkipSpace(p) != '\0') return PinError::kBadBase64;
   if (*n == 0) return PinError::kEmpty;
@@ -195,7 +201,7 @@ PinError Parse(const char* text, uint8_t* der, size_t cap, size_t* n, KeyInfo* i
 
 // --- SHA-256 ---------------------------------------------------------
 
-const uint32_t kK[64] = {
+constexpr flash::Table<uint32_t, 64> kK ISOBOX_FLASH = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
     0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
     0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
@@ -242,21 +248,25 @@ void Block(uint32_t h[8], const uint8_t b[64]) {
 
 }  // namespace
 
-const char* PinErrorText(PinError e) {
-  switch (e) {
-    case PinError::kOk: return "ok";
-    case PinError::kEmpty: return "no key given: paste the line `authprovider tls pin --cert FILE` prints";
-    case PinError::kTooLong: return "too long: the largest key the board keeps is RSA-3072; use the EC P-256 key `authprovider tls init` makes";
-    case PinError::kCertificate: return "that is a certificate, not a public key: `authprovider tls pin --cert FILE` prints the key's pin";
-    case PinError::kBadBase64: return "not base64 (or PEM armour other than BEGIN/END PUBLIC KEY)";
-    case PinError::kNotSpki: return "not a DER SubjectPublicKeyInfo";
-    case PinError::kUnsupportedKey: return "not an EC or RSA key";
-    case PinError::kEcCurve: return "EC key on a curve other than P-256";
-    case PinError::kEcPoint: return "EC key is not an uncompressed P-256 point";
-    case PinError::kRsaSize: return "RSA key must have 2048 to 3072 bits";
-    case PinError::kRsaExponent: return "RSA exponent must be odd, at least 3, at most 32 bits";
-  }
-  return "invalid key";
+// One sentence per PinError, in the enum's order, then one for a value
+// out of range.
+constexpr char kPinErrorList[] =
+    "ok\0"
+    "no key given: paste the line `authprovider tls pin --cert FILE` prints\0"
+    "too long: the largest key the board keeps is RSA-3072; use the EC P-256 key `authprovider tls init` makes\0"
+    "that is a certificate, not a public key: `authprovider tls pin --cert FILE` prints the key's pin\0"
+    "not base64 (or PEM armour other than BEGIN/END PUBLIC KEY)\0"
+    "not a DER SubjectPublicKeyInfo\0"
+    "not an EC or RSA key\0"
+    "EC key on a curve other than P-256\0"
+    "EC key is not an uncompressed P-256 point\0"
+    "RSA key must have 2048 to 3072 bits\0"
+    "RSA exponent must be odd, at least 3, at most 32 bits\0"
+    "invalid key";
+constexpr flash::Literal<sizeof kPinErrorList> kPinErrors ISOBOX_FLASH{kPinErrorList};
+
+const char* PinErrorText(PinError e, char* buf, size_t cap) {
+  return flash::Copy(flash::Nth(kPinErrors, static_cast<size_t>(e)), buf, cap);
 }
 
 PinError CheckSpki(const uint8_t* der, size_t n, KeyInfo* info) {
@@ -268,9 +278,9 @@ PinError CheckSpki(const uint8_t* der, size_t n, KeyInfo* info) {
   if (!Read(&spki, 0x03, &bits) || spki.n != 0 || bits.n < 1 || bits.p[0] != 0) return PinError::kNotSpki;
   Der key{bits.p + 1, bits.n - 1};
   PinError e;
-  if (Equal(oid, kOidEc, sizeof kOidEc)) {
+  if (Equal(oid, kOidEc)) {
     e = CheckEc(alg, key, info);
-  } else if (Equal(oid, kOidRsa, sizeof kOidRsa)) {
+  } else if (Equal(oid, kOidRsa)) {
     e = CheckRsa(alg, key, info);
   } else {
     e = PinError::kUnsupportedKey;
@@ -292,7 +302,10 @@ PinError ParsePin(const char* text, uint8_t* der, size_t cap, size_t* n, KeyInfo
 }
 
 void Sha256(const uint8_t* p, size_t n, uint8_t out[32]) {
-  uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+  static constexpr flash::Table<uint32_t, 8> kH0 ISOBOX_FLASH = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                                                 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+  uint32_t h[8];
+  for (size_t i = 0; i < 8; ++i) h[i] = kH0[i];
   uint8_t block[64];
   size_t full = n / 64;
   for (size_t i = 0; i < full; ++i) Block(h, p + 64 * i);
@@ -312,7 +325,9 @@ void Sha256(const uint8_t* p, size_t n, uint8_t out[32]) {
 }
 
 size_t Base64Encode(const uint8_t* p, size_t n, char* out, size_t cap) {
-  static const char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  static constexpr flash::Literal<65> kAlphabetText ISOBOX_FLASH{
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"};
+  constexpr flash::Str kAlphabet = kAlphabetText.str();
   size_t need = (n + 2) / 3 * 4;
   if (out == nullptr || cap <= need) {
     if (out != nullptr && cap > 0) out[0] = '\0';
@@ -335,19 +350,28 @@ size_t Base64Encode(const uint8_t* p, size_t n, char* out, size_t cap) {
 void PinFingerprint(const uint8_t* der, size_t n, char out[kFingerprintSize]) {
   uint8_t digest[32];
   Sha256(der, n, digest);
-  memcpy(out, "sha256//", 8);
+  flash::Copy(ISOBOX_FSTR("sha256//"), out, 9);
   Base64Encode(digest, sizeof digest, out + 8, kFingerprintSize - 8);
 }
 
 const char* KeyKindText(const KeyInfo& info, char* buf, size_t cap) {
   switch (info.kind) {
-    case KeyKind::kEcP256: return "EC P-256";
-    case KeyKind::kRsa:
-      snprintf(buf, cap, "RSA-%u", static_cast<unsigned>(info.bits));
+    case KeyKind::kEcP256: return flash::Copy(ISOBOX_FSTR("EC P-256"), buf, cap);
+    case KeyKind::kRsa: {
+      // "RSA-" and the bits (2048..3072: four digits).
+      char rsa[9];
+      flash::Copy(ISOBOX_FSTR("RSA-"), rsa, sizeof rsa);
+      unsigned b = info.bits % 10000;
+      for (int i = 0; i < 4; ++i) rsa[7 - i] = static_cast<char>('0' + b % 10), b /= 10;
+      rsa[8] = '\0';
+      size_t i = 0;
+      for (; i + 1 < cap && rsa[i] != '\0'; ++i) buf[i] = rsa[i];
+      if (cap > 0) buf[i] = '\0';
       return buf;
+    }
     case KeyKind::kNone: break;
   }
-  return "none";
+  return flash::Copy(ISOBOX_FSTR("none"), buf, cap);
 }
 
 }  // namespace isobox

@@ -37,8 +37,11 @@ enum class PinError : uint8_t {
   kRsaExponent,     // RSA exponent not odd, >= 3, <= 32 bits
 };
 
-// A sentence for the setup page and the serial log.
-const char* PinErrorText(PinError e);
+// A sentence for the setup page and the serial log, copied into buf (cap
+// bytes; kPinErrorTextSize holds the longest) and returned. The sentences
+// live in flash (flash.h).
+constexpr size_t kPinErrorTextSize = 112;
+const char* PinErrorText(PinError e, char* buf, size_t cap);
 
 enum class KeyKind : uint8_t { kNone, kEcP256, kRsa };
 
@@ -65,7 +68,8 @@ void Sha256(const uint8_t* p, size_t n, uint8_t out[32]);
 // NUL), or 0 if it does not fit in cap.
 size_t Base64Encode(const uint8_t* p, size_t n, char* out, size_t cap);
 
-// "EC P-256", "RSA-2048", ... for the status page.
+// "EC P-256", "RSA-2048", ... for the status page, written into buf (cap
+// bytes, 16 is enough) and returned.
 const char* KeyKindText(const KeyInfo& info, char* buf, size_t cap);
 
 }  // namespace isobox

@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "flash.h"
 #include "pin.h"
 
 namespace isobox {
@@ -155,13 +156,16 @@ int SaveIfChanged(Storage& st, const Settings& s) {
   return st.Write(0, fresh, sizeof fresh) ? 1 : -1;
 }
 
-const char* CheckTransport(const Settings& s) {
+const char* CheckTransport(const Settings& s, char* buf, size_t cap) {
   if (s.tls == kPlainWs) return nullptr;
-  if (s.tls != kPinnedWss) return "unknown transport";
-  if (s.pin_len == 0) return "wss:// needs eventrelay's public key (the pin): paste what `authprovider tls pin --cert FILE` prints";
+  if (s.tls != kPinnedWss) return flash::Copy(ISOBOX_FSTR("unknown transport"), buf, cap);
+  if (s.pin_len == 0)
+    return flash::Copy(
+        ISOBOX_FSTR("wss:// needs eventrelay's public key (the pin): paste what `authprovider tls pin --cert FILE` prints"),
+        buf, cap);
   KeyInfo info;
   PinError e = CheckSpki(s.pin, s.pin_len, &info);
-  return e == PinError::kOk ? nullptr : PinErrorText(e);
+  return e == PinError::kOk ? nullptr : PinErrorText(e, buf, cap);
 }
 
 bool ParseRelayList(const char* text, Settings* s) {
@@ -189,13 +193,14 @@ bool ParseRelayList(const char* text, Settings* s) {
       if (digits == 0 || pin > 16) goto fail;
       r.pin = static_cast<uint8_t>(pin);
     }
-    if (strncmp(p, ":low", 4) == 0) {
+    size_t k = 0;
+    if (flash::StartsWith(p, ISOBOX_FSTR(":low"), &k)) {
       r.activeLow = true;
-      p += 4;
+      p += k;
     }
-    if (strncmp(p, ":on", 3) == 0) {
+    if (flash::StartsWith(p, ISOBOX_FSTR(":on"), &k)) {
       r.onAtBoot = true;
-      p += 3;
+      p += k;
     }
     for (uint8_t i = 0; i < n; ++i)
       if (s->relays[i].pin == r.pin || strcmp(s->relays[i].name, r.name) == 0) goto fail;

@@ -65,8 +65,9 @@ bool ParseRelayList(const char* text, Settings* s);
 
 // Whether the transport settings can be used: kPinnedWss needs a valid pin
 // (core/pin.h), kPlainWs none. nullptr when usable, else a sentence for the
-// setup page and the serial log.
-const char* CheckTransport(const Settings& s);
+// setup page and the serial log, copied into buf (cap bytes;
+// kPinErrorTextSize holds the longest) and returned.
+const char* CheckTransport(const Settings& s, char* buf, size_t cap);
 
 }  // namespace isobox
 

@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "flash.h"
 #include "message.h"
 
 namespace isobox {
@@ -22,6 +23,9 @@ struct Writer {
   }
   void Put(const char* s) {
     while (*s) Put(*s++);
+  }
+  void Put(flash::Str s) {
+    for (size_t i = 0; s[i] != '\0'; ++i) Put(s[i]);
   }
   void PutUint(unsigned v) {
     char digits[6];
@@ -69,28 +73,28 @@ size_t BuildSubscribeUrl(const Endpoint& ep, const char* channel, const char* mi
   bool withDevice = device != nullptr && *device != '\0';
   if (withDevice && !IsDeviceId(device)) return 0;
   Writer w{out, cap};
-  w.Put(ep.secure ? "wss://" : "ws://");
+  w.Put(ep.secure ? ISOBOX_FSTR("wss://") : ISOBOX_FSTR("ws://"));
   w.Put(ep.host);
   w.Put(':');
   w.PutUint(ep.port);
-  w.Put("/bitrix/subws/?CHANNEL_ID=");
+  w.Put(ISOBOX_FSTR("/bitrix/subws/?CHANNEL_ID="));
   for (const char* c = channel; *c; ++c) {
     if (*c == ':') {
-      w.Put("%3A");
+      w.Put(ISOBOX_FSTR("%3A"));
     } else {
       w.Put(*c);
     }
   }
   if (withMid) {
-    w.Put("&mid=");
+    w.Put(ISOBOX_FSTR("&mid="));
     w.Put(mid);
   }
   if (ISOBOX_FW_FRAME_BYTES > 0) {
-    w.Put("&frameBytes=");
+    w.Put(ISOBOX_FSTR("&frameBytes="));
     w.PutUint(ISOBOX_FW_FRAME_BYTES);
   }
   if (withDevice) {
-    w.Put("&device=");
+    w.Put(ISOBOX_FSTR("&device="));
     w.Put(device);
   }
   if (!w.ok) {
@@ -105,12 +109,13 @@ bool SplitWsUrl(const char* url, WsTarget* out) {
   if (url == nullptr || out == nullptr) return false;
   bool secure;
   const char* p;
-  if (strncmp(url, "ws://", 5) == 0) {
+  size_t k = 0;
+  if (flash::StartsWith(url, ISOBOX_FSTR("ws://"), &k)) {
     secure = false;
-    p = url + 5;
-  } else if (strncmp(url, "wss://", 6) == 0) {
+    p = url + k;
+  } else if (flash::StartsWith(url, ISOBOX_FSTR("wss://"), &k)) {
     secure = true;
-    p = url + 6;
+    p = url + k;
   } else {
     return false;
   }

@@ -37,7 +37,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (len != 0 || info.kind != isobox::KeyKind::kNone) abort();
     for (uint8_t b : der)
       if (b != 0) abort();
-    if (isobox::PinErrorText(e) == nullptr) abort();
+    char why[isobox::kPinErrorTextSize];
+    if (strlen(isobox::PinErrorText(e, why, sizeof why)) < 2) abort();
   }
   // The raw bytes as DER (the flash image's pin field).
   isobox::CheckSpki(data, size, &info);

@@ -53,20 +53,20 @@ TEST(json_get_finds_members_last_wins) {
   Span root, v, c;
   CHECK(Parse(doc, strlen(doc), &root));
   CHECK(KindOf(root) == Kind::Object);
-  CHECK(Get(root, "a", &v));
-  CHECK(StringEquals(v, "two"));
-  CHECK(Get(root, "b", &v));
+  CHECK(Get(root, ISOBOX_FSTR("a"), &v));
+  CHECK(StringEquals(v, ISOBOX_FSTR("two")));
+  CHECK(Get(root, ISOBOX_FSTR("b"), &v));
   CHECK(KindOf(v) == Kind::Object);
-  CHECK(Get(v, "c", &c));
-  CHECK(StringEquals(c, "x"));
-  CHECK(!Get(root, "c", &v));  // members of nested objects are not top-level
-  CHECK(Get(root, "d", &v));
+  CHECK(Get(v, ISOBOX_FSTR("c"), &c));
+  CHECK(StringEquals(c, ISOBOX_FSTR("x")));
+  CHECK(!Get(root, ISOBOX_FSTR("c"), &v));  // members of nested objects are not top-level
+  CHECK(Get(root, ISOBOX_FSTR("d"), &v));
   CHECK(KindOf(v) == Kind::Array);
-  CHECK(!Get(v, "a", &c));  // an array is not an object
+  CHECK(!Get(v, ISOBOX_FSTR("a"), &c));  // an array is not an object
   // Escaped keys compare decoded.
   const char* esc = "{\"\\u0064evice\":\"k\"}";
   CHECK(Parse(esc, strlen(esc), &root));
-  CHECK(Get(root, "device", &v));
+  CHECK(Get(root, ISOBOX_FSTR("device"), &v));
 }
 
 TEST(json_copy_string_decodes_escapes) {

@@ -16,6 +16,10 @@ namespace {
 
 ParseError Cmd(const std::string& s, Command* c) { return ParseCommand(s.data(), s.size(), c); }
 ParseError Msg(const std::string& s, Message* m) { return ParseMessage(s.data(), s.size(), m); }
+std::string Name(ParseError e) {
+  char buf[16];
+  return isobox::flash::Copy(isobox::ParseErrorName(e), buf, sizeof buf);
+}
 
 // What eventrelay sends for the blog post's BX24.callMethod('pull.application.event.add',
 // {COMMAND:'esp', PARAMS:'{"value":"1"}'}) (trimmed `extra`).
@@ -62,7 +66,7 @@ TEST(message_esp_refuses_unusable_params) {
   for (const char* p : bad) {
     Command c;
     ParseError e = Cmd(std::string("{\"module_id\":\"application\",\"command\":\"esp\",\"params\":") + p + "}", &c);
-    if (e != ParseError::kBadParams) fprintf(stderr, "  params %s -> %s\n", p, isobox::ParseErrorName(e));
+    if (e != ParseError::kBadParams) fprintf(stderr, "  params %s -> %s\n", p, Name(e).c_str());
     CHECK(e == ParseError::kBadParams);
     CHECK(c.kind == CommandKind::kIgnored);
   }
@@ -148,4 +152,11 @@ TEST(message_ids) {
   CHECK(!isobox::IsSignedChannelId("0123456789abcdef0123456789abcdef.01234567/x"));
   CHECK(!isobox::IsSignedChannelId("public:0123456789abcdef0123456789abcdef.01234567"));
   CHECK(!isobox::IsSignedChannelId(nullptr));
+}
+
+TEST(message_error_names) {
+  CHECK_STR(Name(ParseError::kOk).c_str(), "ok");
+  CHECK_STR(Name(ParseError::kBadJson).c_str(), "bad_json");
+  CHECK_STR(Name(ParseError::kBadParams).c_str(), "bad_params");
+  CHECK_STR(Name(static_cast<ParseError>(99)).c_str(), "unknown");
 }

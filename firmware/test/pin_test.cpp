@@ -97,7 +97,8 @@ TEST(pin_refuses_other_keys_with_a_reason) {
     bool zero = true;
     for (uint8_t c : p.der) zero = zero && c == 0;
     CHECK(zero);
-    CHECK(strlen(isobox::PinErrorText(p.err)) > 10);
+    char text[isobox::kPinErrorTextSize];
+    CHECK(strlen(isobox::PinErrorText(p.err, text, sizeof text)) > 10);
   }
   CHECK(Parse(nullptr).err == isobox::PinError::kEmpty);
   // A certificate given as bare base64 (no armour) is recognised too.
@@ -200,16 +201,20 @@ TEST(pin_sha256_matches_openssl) {
 TEST(settings_transport_needs_a_valid_pin_for_wss) {
   isobox::Settings s;
   memset(&s, 0, sizeof s);
-  CHECK(isobox::CheckTransport(s) == nullptr);  // ws://, chosen
+  char why[isobox::kPinErrorTextSize];
+  CHECK(isobox::CheckTransport(s, why, sizeof why) == nullptr);  // ws://, chosen
   s.tls = isobox::kPinnedWss;
-  CHECK(isobox::CheckTransport(s) != nullptr);  // wss:// without a pin
+  CHECK(isobox::CheckTransport(s, why, sizeof why) == why);  // wss:// without a pin
+  CHECK(strstr(why, "wss:// needs eventrelay's public key") == why);
   size_t n = 0;
   isobox::KeyInfo info;
   CHECK(isobox::ParsePin(vectors::kP256, s.pin, sizeof s.pin, &n, &info) == isobox::PinError::kOk);
   s.pin_len = static_cast<uint16_t>(n);
-  CHECK(isobox::CheckTransport(s) == nullptr);
+  CHECK(isobox::CheckTransport(s, why, sizeof why) == nullptr);
   s.pin[0] = 0x31;  // no longer a SEQUENCE
-  CHECK(isobox::CheckTransport(s) != nullptr);
+  CHECK(isobox::CheckTransport(s, why, sizeof why) != nullptr);
+  CHECK_STR(why, "not a DER SubjectPublicKeyInfo");
   s.tls = 7;
-  CHECK(isobox::CheckTransport(s) != nullptr);
+  CHECK(isobox::CheckTransport(s, why, sizeof why) != nullptr);
+  CHECK_STR(why, "unknown transport");
 }

@@ -1,5 +1,6 @@
 #include <string.h>
 
+#include "../core/pin.h"
 #include "../core/settings.h"
 #include "check.h"
 #include "fakes.h"
@@ -201,7 +202,8 @@ TEST(settings_version_3_keeps_the_pin_and_version_2_reads_as_plain_ws) {
   CHECK_STR(got.relays[0].name, "pump");
   CHECK_EQ(got.tls, isobox::kPlainWs);
   CHECK_EQ(got.pin_len, 0);
-  CHECK(isobox::CheckTransport(got) == nullptr);
+  char why[isobox::kPinErrorTextSize];
+  CHECK(isobox::CheckTransport(got, why, sizeof why) == nullptr);
   // Version 2 with the size of version 3 (or the reverse) is refused.
   img[4] = 3;
   crc = isobox::Crc32(img, 8 + size);

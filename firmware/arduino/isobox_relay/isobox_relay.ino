@@ -189,7 +189,8 @@ void setup() {
   }
   relays_.Begin();  // every relay off until a command says otherwise
   bool secure = settings_.tls == isobox::kPinnedWss;
-  const char* transport_error = loaded ? isobox::CheckTransport(settings_) : nullptr;
+  char transport_why[isobox::kPinErrorTextSize];
+  const char* transport_error = loaded ? isobox::CheckTransport(settings_, transport_why, sizeof transport_why) : nullptr;
   if (transport_error != nullptr) Serial.printf("settings: %s\n", transport_error);
   if (settings_.pin_len > 0) {
     isobox::PinFingerprint(settings_.pin, settings_.pin_len, pin_fingerprint_);

@@ -164,13 +164,15 @@ void SetupPortal::HandleSave() {
     isobox::PinError e = isobox::ParsePin(pinText.c_str(), next.pin, sizeof next.pin, &n, &info);
     if (e != isobox::PinError::kOk) {
       String note = F("eventrelay public key: ");
-      note += isobox::PinErrorText(e);
+      char why[isobox::kPinErrorTextSize];
+      note += isobox::PinErrorText(e, why, sizeof why);
       SendPage(400, note.c_str());
       return;
     }
     next.pin_len = static_cast<uint16_t>(n);
   }
-  if (const char* why = isobox::CheckTransport(next)) {
+  char transport_why[isobox::kPinErrorTextSize];
+  if (const char* why = isobox::CheckTransport(next, transport_why, sizeof transport_why)) {
     SendPage(400, why);
     return;
   }

@@ -116,7 +116,8 @@ int main(int argc, char** argv) {
       isobox::KeyInfo info;
       isobox::PinError e = isobox::ParsePin(argv[i] + 4, settings.pin, sizeof settings.pin, &n, &info);
       if (e != isobox::PinError::kOk) {
-        fprintf(stderr, "pin: %s\n", isobox::PinErrorText(e));
+        char why[isobox::kPinErrorTextSize];
+        fprintf(stderr, "pin: %s\n", isobox::PinErrorText(e, why, sizeof why));
         return 2;
       }
       settings.pin_len = static_cast<uint16_t>(n);
