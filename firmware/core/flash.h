@@ -21,17 +21,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#if defined(ESP8266)
+// On the chip: the compiler's own macro, the same in every translation
+// unit. Not ESP8266: the ESP8266 core's host emulation (make emulate)
+// defines that in the files that include Arduino.h only, and inline
+// accessors built two ways in one program read scrambled bytes as plain.
+#if defined(__XTENSA__)
+#define ISOBOX_FW_FLASH_PGM 1
 #include <pgmspace.h>
 #define ISOBOX_FLASH PROGMEM
 #else
+#define ISOBOX_FW_FLASH_PGM 0
 #define ISOBOX_FLASH
 #endif
 
 namespace isobox {
 namespace flash {
 
-#if defined(ESP8266)
+#if ISOBOX_FW_FLASH_PGM
 constexpr uint8_t kMask = 0;  // stored as is
 #else
 constexpr uint8_t kMask = 0xA5;  // stored scrambled: see the top of this file
@@ -43,14 +49,14 @@ constexpr uint32_t Enc(uint32_t v) { return v ^ (0x01010101u * kMask); }
 
 // The accessors: every read of flash data goes through one of these two.
 inline uint8_t ReadByte(const void* p) {
-#if defined(ESP8266)
+#if ISOBOX_FW_FLASH_PGM
   return pgm_read_byte(p);
 #else
   return Enc(*static_cast<const uint8_t*>(p));
 #endif
 }
 inline uint32_t ReadWord(const uint32_t* p) {
-#if defined(ESP8266)
+#if ISOBOX_FW_FLASH_PGM
   return pgm_read_dword(p);
 #else
   return Enc(*p);

@@ -66,7 +66,8 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  const char* err = isobox::CheckTransport(s);
+  char why[isobox::kPinErrorTextSize];
+  const char* err = isobox::CheckTransport(s, why, sizeof why);
   if (err != nullptr) {
     fprintf(stderr, "emu_settings: %s\n", err);
     return 2;
