@@ -27,7 +27,6 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/isobox/isobox/internal/devices"
 	"github.com/isobox/isobox/internal/push"
@@ -257,15 +256,7 @@ func putDeviceRecord(t *testing.T, relay *testkit.Proc, data string, r devices.R
 	if err != nil || natsURL == "" {
 		t.Fatalf("the relay's embedded NATS (url %q): %v", natsURL, err)
 	}
-	nc, err := nats.Connect(natsURL, opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := testkit.JetStream(t, natsURL, opt)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	kv, err := js.KeyValue(ctx, devices.Bucket)

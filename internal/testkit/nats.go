@@ -56,11 +56,11 @@ func NATSWith(t testing.TB, storeDir string, configure func(*server.Options)) *s
 	return srv
 }
 
-// JetStream connects to the NATS server at url (closed when the test ends)
-// and returns its JetStream context.
-func JetStream(t testing.TB, url string) jetstream.JetStream {
+// JetStream connects to the NATS server at url with opts (credentials, say),
+// closed when the test ends, and returns its JetStream context.
+func JetStream(t testing.TB, url string, opts ...nats.Option) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(url)
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
