@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/binary"
 	"encoding/pem"
 	"io"
@@ -147,24 +146,11 @@ func startTLSRelay(t *testing.T, extra ...string) *tlsRelay {
 	if err != nil {
 		t.Fatal(err)
 	}
-	roots := caPoolFile(t, filepath.Join(tdir, "ca.crt"))
+	roots := testkit.CAPool(t, filepath.Join(tdir, "ca.crt"))
 	board := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS12,
 		CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}, NextProtos: []string{"http/1.1"}}
 	return &tlsRelay{proc: proc, signer: signer, chain: chain, board: board,
 		client: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}, Timeout: 30 * time.Second}}
-}
-
-func caPoolFile(t *testing.T, file string) *x509.CertPool {
-	t.Helper()
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := x509.NewCertPool()
-	if !p.AppendCertsFromPEM(b) {
-		t.Fatalf("no certificate in %s", file)
-	}
-	return p
 }
 
 // publish stores body on channel ch through the relay's TLS publish

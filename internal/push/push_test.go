@@ -50,7 +50,7 @@ type relay struct {
 }
 
 // waitDispatched waits until the relay has fanned out message seq.
-func (r *relay) waitDispatched(t *testing.T, seq uint64) {
+func (r *relay) waitDispatched(t testing.TB, seq uint64) {
 	t.Helper()
 	for {
 		select {

@@ -4,11 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/binary"
 	"io"
 	"net"
-	"os"
 	"slices"
 	"testing"
 
@@ -82,12 +80,7 @@ func sendOverTLS(t *testing.T, max int, header, payload []byte) ([]byte, []int) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca, err := os.ReadFile(files.CAFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(ca)
+	roots := testkit.CAPool(t, files.CAFile)
 	tap := &recordTap{Conn: raw}
 	c := tls.Client(tap, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", MaxVersion: tls.VersionTLS12,
 		CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}})

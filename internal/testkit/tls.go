@@ -84,3 +84,18 @@ func TLS(t testing.TB, hosts ...string) TLSFiles {
 	f.Config = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
 	return f
 }
+
+// CAPool reads the PEM certificates in file into a pool, failing t if
+// there are none.
+func CAPool(t testing.TB, file string) *x509.CertPool {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := x509.NewCertPool()
+	if !p.AppendCertsFromPEM(b) {
+		t.Fatalf("testkit: no certificate in %s", file)
+	}
+	return p
+}
