@@ -120,6 +120,26 @@ func TestPushMessageLargerThanFrameBytes(t *testing.T) {
 		t.Errorf("push state: %d %+v, want one instance with messages_too_large 2", code, state)
 	}
 
+	// The devices view counts them for the board (its tracker scans every
+	// few seconds).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var devs struct {
+			Devices []struct {
+				Name             string `json:"name"`
+				MessagesTooLarge string `json:"messages_too_large"`
+			} `json:"devices"`
+		}
+		r.call(t, r.key, "GET", "/v1/relay/push/devices", nil, &devs)
+		if len(devs.Devices) == 1 && devs.Devices[0].MessagesTooLarge == "2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("devices: %+v, want the board with messages_too_large 2", devs)
+		}
+		time.Sleep(100 * time.Millisecond) // polling an observable condition
+	}
+
 	// A board reconnecting from before both gets its replay through: the
 	// notices in place of the large ones, and stays connected.
 	board.CloseNow()

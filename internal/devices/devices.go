@@ -80,6 +80,9 @@ type Record struct {
 	// Device is the name the board gave itself (device=); "" for older
 	// firmware, whose record is keyed by Remote and Channels.
 	Device string `json:"device,omitempty"`
+	// TooLarge counts the messages not sent to it on its current (or
+	// last) connection for being larger than its FrameBytes.
+	TooLarge uint64 `json:"too_large,omitempty"`
 }
 
 // Config configures a Tracker.
@@ -195,7 +198,8 @@ func (t *Tracker) Scan(ctx context.Context) error {
 		}
 		k := key(s)
 		r := Record{Key: k, Name: s.UserAgent, Remote: s.Remote, Channels: s.Channels, Instance: t.cfg.Instance, Connected: true,
-			SinceMs: s.Since.UnixMilli(), SeenMs: now.UnixMilli(), LastMid: s.LastMid, FrameBytes: s.FrameBytes, Device: s.Device}
+			SinceMs: s.Since.UnixMilli(), SeenMs: now.UnixMilli(), LastMid: s.LastMid, FrameBytes: s.FrameBytes, Device: s.Device,
+			TooLarge: s.TooLarge}
 		if o, ok := current[k]; ok { // two connections of one device (a reconnect the old one has not noticed): the newer one, the latest mid
 			mid := max(r.LastMid, o.LastMid)
 			if o.SinceMs > r.SinceMs {
@@ -208,7 +212,7 @@ func (t *Tracker) Scan(ctx context.Context) error {
 	var errs []error
 	for k, r := range current {
 		w, ok := t.local[k]
-		if ok && w.rec.LastMid == r.LastMid && w.rec.SinceMs == r.SinceMs && now.Sub(w.at) < t.cfg.Beat {
+		if ok && w.rec.LastMid == r.LastMid && w.rec.SinceMs == r.SinceMs && w.rec.TooLarge == r.TooLarge && now.Sub(w.at) < t.cfg.Beat {
 			continue
 		}
 		rev, err := t.put(ctx, r)

@@ -1531,9 +1531,13 @@ type Device struct {
 	// empty if none. A label chosen by the client, not proof of identity:
 	// anyone with the channel signature can send any name. Letters, digits,
 	// '.', '_', '-', at most 64.
-	Device        string `protobuf:"bytes,11,opt,name=device,proto3" json:"device,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Device string `protobuf:"bytes,11,opt,name=device,proto3" json:"device,omitempty"`
+	// Messages not sent to it on its current (or last) connection for
+	// being larger than its frame_bytes; it got a history_gap notice
+	// (reason message_too_large) for each.
+	MessagesTooLarge int64 `protobuf:"varint,12,opt,name=messages_too_large,json=messagesTooLarge,proto3" json:"messages_too_large,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Device) Reset() {
@@ -1641,6 +1645,13 @@ func (x *Device) GetDevice() string {
 		return x.Device
 	}
 	return ""
+}
+
+func (x *Device) GetMessagesTooLarge() int64 {
+	if x != nil {
+		return x.MessagesTooLarge
+	}
+	return 0
 }
 
 type ListDevicesResponse struct {
@@ -2352,7 +2363,7 @@ const file_isobox_relay_v1_relay_proto_rawDesc = "" +
 	"\bchannels\x18\x02 \x03(\v2\x1c.isobox.relay.v1.PushChannelR\bchannels\x12\x1c\n" +
 	"\ttruncated\x18\x03 \x01(\bR\ttruncated\"*\n" +
 	"\x12ListDevicesRequest\x12\x14\n" +
-	"\x05limit\x18\x01 \x01(\x05R\x05limit\"\xc0\x02\n" +
+	"\x05limit\x18\x01 \x01(\x05R\x05limit\"\xee\x02\n" +
 	"\x06Device\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
@@ -2367,7 +2378,8 @@ const file_isobox_relay_v1_relay_proto_rawDesc = "" +
 	"\vframe_bytes\x18\n" +
 	" \x01(\x05R\n" +
 	"frameBytes\x12\x16\n" +
-	"\x06device\x18\v \x01(\tR\x06device\"H\n" +
+	"\x06device\x18\v \x01(\tR\x06device\x12,\n" +
+	"\x12messages_too_large\x18\f \x01(\x03R\x10messagesTooLarge\"H\n" +
 	"\x13ListDevicesResponse\x121\n" +
 	"\adevices\x18\x01 \x03(\v2\x17.isobox.relay.v1.DeviceR\adevices\"[\n" +
 	"\x13SendTestPushRequest\x12\x18\n" +
