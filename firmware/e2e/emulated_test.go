@@ -79,8 +79,10 @@ func startBoard(t *testing.T, boardBin, settingsBin, relayAddr, channel, relays 
 	_, wp, _ := net.SplitHostPort(web)
 	n, _ := strconv.Atoi(wp)
 	b := &board{t: t, web: web, lines: make(chan string, 4096)}
-	// -L 0 -S 0: no filesystems; -b: the UART reads stdin (/dev/null) without a tty.
-	b.cmd = exec.Command(boardBin, "-L", "0", "-S", "0", "-b", "-s", strconv.Itoa(n-80))
+	// -L 0 -S 0: no filesystems; -b: the UART reads stdin (/dev/null) without a tty;
+	// -i lo -l: the emulated web server (the setup page) listens on loopback
+	// only, not on every interface of the machine running the test.
+	b.cmd = exec.Command(boardBin, "-L", "0", "-S", "0", "-b", "-i", "lo", "-l", "-s", strconv.Itoa(n-80))
 	b.cmd.Dir = dir
 	pr, pw, err := os.Pipe()
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/keepalive"
 )
 
 // MaxBackoff is the longest a lost connection to the peer waits before it
@@ -29,10 +30,24 @@ const MaxBackoff = time.Second
 // MinConnectTimeout bounds one connection attempt (TCP and TLS handshake).
 const MinConnectTimeout = 5 * time.Second
 
+// Keepalive is how often a connection with nothing to read pings the
+// peer, and PingTimeout how long it waits for the answer before it counts
+// the connection lost: a peer whose host died without closing the TCP
+// connection (power cut, cable pulled) would otherwise look connected for
+// the kernel's retransmission timeout, about 15 minutes, during which
+// every call waits for its deadline. The services accept a ping every 10 s
+// (internal/daemon).
+const (
+	Keepalive   = 15 * time.Second
+	PingTimeout = 5 * time.Second
+)
+
 // DialOptions returns the dial options of a connection to the peer
 // service.
 func DialOptions() []grpc.DialOption {
-	return []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+	return []grpc.DialOption{grpc.WithKeepaliveParams(keepalive.ClientParameters{
+		Time: Keepalive, Timeout: PingTimeout, PermitWithoutStream: true,
+	}), grpc.WithConnectParams(grpc.ConnectParams{
 		Backoff: backoff.Config{
 			BaseDelay:  100 * time.Millisecond,
 			Multiplier: 1.6,
@@ -45,8 +60,10 @@ func DialOptions() []grpc.DialOption {
 
 // WaitReady waits at most wait, and no longer than ctx, for conn to be
 // ready, starting a connection if it is idle, and reports whether it is.
-// A caller goes on either way: if the peer is down, its call then fails
-// at once with Unavailable.
+// A caller goes on either way: if the peer is down, WaitReady has spent
+// all of wait (a peer that accepts TCP but never answers: up to
+// MinConnectTimeout, bounded by wait) and the call then fails with
+// Unavailable. Waiting callers share the one connection attempt.
 func WaitReady(ctx context.Context, conn *grpc.ClientConn, wait time.Duration) bool {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
