@@ -55,6 +55,19 @@ const (
 	Keep         = 30 * 24 * time.Hour
 )
 
+// MaxNamesPerAddress bounds how many device= names one client address may
+// have recorded by one instance within NamesWindow. A name is a label the
+// client chooses: without the bound, one holder of a channel signature
+// reconnecting with a new name each time would add a 30-day record per
+// connection until the bucket is full (and every list reads them all).
+// Beyond it a connection is recorded under its address and channels, as a
+// board that sends no name, so all the extra names of one address and
+// channel set share one record.
+const (
+	MaxNamesPerAddress = 16
+	NamesWindow        = 24 * time.Hour
+)
+
 // boardAgent is the User-Agent of the WebSocket library the firmware uses
 // (Links2004/arduinoWebSockets).
 const boardAgent = "arduino-WebSocket-Client"
@@ -109,6 +122,11 @@ type Tracker struct {
 	now   func() time.Time
 	local map[string]written // devices this instance has connected, by key
 	full  bool               // the last scan could not write (bucket full): said once
+	// names are the device= names recorded per client address, with
+	// when each was last seen (MaxNamesPerAddress); capped says which
+	// addresses were logged for going over it.
+	names  map[string]map[string]time.Time
+	capped map[string]bool
 }
 
 type written struct {
@@ -147,7 +165,8 @@ func Open(ctx context.Context, cfg Config) (*Tracker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("devices: bucket %s: %w", Bucket, err)
 	}
-	return &Tracker{cfg: cfg, kv: kv, now: time.Now, local: map[string]written{}}, nil
+	return &Tracker{cfg: cfg, kv: kv, now: time.Now, local: map[string]written{},
+		names: map[string]map[string]time.Time{}, capped: map[string]bool{}}, nil
 }
 
 // Run scans until ctx ends, then records this instance's devices as gone.
@@ -191,10 +210,14 @@ func key(s push.Subscriber) string {
 // Scan reads this instance's subscribers once and writes what changed.
 func (t *Tracker) Scan(ctx context.Context) error {
 	now := t.now()
+	t.forgetNames(now)
 	current := map[string]Record{}
 	for _, s := range t.cfg.Source() {
 		if !IsDevice(s) {
 			continue
+		}
+		if s.Device != "" && !t.allowName(s.Remote, s.Device, now) {
+			s.Device = ""
 		}
 		k := key(s)
 		r := Record{Key: k, Name: s.UserAgent, Remote: s.Remote, Channels: s.Channels, Instance: t.cfg.Instance, Connected: true,
@@ -253,6 +276,41 @@ func (t *Tracker) Scan(ctx context.Context) error {
 	}
 	t.full = false
 	return nil
+}
+
+// allowName reports whether remote may have name recorded: it was recorded
+// within NamesWindow, or remote has fewer than MaxNamesPerAddress names.
+func (t *Tracker) allowName(remote, name string, now time.Time) bool {
+	ns := t.names[remote]
+	if _, ok := ns[name]; !ok && len(ns) >= MaxNamesPerAddress {
+		if !t.capped[remote] {
+			t.capped[remote] = true
+			t.cfg.Log.Warn("devices: more device names from one address than a LAN relay board would send; further names from it are recorded by address and channels",
+				"remote", remote, "names", len(ns), "max", MaxNamesPerAddress, "device", name)
+		}
+		return false
+	}
+	if ns == nil {
+		ns = map[string]time.Time{}
+		t.names[remote] = ns
+	}
+	ns[name] = now
+	return true
+}
+
+// forgetNames drops names not seen within NamesWindow.
+func (t *Tracker) forgetNames(now time.Time) {
+	for remote, ns := range t.names {
+		for n, at := range ns {
+			if now.Sub(at) > NamesWindow {
+				delete(ns, n)
+			}
+		}
+		if len(ns) == 0 {
+			delete(t.names, remote)
+			delete(t.capped, remote)
+		}
+	}
 }
 
 func (t *Tracker) put(ctx context.Context, r Record) (uint64, error) {
@@ -340,20 +398,24 @@ func (t *Tracker) leaveAll(ctx context.Context) {
 // limit. A record says connected only while its instance keeps confirming
 // it (within three beats).
 func (t *Tracker) List(ctx context.Context, limit int) ([]Record, error) {
-	lister, err := t.kv.ListKeys(ctx)
+	// One watcher delivers every current value in a stream (then a nil
+	// entry), instead of a round trip per key.
+	w, err := t.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, fmt.Errorf("devices: list: %w", err)
 	}
-	defer lister.Stop()
+	defer w.Stop()
 	now := t.now()
 	var out []Record
-	for k := range lister.Keys() {
-		e, err := t.kv.Get(ctx, k)
-		if err != nil {
-			if errors.Is(err, jetstream.ErrKeyNotFound) {
-				continue // expired or purged meanwhile
-			}
-			return nil, fmt.Errorf("devices: read %s: %w", k, err)
+	for {
+		var e jetstream.KeyValueEntry
+		select {
+		case e = <-w.Updates():
+		case <-ctx.Done():
+			return nil, fmt.Errorf("devices: list: %w", ctx.Err())
+		}
+		if e == nil {
+			break
 		}
 		var r Record
 		if json.Unmarshal(e.Value(), &r) != nil {

@@ -2,6 +2,7 @@ package devices
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -251,5 +252,58 @@ func TestUpgradedBoardReplacesUnnamedRecord(t *testing.T) {
 	scan(t, ta)
 	if recs := list(t, ta); len(recs) != 1 || recs[0].Device != named.Device {
 		t.Fatalf("the old board gone: %+v, want only the named record", recs)
+	}
+}
+
+// The finding (session 6 review): device= is a label any holder of a
+// channel signature chooses, and each new name became a 30-day record, so
+// one client reconnecting with new names filled the bucket (38k records
+// in a run) and made every list slow. Now one address has at most
+// MaxNamesPerAddress names recorded per NamesWindow; the rest share the
+// record of their address and channels. Another address is not affected.
+func TestOneAddressCannotFillTheBucketWithNames(t *testing.T) {
+	url := testkit.NATS(t).ClientURL()
+	clock := &testkit.Clock{}
+	var a subs
+	ta := tracker(t, url, "relay-a", &a, clock)
+	ch := "p0123456789abcdef0123456789abcdef"
+	flood := func(round int) []push.Subscriber {
+		var v []push.Subscriber
+		for i := range 3 * MaxNamesPerAddress {
+			v = append(v, push.Subscriber{Remote: "10.0.0.66", UserAgent: board, Device: fmt.Sprintf("fake-%d-%d", round, i),
+				Channels: []string{ch}, Since: clock.Now()})
+		}
+		return v
+	}
+	honest := push.Subscriber{Remote: "10.0.0.7", UserAgent: board, Device: "isobox-relay-5ccf7f0a1b2c", Channels: []string{ch}, Since: clock.Now()}
+	count := func() (named, unnamed int, seenHonest bool) {
+		for _, r := range list(t, ta) {
+			switch {
+			case r.Device == honest.Device:
+				seenHonest = true
+			case r.Device != "":
+				named++
+			default:
+				unnamed++
+			}
+		}
+		return
+	}
+	for round := range 3 { // the flood reconnects with new names
+		clock.Advance(time.Minute)
+		a.set(append(flood(round), honest)...)
+		scan(t, ta)
+		if named, unnamed, ok := count(); named != MaxNamesPerAddress || unnamed != 1 || !ok {
+			t.Fatalf("round %d: %d named and %d unnamed records from the flooding address (honest board listed: %v), want %d and 1",
+				round, named, unnamed, ok, MaxNamesPerAddress)
+		}
+	}
+	// A day later the address may name boards again (the old records
+	// stay until they expire).
+	clock.Advance(NamesWindow + time.Minute)
+	a.set(append(flood(9), honest)...)
+	scan(t, ta)
+	if named, _, _ := count(); named != 2*MaxNamesPerAddress {
+		t.Fatalf("after the window: %d named records, want %d", named, 2*MaxNamesPerAddress)
 	}
 }
