@@ -211,7 +211,9 @@ func existingKey(keyFile, certFile string) (crypto.Signer, *KeyPin, error) {
 
 // replaceKeepingOwner replaces path like writeFile, with the mode and,
 // when allowed (root), the owner of the file it replaces; perm when there
-// was none.
+// was none. Write permission for group and others is never carried over:
+// whoever could replace a certificate could make the service present
+// another key.
 func replaceKeepingOwner(path string, data []byte, perm os.FileMode) error {
 	st, err := os.Stat(path)
 	if err != nil {
@@ -221,7 +223,7 @@ func replaceKeepingOwner(path string, data []byte, perm os.FileMode) error {
 	if sys, ok := st.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 {
 		uid, gid = int(sys.Uid), int(sys.Gid)
 	}
-	return writeFileOwned(path, data, st.Mode().Perm(), uid, gid)
+	return writeFileOwned(path, data, st.Mode().Perm()&^0o022, uid, gid)
 }
 
 func newCA(certFile, keyFile string, now time.Time) (*x509.Certificate, *ecdsa.PrivateKey, error) {

@@ -172,3 +172,24 @@ func TestInitKeepKeyFailsClearly(t *testing.T) {
 		t.Error("--keep-key without a CA made one")
 	}
 }
+
+// The finding (session 6 review): a renewal kept a world-writable
+// certificate's mode. Group and other write bits are dropped; the rest of
+// the mode is kept.
+func TestInitKeepKeyDropsWritePermissionsOfOthers(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tls")
+	f, err := Init(dir, "eventrelay", []string{"relay.lan"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(f.Cert, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	g, err := InitKeepKey(dir, "eventrelay", []string{"relay.lan"}, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(g.Cert); err != nil || st.Mode().Perm() != 0o644 {
+		t.Fatalf("renewed certificate: %v, mode %v; want 0644", err, st.Mode().Perm())
+	}
+}
