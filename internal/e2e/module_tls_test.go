@@ -67,7 +67,7 @@ func TestModuleOverTLS(t *testing.T) {
 		t.Fatalf("phase output %s: %v", b, err)
 	}
 	// The token the module minted over https is live for its app.
-	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: caPool(t, ca)}}}
+	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: testkit.CAPool(t, ca)}}}
 	req, _ := http.NewRequest("POST", "https://"+ap.Addr("validation")+"/v1/token/validate", strings.NewReader(`{"access_token":"`+out.AccessToken+`"}`))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+portal.ClientID+":"+portal.ClientSecret)

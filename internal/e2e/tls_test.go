@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net"
@@ -48,19 +47,6 @@ func tlsInit(t *testing.T, bin, dir, name, hosts string) string {
 	return tdir
 }
 
-func caPool(t *testing.T, file string) *x509.CertPool {
-	t.Helper()
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := x509.NewCertPool()
-	if !p.AppendCertsFromPEM(b) {
-		t.Fatalf("no CA in %s", file)
-	}
-	return p
-}
-
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -94,7 +80,7 @@ func TestTLSOnEveryListenerAndLink(t *testing.T) {
 	er := testkit.Start(t, dir, erBin, append([]string{"--http-addr", relayAddr, "--publish-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0",
 		"--admin-addr", "127.0.0.1:0", "--data-dir", data, "--auth-grpc-addr", ap.Addr("grpc")}, erTLS...), "http", "publish", "grpc", "admin")
 
-	roots := caPool(t, ca)
+	roots := testkit.CAPool(t, ca)
 	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
 
 	// Every HTTP listener answers over verified https, and refuses plain HTTP.
@@ -208,7 +194,7 @@ func TestTLSCertificateReloadKeepsConnections(t *testing.T) {
 	tdir := tlsInit(t, apBin, dir, "authprovider", "isobox.lan")
 	ap := testkit.Start(t, dir, apBin, append(freeArgs("http-addr", "grpc-addr", "admin-addr"),
 		"--tls-cert-file", filepath.Join(tdir, "authprovider.crt"), "--tls-key-file", filepath.Join(tdir, "authprovider.key")), "http", "grpc", "admin")
-	cfg := &tls.Config{RootCAs: caPool(t, filepath.Join(tdir, "ca.crt")), ServerName: "isobox.lan"}
+	cfg := &tls.Config{RootCAs: testkit.CAPool(t, filepath.Join(tdir, "ca.crt")), ServerName: "isobox.lan"}
 	handshake := func() (*tls.Conn, []byte) {
 		c, err := tls.Dial("tcp", ap.Addr("admin"), cfg)
 		if err != nil {

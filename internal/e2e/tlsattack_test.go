@@ -33,7 +33,7 @@ func startBothTLS(t *testing.T, extra ...string) ([]service, *tls.Config) {
 	return []service{
 		{name: "authprovider", p: ap, http: []string{"http", "admin"}, grpc: []string{"grpc"}},
 		{name: "eventrelay", p: er, http: []string{"http", "publish", "admin"}, grpc: []string{"grpc"}},
-	}, &tls.Config{RootCAs: caPool(t, ca), ServerName: "localhost"}
+	}, &tls.Config{RootCAs: testkit.CAPool(t, ca), ServerName: "localhost"}
 }
 
 // An attacker on the LAN tries to talk a client or the server down to a
