@@ -198,6 +198,8 @@ async function ingest(clientID, event, id, url = HOOK + '/deal', title = '') {
   // A record whose name is markup (written into the bucket by the test: the relay refuses such a device=).
   const forged = page.locator('#devices tr:has(td:text-is("10.9.9.9"))');
   assert.equal(await forged.locator('.device-id').textContent(), XSS, 'a name that is markup is not shown literally');
+  assert.equal((await forged.locator('.too-large').textContent()).trim(), 'messages too large: 3', 'the messages too large for its frames');
+  assert.equal(await row.locator('.too-large').count(), 0, 'a board that missed nothing shows no too-large badge');
   assert.equal(await page.locator('main img[src=x]').count(), 0, 'a device name became markup');
   assert.equal(await page.locator('main script').count(), 0, 'a device name became a script');
   await shot(page, 'devices');
