@@ -81,7 +81,7 @@ func (o *opsServer) ListDevices(ctx context.Context, req *relayv1.ListDevicesReq
 	for _, r := range recs {
 		resp.Devices = append(resp.Devices, &relayv1.Device{Key: r.Key, Name: r.Name, Remote: r.Remote, Channels: r.Channels, Instance: r.Instance,
 			Connected: r.Connected, ConnectedSinceMs: r.SinceMs, LastSeenMs: r.SeenMs, LastMid: r.LastMid, FrameBytes: int32(r.FrameBytes), Device: r.Device,
-			MessagesTooLarge: int64(r.TooLarge)})
+			MessagesTooLarge: int64(r.TooLarge), AlsoFrom: r.AlsoFrom})
 	}
 	return resp, nil
 }

@@ -200,6 +200,8 @@ async function ingest(clientID, event, id, url = HOOK + '/deal', title = '') {
   assert.equal(await forged.locator('.device-id').textContent(), XSS, 'a name that is markup is not shown literally');
   assert.equal((await forged.locator('.too-large').textContent()).trim(), 'messages too large: 3', 'the messages too large for its frames');
   assert.equal(await row.locator('.too-large').count(), 0, 'a board that missed nothing shows no too-large badge');
+  assert.equal((await forged.locator('.also-from').textContent()).trim(), 'also connected from 10.8.8.8', 'a name claimed from two addresses');
+  assert.equal(await row.locator('.also-from').count(), 0, 'a board alone under its name shows no also-from badge');
   assert.equal(await page.locator('main img[src=x]').count(), 0, 'a device name became markup');
   assert.equal(await page.locator('main script').count(), 0, 'a device name became a script');
   await shot(page, 'devices');

@@ -161,7 +161,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	// another version of the relay): the console must show it as text all
 	// the same.
 	putDeviceRecord(t, relay, data, devices.Record{Key: "n-e2e-markup", Device: xss, Name: "arduino-WebSocket-Client", Remote: "10.9.9.9",
-		Channels: []string{"p" + deviceChannel}, SinceMs: time.Now().UnixMilli(), SeenMs: time.Now().UnixMilli(), TooLarge: 3})
+		Channels: []string{"p" + deviceChannel}, SinceMs: time.Now().UnixMilli(), SeenMs: time.Now().UnixMilli(), TooLarge: 3, AlsoFrom: "10.8.8.8"})
 	dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer dcancel()
 	board, _, err := websocket.Dial(dctx, "ws://"+relay.Addr("http")+"/bitrix/subws/?CHANNEL_ID="+signer.SignChannel(deviceChannel)+"&frameBytes=2048&device="+deviceID,

@@ -96,6 +96,10 @@ type Record struct {
 	// TooLarge counts the messages not sent to it on its current (or
 	// last) connection for being larger than its FrameBytes.
 	TooLarge uint64 `json:"too_large,omitempty"`
+	// AlsoFrom is another address that was connected under the same
+	// Device while this connection was: two boards with one name, or
+	// someone claiming this one's (a name is a label, not proof).
+	AlsoFrom string `json:"also_from,omitempty"`
 }
 
 // Config configures a Tracker.
@@ -136,6 +140,9 @@ type written struct {
 	// legacyDone: a named device's unnamed predecessor record has been
 	// looked for and removed (or was not there).
 	legacyDone bool
+	// merged is the AlsoFrom of two connections of one name on this
+	// instance, as last written.
+	merged string
 }
 
 // Open creates the bucket (or updates its limits).
@@ -225,25 +232,35 @@ func (t *Tracker) Scan(ctx context.Context) error {
 			TooLarge: s.TooLarge}
 		if o, ok := current[k]; ok { // two connections of one device (a reconnect the old one has not noticed): the newer one, the latest mid
 			mid := max(r.LastMid, o.LastMid)
+			other := o.Remote
 			if o.SinceMs > r.SinceMs {
-				r = o
+				r, other = o, r.Remote
 			}
 			r.LastMid = mid
+			if r.Device != "" && other != r.Remote {
+				r.AlsoFrom = other
+			}
 		}
 		current[k] = r
 	}
 	var errs []error
 	for k, r := range current {
 		w, ok := t.local[k]
-		if ok && w.rec.LastMid == r.LastMid && w.rec.SinceMs == r.SinceMs && w.rec.TooLarge == r.TooLarge && now.Sub(w.at) < t.cfg.Beat {
+		merged := r.AlsoFrom // two connections on this instance
+		if ok && w.rec.LastMid == r.LastMid && w.rec.SinceMs == r.SinceMs && w.rec.TooLarge == r.TooLarge && w.merged == merged && now.Sub(w.at) < t.cfg.Beat {
 			continue
+		}
+		if r.Device != "" && r.AlsoFrom == "" {
+			// Each write looks again: while two connections of one name
+			// on two instances write in turn, each write sees the other's.
+			r.AlsoFrom = t.claimedElsewhere(ctx, r, w, ok, now)
 		}
 		rev, err := t.put(ctx, r)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		t.local[k] = written{rec: r, rev: rev, at: now, legacyDone: ok && w.legacyDone}
+		t.local[k] = written{rec: r, rev: rev, at: now, legacyDone: ok && w.legacyDone, merged: merged}
 	}
 	for k, w := range t.local {
 		if _, ok := current[k]; ok {
@@ -276,6 +293,24 @@ func (t *Tracker) Scan(ctx context.Context) error {
 	}
 	t.full = false
 	return nil
+}
+
+// claimedElsewhere returns the address of another connection under r's
+// name that the bucket holds as connected (written by another instance, or
+// since this instance's last write), or "".
+func (t *Tracker) claimedElsewhere(ctx context.Context, r Record, w written, mine bool, now time.Time) string {
+	e, err := t.kv.Get(ctx, r.Key)
+	if err != nil || (mine && e.Revision() == w.rev) {
+		return ""
+	}
+	var o Record
+	if json.Unmarshal(e.Value(), &o) != nil || !t.connected(o, now) || o.Remote == r.Remote || o.SinceMs == r.SinceMs {
+		return ""
+	}
+	if o.Instance == t.cfg.Instance && !mine {
+		return "" // this instance's own earlier connection, now gone
+	}
+	return o.Remote
 }
 
 // allowName reports whether remote may have name recorded: it was recorded

@@ -307,3 +307,64 @@ func TestOneAddressCannotFillTheBucketWithNames(t *testing.T) {
 		t.Fatalf("after the window: %d named records, want %d", named, 2*MaxNamesPerAddress)
 	}
 }
+
+// The finding (session 6 review): anyone with a channel signature can
+// connect under another board's name (MACs are visible on the LAN), and
+// the record then showed the claimant's address with nothing to tell. Now
+// a record says which other address was connected under the same name at
+// the same time, on this instance or another, and stops saying so within a
+// beat once only one is left.
+func TestAClaimedNameIsFlagged(t *testing.T) {
+	url := testkit.NATS(t).ClientURL()
+	clock := &testkit.Clock{}
+	var a, b subs
+	ta := tracker(t, url, "relay-a", &a, clock)
+	tb := tracker(t, url, "relay-b", &b, clock)
+	ch := "p0123456789abcdef0123456789abcdef"
+	const name = "isobox-relay-5ccf7f0a1b2c"
+	victim := push.Subscriber{Remote: "10.0.0.7", UserAgent: board, Device: name, Channels: []string{ch}, Since: clock.Now()}
+	a.set(victim)
+	scan(t, ta)
+	rec := func() Record {
+		t.Helper()
+		recs := list(t, ta)
+		if len(recs) != 1 {
+			t.Fatalf("records %+v, want one", recs)
+		}
+		return recs[0]
+	}
+	if r := rec(); r.AlsoFrom != "" {
+		t.Fatalf("one board: also from %q", r.AlsoFrom)
+	}
+
+	clock.Advance(time.Second)
+	claimant := push.Subscriber{Remote: "10.0.0.99", Device: name, FrameBytes: 2048, Channels: []string{ch}, Since: clock.Now()}
+	b.set(claimant)
+	scan(t, tb)
+	if r := rec(); r.Remote != "10.0.0.99" || r.AlsoFrom != "10.0.0.7" {
+		t.Fatalf("claimed on another instance: %+v, want 10.0.0.99 also from 10.0.0.7", r)
+	}
+	clock.Advance(time.Minute) // the victim's instance writes again
+	scan(t, ta)
+	if r := rec(); r.Remote != "10.0.0.7" || r.AlsoFrom != "10.0.0.99" {
+		t.Fatalf("the victim's next write: %+v, want 10.0.0.7 also from 10.0.0.99", r)
+	}
+
+	b.set() // the claimant leaves
+	scan(t, tb)
+	clock.Advance(time.Minute)
+	scan(t, ta)
+	if r := rec(); r.Remote != "10.0.0.7" || r.AlsoFrom != "" || !r.Connected {
+		t.Fatalf("after the claimant left: %+v, want 10.0.0.7 alone", r)
+	}
+
+	// Two connections under one name on the same instance.
+	clock.Advance(time.Second)
+	twin := victim
+	twin.Remote, twin.Since = "10.0.0.8", clock.Now()
+	a.set(victim, twin)
+	scan(t, ta)
+	if r := rec(); r.Remote != "10.0.0.8" || r.AlsoFrom != "10.0.0.7" {
+		t.Fatalf("two connections on one instance: %+v, want 10.0.0.8 also from 10.0.0.7", r)
+	}
+}

@@ -1536,8 +1536,12 @@ type Device struct {
 	// being larger than its frame_bytes; it got a history_gap notice
 	// (reason message_too_large) for each.
 	MessagesTooLarge int64 `protobuf:"varint,12,opt,name=messages_too_large,json=messagesTooLarge,proto3" json:"messages_too_large,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Another address a board connected from under the same device name
+	// while this one was connected: two boards with one name, or someone
+	// claiming this board's name (a name is not proof). Empty if none.
+	AlsoFrom      string `protobuf:"bytes,13,opt,name=also_from,json=alsoFrom,proto3" json:"also_from,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Device) Reset() {
@@ -1652,6 +1656,13 @@ func (x *Device) GetMessagesTooLarge() int64 {
 		return x.MessagesTooLarge
 	}
 	return 0
+}
+
+func (x *Device) GetAlsoFrom() string {
+	if x != nil {
+		return x.AlsoFrom
+	}
+	return ""
 }
 
 type ListDevicesResponse struct {
@@ -2363,7 +2374,7 @@ const file_isobox_relay_v1_relay_proto_rawDesc = "" +
 	"\bchannels\x18\x02 \x03(\v2\x1c.isobox.relay.v1.PushChannelR\bchannels\x12\x1c\n" +
 	"\ttruncated\x18\x03 \x01(\bR\ttruncated\"*\n" +
 	"\x12ListDevicesRequest\x12\x14\n" +
-	"\x05limit\x18\x01 \x01(\x05R\x05limit\"\xee\x02\n" +
+	"\x05limit\x18\x01 \x01(\x05R\x05limit\"\x8b\x03\n" +
 	"\x06Device\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
@@ -2379,7 +2390,8 @@ const file_isobox_relay_v1_relay_proto_rawDesc = "" +
 	" \x01(\x05R\n" +
 	"frameBytes\x12\x16\n" +
 	"\x06device\x18\v \x01(\tR\x06device\x12,\n" +
-	"\x12messages_too_large\x18\f \x01(\x03R\x10messagesTooLarge\"H\n" +
+	"\x12messages_too_large\x18\f \x01(\x03R\x10messagesTooLarge\x12\x1b\n" +
+	"\talso_from\x18\r \x01(\tR\balsoFrom\"H\n" +
 	"\x13ListDevicesResponse\x121\n" +
 	"\adevices\x18\x01 \x03(\v2\x17.isobox.relay.v1.DeviceR\adevices\"[\n" +
 	"\x13SendTestPushRequest\x12\x18\n" +
