@@ -53,13 +53,14 @@ class Persist : public isobox::LinkListener {
   void OnChannelRenewed(const char* channel) override {
     strncpy(settings_.channel, channel, sizeof settings_.channel - 1);
     int r = isobox::SaveIfChanged(storage_, settings_);
-    Serial.printf("channel renewed, saved=%d\n", r);
+    Serial.printf_P(PSTR("channel renewed, saved=%d\n"), r);
   }
   void OnRelayCommand(const char* device, bool on, uint8_t changed) override {
     strncpy(last_device_, device, sizeof last_device_ - 1);
     last_on_ = on;
     any_command_ = true;
-    Serial.printf("relay '%s' -> %s (%u switched)\n", device, on ? "on" : "off", static_cast<unsigned>(changed));
+    Serial.printf_P(on ? PSTR("relay '%s' -> on (%u switched)\n") : PSTR("relay '%s' -> off (%u switched)\n"), device,
+                    static_cast<unsigned>(changed));
   }
 };
 // The RTC user memory (survives a reset, not a power cut) for the boot-loop
@@ -95,26 +96,35 @@ char pin_fingerprint_[isobox::kFingerprintSize];  // of settings_.pin, for the s
 char key_kind_[16];
 const char* key_kind_text_ = nullptr;
 
-const char* StateText() {
-  if (safe_mode_) return "safe mode (boot loop): setup only";
+// The state sentence, in flash (PSTR): copy it out with strncpy_P.
+PGM_P StateText() {
+  if (safe_mode_) return PSTR("safe mode (boot loop): setup only");
   if (link_.key_refused() && link_.state() != isobox::Link::State::kOpen)
-    return "refused: eventrelay's TLS key is not the pinned one (new pin on the setup page, or the old key back)";
+    return PSTR("refused: eventrelay's TLS key is not the pinned one (new pin on the setup page, or the old key back)");
   switch (link_.state()) {
-    case isobox::Link::State::kOpen: return "subscribed";
-    case isobox::Link::State::kConnecting: return "connecting";
-    case isobox::Link::State::kWaiting: return "waiting to reconnect";
+    case isobox::Link::State::kOpen: return PSTR("subscribed");
+    case isobox::Link::State::kConnecting: return PSTR("connecting");
+    case isobox::Link::State::kWaiting: return PSTR("waiting to reconnect");
     case isobox::Link::State::kIdle: break;
   }
-  return "no Wi-Fi";
+  return PSTR("no Wi-Fi");
 }
+const char kFirmwareVersion[] PROGMEM = ISOBOX_FIRMWARE_VERSION;
 
 size_t Status(char* out, size_t cap) {
   isobox::StatusView v{};
   static String reason;  // lives while the page is rendered
   reason = ESP.getResetReason();
-  v.firmware = ISOBOX_FIRMWARE_VERSION;
+  // RenderStatus reads plain RAM strings: the flash ones are copied to the
+  // stack for the page's rendering (no static DRAM).
+  char firmware[sizeof kFirmwareVersion];
+  strcpy_P(firmware, kFirmwareVersion);
+  char state[112];
+  strncpy_P(state, StateText(), sizeof state - 1);
+  state[sizeof state - 1] = '\0';
+  v.firmware = firmware;
   v.device = device_id_[0] != '\0' ? device_id_ : nullptr;
-  v.state = StateText();
+  v.state = state;
   v.mid = link_.last_mid();
   v.last_device = any_command_ ? last_device_ : nullptr;
   v.last_on = last_on_;
@@ -174,10 +184,10 @@ void setup() {
   uint8_t secret[isobox::kSecretLen];
   bool created = false;
   if (!isobox::LoadOrCreateSecret(storage_, kSecretOffset, random_, secret, &created)) {
-    Serial.printf("flash: the device secret could not be written; the AP password changes at every boot\n");
+    Serial.printf_P(PSTR("flash: the device secret could not be written; the AP password changes at every boot\n"));
   }
   isobox::ApPassword(ESP.getChipId(), secret, ap_password_);
-  Serial.printf("setup AP isobox-relay-%06x password %s\n", static_cast<unsigned>(ESP.getChipId()), ap_password_);
+  Serial.printf_P(PSTR("setup AP isobox-relay-%06x password %s\n"), static_cast<unsigned>(ESP.getChipId()), ap_password_);
 
   // Boot only reads the flash (the secret above is written once in the
   // board's life). The SDK also writes Wi-Fi credentials unless persistent(false).
@@ -191,17 +201,18 @@ void setup() {
   bool secure = settings_.tls == isobox::kPinnedWss;
   char transport_why[isobox::kPinErrorTextSize];
   const char* transport_error = loaded ? isobox::CheckTransport(settings_, transport_why, sizeof transport_why) : nullptr;
-  if (transport_error != nullptr) Serial.printf("settings: %s\n", transport_error);
+  if (transport_error != nullptr) Serial.printf_P(PSTR("settings: %s\n"), transport_error);
   if (settings_.pin_len > 0) {
     isobox::PinFingerprint(settings_.pin, settings_.pin_len, pin_fingerprint_);
     isobox::KeyInfo info;
     if (isobox::CheckSpki(settings_.pin, settings_.pin_len, &info) == isobox::PinError::kOk)
       key_kind_text_ = isobox::KeyKindText(info, key_kind_, sizeof key_kind_);
-    Serial.printf("eventrelay key pinned: %s\n", pin_fingerprint_);
+    Serial.printf_P(PSTR("eventrelay key pinned: %s\n"), pin_fingerprint_);
   }
   uint8_t mac[6];
   if (isobox::DeviceId(WiFi.macAddress(mac), device_id_)) link_.SetDeviceId(device_id_);
-  Serial.printf("device name %s\n", device_id_[0] != '\0' ? device_id_ : "(MAC not read: none sent)");
+  if (device_id_[0] != '\0') Serial.printf_P(PSTR("device name %s\n"), device_id_);
+  else Serial.printf_P(PSTR("device name (MAC not read: none sent)\n"));
   configured_ = !safe_mode_ && loaded && settings_.ssid[0] != '\0' && relays_.count() > 0 &&
                 transport_error == nullptr &&
                 link_.Configure(settings_.host, settings_.port, settings_.channel,
@@ -217,7 +228,9 @@ void setup() {
     WiFi.begin(settings_.ssid, settings_.pass);
   }
   if (!configured_ || forced_portal_) OpenPortal();
-  Serial.printf("isobox relay %s: configured=%d relays=%u safe_mode=%d\n", ISOBOX_FIRMWARE_VERSION, configured_,
+  char firmware_version[sizeof kFirmwareVersion];
+  strcpy_P(firmware_version, kFirmwareVersion);
+  Serial.printf_P(PSTR("isobox relay %s: configured=%d relays=%u safe_mode=%d\n"), firmware_version, configured_,
                 static_cast<unsigned>(relays_.count()), safe_mode_);
 }
 
@@ -229,7 +242,7 @@ void loop() {
     net_up_ = up;
     net_changed_ms_ = now;
     link_.SetNetwork(up);
-    Serial.printf("wifi %s\n", up ? "up" : "down");
+    Serial.printf_P(up ? PSTR("wifi up\n") : PSTR("wifi down\n"));
   }
   transport_.Loop();
   link_.Tick();

@@ -1,22 +1,41 @@
 #include "setup_portal.h"
 
+// Every constant string here is in flash (F, PSTR, PROGMEM): on the chip
+// .rodata is copied to DRAM at boot. Flash is read only through the core's
+// _P functions and pgm_read_byte (aligned 32-bit loads; a plain byte load
+// from flash faults), which also read RAM, so send_P takes either.
 namespace {
 
-void AppendEscaped(String& out, const char* s) {
-  for (; *s; ++s) {
-    switch (*s) {
-      case '&': out += F("&amp;"); break;
-      case '<': out += F("&lt;"); break;
-      case '>': out += F("&gt;"); break;
-      case '"': out += F("&quot;"); break;
-      case '\'': out += F("&#39;"); break;
-      default: out += *s;
-    }
+const char kHtml[] PROGMEM = "text/html; charset=utf-8";
+const char kText[] PROGMEM = "text/plain";
+
+void AppendEscapedChar(String& out, char c) {
+  switch (c) {
+    case '&': out += F("&amp;"); break;
+    case '<': out += F("&lt;"); break;
+    case '>': out += F("&gt;"); break;
+    case '"': out += F("&quot;"); break;
+    case '\'': out += F("&#39;"); break;
+    default: out += c;
   }
 }
 
+void AppendEscaped(String& out, const char* s) {
+  for (; *s; ++s) AppendEscapedChar(out, *s);
+}
+
+// The same for a string in flash.
+void AppendEscaped(String& out, const __FlashStringHelper* f) {
+  PGM_P p = reinterpret_cast<PGM_P>(f);
+  for (char c = static_cast<char>(pgm_read_byte(p)); c != '\0'; c = static_cast<char>(pgm_read_byte(++p)))
+    AppendEscapedChar(out, c);
+}
+
+// True if a form value is exactly this one character.
+bool Is(const String& v, char c) { return v.length() == 1 && v.c_str()[0] == c; }
+
 // Copies a form field into a fixed buffer; false if it does not fit.
-bool Field(ESP8266WebServer& server, const char* name, char* out, size_t cap) {
+bool Field(ESP8266WebServer& server, const __FlashStringHelper* name, char* out, size_t cap) {
   String v = server.arg(name);
   if (v.length() >= cap) return false;
   strcpy(out, v.c_str());
@@ -26,8 +45,8 @@ bool Field(ESP8266WebServer& server, const char* name, char* out, size_t cap) {
 }  // namespace
 
 void SetupPortal::Begin() {
-  server_.on("/", HTTP_GET, [this] { HandleRoot(); });
-  server_.on("/", HTTP_POST, [this] { HandleSave(); });
+  server_.on(F("/"), HTTP_GET, [this] { HandleRoot(); });
+  server_.on(F("/"), HTTP_POST, [this] { HandleSave(); });
   // Captive portal: phones probe some URL first; on the AP every path is the form.
   server_.onNotFound([this] { HandleRoot(); });
   server_.begin();
@@ -36,12 +55,12 @@ void SetupPortal::Begin() {
 void SetupPortal::Start(bool configured, const char* password) {
   configured_ = configured;
   char ssid[32];
-  snprintf(ssid, sizeof ssid, "isobox-relay-%06x", static_cast<unsigned>(ESP.getChipId()));
+  snprintf_P(ssid, sizeof ssid, PSTR("isobox-relay-%06x"), static_cast<unsigned>(ESP.getChipId()));
   WiFi.softAP(ssid, password);
-  dns_.start(53, "*", WiFi.softAPIP());
+  dns_.start(53, F("*"), WiFi.softAPIP());
   running_ = true;
   last_request_ms_ = millis();
-  Serial.printf("setup AP %s at %s\n", ssid, WiFi.softAPIP().toString().c_str());
+  Serial.printf_P(PSTR("setup AP %s at %s\n"), ssid, WiFi.softAPIP().toString().c_str());
 }
 
 void SetupPortal::Stop() {
@@ -63,24 +82,25 @@ void SetupPortal::HandleRoot() {
     static char page[2048];
     size_t n = status_ ? status_(page, sizeof page) : 0;
     if (n == 0) {
-      server_.send(500, "text/plain", "status page too large");
+      server_.send_P(500, kText, PSTR("status page too large"));
       return;
     }
-    server_.send(200, "text/html; charset=utf-8", page);
+    server_.send_P(200, kHtml, page, n);
     return;
   }
   last_request_ms_ = millis();
-  SendPage(200, nullptr);
+  SendPage(200);
 }
 
-void SetupPortal::SendPage(int status, const char* note) {
+void SetupPortal::SendPage(int status, const __FlashStringHelper* note, const char* detail) {
   String html;
   html.reserve(2048);
   html += F("<!doctype html><meta charset=utf-8><meta name=viewport content='width=device-width'>"
             "<title>isobox relay</title><h1>isobox relay</h1>");
-  if (note != nullptr) {
+  if (note != nullptr || detail != nullptr) {
     html += F("<p><b>");
-    AppendEscaped(html, note);
+    if (note != nullptr) AppendEscaped(html, note);
+    if (detail != nullptr) AppendEscaped(html, detail);
     html += F("</b></p>");
   }
   html += F("<form method=post>Wi-Fi network<br><input name=ssid list=nets maxlength=32 value='");
@@ -127,72 +147,70 @@ void SetupPortal::SendPage(int status, const char* note) {
   if (settings_.replay_from_start) html += F(" checked");
   html += F("> restore relays from the channel's history after a power cut</label>"
             "<br><button>Save and restart</button></form>");
-  server_.send(status, "text/html; charset=utf-8", html);
+  server_.send_P(status, kHtml, html.c_str(), html.length());
 }
 
 void SetupPortal::HandleSave() {
   if (!FromAp()) {
-    server_.send(403, "text/plain", "setup is only served on the relay's own access point, opened with the button");
+    server_.send_P(403, kText, PSTR("setup is only served on the relay's own access point, opened with the button"));
     return;
   }
   last_request_ms_ = millis();
   isobox::Settings next = settings_;  // secrets left empty keep their value
   char pass[sizeof next.pass] = {};
   char channel[sizeof next.channel] = {};
-  long port = server_.arg("port").toInt();
-  if (!Field(server_, "ssid", next.ssid, sizeof next.ssid) || next.ssid[0] == '\0' ||
-      !Field(server_, "pass", pass, sizeof pass) || !Field(server_, "host", next.host, sizeof next.host) ||
-      !Field(server_, "channel", channel, sizeof channel) || port < 1 || port > 65535) {
-    SendPage(400, "A field is empty or too long.");
+  long port = server_.arg(F("port")).toInt();
+  if (!Field(server_, F("ssid"), next.ssid, sizeof next.ssid) || next.ssid[0] == '\0' ||
+      !Field(server_, F("pass"), pass, sizeof pass) || !Field(server_, F("host"), next.host, sizeof next.host) ||
+      !Field(server_, F("channel"), channel, sizeof channel) || port < 1 || port > 65535) {
+    SendPage(400, F("A field is empty or too long."));
     return;
   }
   if (pass[0] != '\0') strcpy(next.pass, pass);
   if (channel[0] != '\0') strcpy(next.channel, channel);
   next.port = static_cast<uint16_t>(port);
-  next.replay_from_start = server_.arg("replay") == "1" ? 1 : 0;
-  String tls = server_.arg("tls");
-  if (tls != "0" && tls != "1") {
-    SendPage(400, "Choose wss:// (TLS) or plain ws://.");
+  next.replay_from_start = Is(server_.arg(F("replay")), '1') ? 1 : 0;
+  String tls = server_.arg(F("tls"));
+  if (!Is(tls, '0') && !Is(tls, '1')) {
+    SendPage(400, F("Choose wss:// (TLS) or plain ws://."));
     return;
   }
-  next.tls = tls == "1" ? isobox::kPinnedWss : isobox::kPlainWs;
-  String pinText = server_.arg("pin");
+  next.tls = Is(tls, '1') ? isobox::kPinnedWss : isobox::kPlainWs;
+  String pinText = server_.arg(F("pin"));
   pinText.trim();
   if (pinText.length() > 0) {
     size_t n = 0;
     isobox::KeyInfo info;
     isobox::PinError e = isobox::ParsePin(pinText.c_str(), next.pin, sizeof next.pin, &n, &info);
     if (e != isobox::PinError::kOk) {
-      String note = F("eventrelay public key: ");
       char why[isobox::kPinErrorTextSize];
-      note += isobox::PinErrorText(e, why, sizeof why);
-      SendPage(400, note.c_str());
+      SendPage(400, F("eventrelay public key: "), isobox::PinErrorText(e, why, sizeof why));
       return;
     }
     next.pin_len = static_cast<uint16_t>(n);
   }
   char transport_why[isobox::kPinErrorTextSize];
   if (const char* why = isobox::CheckTransport(next, transport_why, sizeof transport_why)) {
-    SendPage(400, why);
+    SendPage(400, nullptr, why);
     return;
   }
   char url[ISOBOX_FW_URL_MAX + 1];
   if (isobox::BuildSubscribeUrl(isobox::Endpoint{next.host, next.port, next.tls == isobox::kPinnedWss}, next.channel,
                                 nullptr, url, sizeof url) == 0) {
-    SendPage(400, "The host or the signed channel id (<32 hex>.<signature>) is not valid.");
+    SendPage(400, F("The host or the signed channel id (<32 hex>.<signature>) is not valid."));
     return;
   }
-  if (!isobox::ParseRelayList(server_.arg("relays").c_str(), &next)) {
-    SendPage(400, "The relay list is not valid.");
+  if (!isobox::ParseRelayList(server_.arg(F("relays")).c_str(), &next)) {
+    SendPage(400, F("The relay list is not valid."));
     return;
   }
   int written = isobox::SaveIfChanged(storage_, next);
   if (written < 0) {
-    SendPage(500, "The flash could not be written.");
+    SendPage(500, F("The flash could not be written."));
     return;
   }
   settings_ = next;
-  server_.send(200, "text/plain", written ? "saved, restarting" : "unchanged, restarting");
+  server_.send_P(200, kText, written ? PSTR("saved, restarting") : PSTR("unchanged, restarting"));
   delay(500);
   ESP.restart();
 }

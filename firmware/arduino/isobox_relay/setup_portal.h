@@ -36,7 +36,8 @@ class SetupPortal {
   bool FromAp();
   void HandleRoot();
   void HandleSave();
-  void SendPage(int status, const char* note);
+  // The note (flash) and its detail (RAM) are shown escaped above the form.
+  void SendPage(int status, const __FlashStringHelper* note = nullptr, const char* detail = nullptr);
 
   isobox::Storage& storage_;
   isobox::Settings& settings_;

@@ -16,8 +16,20 @@
 #define LOW 0
 #define INPUT_PULLUP 2
 #define OUTPUT 1
-#define F(s) (s)
-#define PSTR(s) (s)  // cores/esp8266/pgmspace: a string kept in flash
+// cores/esp8266 pgmspace.h / WString.h: PSTR is a char pointer into flash,
+// F() a distinct pointer type, so a flash string cannot be passed where a
+// RAM string is taken (as with the real core). Flash is read through the
+// _P functions and pgm_read_*.
+#define PROGMEM
+#define PGM_P const char*
+#define PSTR(s) (s)
+class __FlashStringHelper;
+#define FPSTR(p) (reinterpret_cast<const __FlashStringHelper*>(p))
+#define F(s) FPSTR(PSTR(s))
+uint8_t pgm_read_byte(const void*);
+char* strcpy_P(char*, PGM_P);
+char* strncpy_P(char*, PGM_P, size_t);
+int snprintf_P(char*, size_t, PGM_P, ...) __attribute__((format(printf, 3, 4)));
 extern volatile uint32_t RANDOM_REG32;
 
 unsigned long millis();
@@ -29,7 +41,9 @@ int digitalRead(uint8_t);
 class String {
  public:
   String(const char* s = "");
+  String(const __FlashStringHelper*);
   String& operator+=(const char*);
+  String& operator+=(const __FlashStringHelper*);
   String& operator+=(char);
   String& operator+=(int);
   String& operator+=(unsigned);
