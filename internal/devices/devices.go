@@ -250,12 +250,7 @@ func (t *Tracker) Scan(ctx context.Context) error {
 		if ok && w.rec.LastMid == r.LastMid && w.rec.SinceMs == r.SinceMs && w.rec.TooLarge == r.TooLarge && w.merged == merged && now.Sub(w.at) < t.cfg.Beat {
 			continue
 		}
-		if r.Device != "" && r.AlsoFrom == "" {
-			// Each write looks again: while two connections of one name
-			// on two instances write in turn, each write sees the other's.
-			r.AlsoFrom = t.claimedElsewhere(ctx, r, w, ok, now)
-		}
-		rev, err := t.put(ctx, r)
+		rev, err := t.write(ctx, r, w, ok, now)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -295,12 +290,32 @@ func (t *Tracker) Scan(ctx context.Context) error {
 	return nil
 }
 
+// write stores r. A named record this instance wrote before is written
+// only if nobody wrote it since (one Update, no read, while the name is
+// this board's alone); if someone did, or the name is new here, the record
+// held is read first to see whether another address is connected under
+// the name (AlsoFrom). While two connections of one name on two instances
+// write in turn, each write sees the other's.
+func (t *Tracker) write(ctx context.Context, r Record, w written, mine bool, now time.Time) (uint64, error) {
+	if r.Device == "" || r.AlsoFrom != "" {
+		return t.put(ctx, r, 0)
+	}
+	if mine {
+		rev, err := t.put(ctx, r, w.rev)
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return rev, err
+		}
+	}
+	r.AlsoFrom = t.claimedElsewhere(ctx, r, mine, now)
+	return t.put(ctx, r, 0)
+}
+
 // claimedElsewhere returns the address of another connection under r's
-// name that the bucket holds as connected (written by another instance, or
-// since this instance's last write), or "".
-func (t *Tracker) claimedElsewhere(ctx context.Context, r Record, w written, mine bool, now time.Time) string {
+// name that the bucket holds as connected, or "". mine: this instance
+// wrote the record before (and someone else wrote it since).
+func (t *Tracker) claimedElsewhere(ctx context.Context, r Record, mine bool, now time.Time) string {
 	e, err := t.kv.Get(ctx, r.Key)
-	if err != nil || (mine && e.Revision() == w.rev) {
+	if err != nil {
 		return ""
 	}
 	var o Record
@@ -348,7 +363,9 @@ func (t *Tracker) forgetNames(now time.Time) {
 	}
 }
 
-func (t *Tracker) put(ctx context.Context, r Record) (uint64, error) {
+// put writes r; with rev > 0 only if the record is still at revision rev
+// (an error wrapping jetstream.ErrKeyExists otherwise).
+func (t *Tracker) put(ctx context.Context, r Record, rev uint64) (uint64, error) {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return 0, err
@@ -360,7 +377,11 @@ func (t *Tracker) put(ctx context.Context, r Record) (uint64, error) {
 			return 0, err
 		}
 	}
-	rev, err := t.kv.Put(ctx, r.Key, b)
+	if rev > 0 {
+		rev, err = t.kv.Update(ctx, r.Key, b, rev)
+	} else {
+		rev, err = t.kv.Put(ctx, r.Key, b)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("devices: write %s: %w", r.Key, err)
 	}
