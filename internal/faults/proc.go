@@ -80,7 +80,7 @@ func (p *proc) waitReady(ctx context.Context, within time.Duration) error {
 		p.mu.Unlock()
 		select {
 		case <-done:
-			return fmt.Errorf("faults: %s exited before it was ready: %v (log %s)", p.name, p.err, p.log)
+			return fmt.Errorf("faults: %s exited before it was ready: %v (log %s):\n%s", p.name, p.err, p.log, logTail(p.log, 2000))
 		case <-ctx.Done():
 			return fmt.Errorf("faults: %s not ready within %v (log %s)", p.name, within, p.log)
 		case <-time.After(100 * time.Millisecond):
@@ -181,4 +181,14 @@ func freePorts(n int) ([]int, error) {
 		out = append(out, l.Addr().(*net.TCPAddr).Port)
 	}
 	return out, nil
+}
+
+// logTail returns the last n bytes of the log file at path (the process
+// is gone with its temporary directory by the time a test reports).
+func logTail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	return string(b[max(0, len(b)-n):])
 }
